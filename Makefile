@@ -1,0 +1,78 @@
+# assay: every target sets up what it needs (scripts/install-deps.sh).
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+DESTDIR ?=
+CARGO ?= cargo
+TARGET_TRIPLE ?= $(shell rustc -vV | sed -n 's/^host: //p')
+STATIC_BIN := target/$(TARGET_TRIPLE)/release/assay
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build release run test test-unit test-root check-nomonitor verify \
+	static install lint fmt clean vmlinux bench fuzz
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release
+
+release: build
+
+# The main job: discover MCP servers on this machine.
+run: build
+	./target/release/assay discover --local
+
+# Every tier: lint, unit + integration (root tiers run when root; in CI they
+# must), the no-clang build, and the kernel tier in QEMU.
+test: deps lint check-nomonitor
+	$(CARGO) test --all-targets
+	$(MAKE) verify
+
+check-nomonitor:
+	$(CARGO) check --no-default-features --all-targets
+
+verify: static
+	@scripts/install-deps.sh vm
+	scripts/vm/verify.sh $(STATIC_BIN)
+
+# A fully static binary (glibc, libelf and zlib linked in): `ldd` says "not a
+# dynamic executable".
+static: deps
+	LIBBPF_SYS_LIBRARY_PATH=$$(dirname $$(gcc -print-file-name=libelf.a)) \
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release \
+		--features static --target $(TARGET_TRIPLE)
+	@ldd $(STATIC_BIN) 2>&1 | grep -qE "not a dynamic executable|statically linked" \
+		|| { echo "$(STATIC_BIN) is not static" >&2; exit 1; }
+	@echo "static binary: $(STATIC_BIN)"
+
+install: build
+	install -D -m 0755 target/release/assay $(DESTDIR)$(PREFIX)/bin/assay
+	install -D -m 0644 policies/production-hardened.yaml \
+		$(DESTDIR)$(PREFIX)/share/assay/policies/production-hardened.yaml
+
+lint: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
+	clang-format --dry-run --Werror src/bpf/*.c src/bpf/*.h
+
+fmt:
+	$(CARGO) fmt
+	clang-format -i src/bpf/*.c src/bpf/*.h
+
+clean:
+	$(CARGO) clean
+	rm -rf .cache/vm/work
+
+# Regenerate the vendored kernel types from this host's BTF.
+vmlinux: deps
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/x86/vmlinux.h.new
+	mv vmlinux/x86/vmlinux.h.new vmlinux/x86/vmlinux.h
+
+bench: build
+	scripts/bench/run.sh
+
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * The one definition of every struct and constant shared between the BPF
+ * programs and userspace. Rust reads these through the skeleton's generated
+ * types; nothing here is mirrored by hand.
+ */
+#ifndef ASSAY_H
+#define ASSAY_H
+
+#define ASSAY_COMM_LEN 16
+
+enum assay_event_kind {
+	ASSAY_EV_NET_CONNECT = 1,
+	ASSAY_EV_NET_SENDMSG = 2,
+	ASSAY_EV_FILE_OPEN = 3,
+};
+
+enum assay_action {
+	ASSAY_ACT_LOG = 0,
+	ASSAY_ACT_ALERT = 1,
+	ASSAY_ACT_DENY = 2,
+	ASSAY_ACT_TRIGGER_KILL = 3,
+};
+
+/* Value of the port blocklist: which rule blocked it and what to do. */
+struct port_rule {
+	__u32 rule_idx;
+	__u32 action;
+};
+
+struct net_event {
+	__u64 ts_ns;
+	__u64 cgroup_id;
+	__u32 kind;
+	__u32 rule_idx;
+	__u32 action;
+	__u32 pid;
+	__u32 tgid;
+	__u16 family;
+	__u16 port;
+	__u32 protocol;
+	__u8 addr[16];
+	char comm[ASSAY_COMM_LEN];
+};
+
+#endif /* ASSAY_H */

@@ -1,0 +1,11 @@
+//! `assay discover`.
+
+use crate::cli::Global;
+use crate::exit::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _g: &Global) -> anyhow::Result<Outcome> {
+    anyhow::bail!("`assay discover` is not built yet")
+}

@@ -1,0 +1,121 @@
+//! The command line: parsing, dispatch, and the one place errors become exit codes.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{self, Outcome};
+use crate::output::{self, Format};
+
+pub mod discover;
+pub mod kill;
+pub mod monitor;
+pub mod policy;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "assay",
+    version,
+    about = "Find, stop and confine the MCP tool servers that AI agents run",
+    after_help = exit_help(),
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Output format: table (for people), json (stable, versioned), sarif (findings).
+    #[arg(long, value_enum, global = true, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Never colour output (also: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// More detail on stderr; repeat for more.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find every MCP server configured or running on this machine.
+    Discover(discover::Args),
+    /// Stop an MCP server and its whole process tree, capturing evidence first.
+    Kill(kill::Args),
+    /// Enforce a policy's runtime rules in the kernel (Linux, BPF).
+    Monitor(monitor::Args),
+    /// Validate policies and check tool calls against them.
+    Policy(policy::Args),
+}
+
+fn exit_help() -> String {
+    exit::help_table()
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// How many `-v` were given.
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// Print a diagnostic on stderr when at least `level` `-v` were given.
+#[macro_export]
+macro_rules! debug {
+    ($level:expr, $($arg:tt)*) => {
+        if $crate::cli::verbosity() >= $level {
+            eprintln!("assay: {}", format_args!($($arg)*));
+        }
+    };
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout; a closed pipe is not an error.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::Status::ConfigInvalid.code()
+            } else {
+                exit::Status::Ok.code()
+            });
+        }
+    };
+    VERBOSITY.store(cli.global.verbose, Ordering::Relaxed);
+    match run(cli) {
+        Ok(outcome) => ExitCode::from(exit::exit_status(&outcome)),
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("assay: error: {err:#}");
+            ExitCode::from(exit::error_status(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let g = cli.global;
+    match cli.command {
+        Command::Discover(args) => discover::run(args, &g),
+        Command::Kill(args) => kill::run(args, &g),
+        Command::Monitor(args) => monitor::run(args, &g),
+        Command::Policy(args) => policy::run(args, &g),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

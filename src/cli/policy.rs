@@ -1,0 +1,11 @@
+//! `assay policy`.
+
+use crate::cli::Global;
+use crate::exit::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _g: &Global) -> anyhow::Result<Outcome> {
+    anyhow::bail!("`assay policy` is not built yet")
+}

@@ -1,0 +1,13 @@
+//! assay: find, stop and confine MCP tool servers.
+//!
+//! `policy`, `discovery` and `kill_switch` are plain Rust and never depend on
+//! `monitor`, which is Linux-only and needs the BPF skeletons.
+
+pub mod cli;
+pub mod exit;
+pub mod output;
+pub mod policy;
+pub mod severity;
+
+#[cfg(all(target_os = "linux", feature = "monitor"))]
+pub mod monitor;

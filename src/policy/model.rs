@@ -1,0 +1,217 @@
+//! The validated policy: what `policy::load` returns once every check passed.
+//!
+//! These types are the contract between the policy engine and its consumers
+//! (discovery, kill switch, monitor). They hold only checked values: a CIDR is
+//! parsed, a port is in range, a trigger names an existing rule.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::severity::Severity;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    /// Where it was read from (for messages).
+    pub source: PathBuf,
+    /// "1.0", "1.x" or "2.0".
+    pub version: String,
+    pub metadata: Metadata,
+    pub tools: Tools,
+    /// Tool name -> JSON Schema for its arguments (already checked to compile).
+    pub schemas: BTreeMap<String, serde_json::Value>,
+    pub discovery: Option<DiscoveryConfig>,
+    pub kill_switch: Option<KillSwitchConfig>,
+    pub runtime_monitor: Option<RuntimeMonitor>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Metadata {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Tools {
+    /// `None`: every tool not denied is allowed. `Some(list)`: only these.
+    pub allow: Option<Vec<String>>,
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiscoveryConfig {
+    pub enabled: bool,
+    pub methods: Vec<DiscoveryMethod>,
+    /// Finding kind (`unmanaged_server`, `no_auth`, `secret_in_config`) -> gate.
+    pub on_findings: BTreeMap<String, OnFinding>,
+    /// Server ids or names the operator declares managed.
+    pub managed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoveryMethod {
+    ConfigFiles,
+    Processes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFinding {
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillMode {
+    Graceful,
+    Immediate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KillSwitchConfig {
+    pub enabled: bool,
+    pub mode: KillMode,
+    pub grace_period_ms: u64,
+    pub kill_children: bool,
+    pub capture_state: bool,
+    pub output_dir: PathBuf,
+    pub triggers: Vec<KillTrigger>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KillTrigger {
+    /// Id of an existing `runtime_monitor` rule (checked).
+    pub on_rule: String,
+    pub mode: KillMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuntimeMonitor {
+    pub enabled: bool,
+    pub provider: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    pub id: String,
+    pub severity: Severity,
+    pub action: Action,
+    pub matcher: Matcher,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Allow, emit an event.
+    Log,
+    /// Allow, emit an event marked for attention.
+    Alert,
+    /// The operation fails with EPERM; an event is emitted.
+    Deny,
+    /// Denied, and the offending process tree is killed (with capture).
+    TriggerKill,
+}
+
+impl Action {
+    pub fn denies(self) -> bool {
+        matches!(self, Action::Deny | Action::TriggerKill)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Matcher {
+    FileOpen(FileMatch),
+    NetConnect(NetMatch),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileMatch {
+    pub path_globs: Vec<PathGlob>,
+    /// Opens matching these are exempt from the rule.
+    pub except: Vec<PathGlob>,
+}
+
+/// A glob from the policy with the kernel-matchable form it compiles to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathGlob {
+    pub text: String,
+    pub form: GlobForm,
+}
+
+/// The glob shapes assay enforces exactly. Anything else is a policy error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum GlobForm {
+    /// `/etc/shadow`: one absolute path, no wildcard.
+    Exact(PathBuf),
+    /// `/data/**`: everything below a directory (not the directory itself).
+    Subtree(PathBuf),
+    /// `**/.env`: a file with this exact name in any directory.
+    Basename(String),
+    /// `**/.ssh/*`: any file directly inside a directory with this name.
+    InDirNamed(String),
+    /// `**/.aws/credentials`: a file `name` directly inside a directory
+    /// named `dir`, anywhere.
+    DirAndBasename { dir: String, name: String },
+    /// `**/*.pem`: any file whose name ends with this suffix.
+    Suffix(String),
+    /// `/home/*/.aws/credentials`: absolute, each `*` stands for exactly one
+    /// whole path component.
+    ComponentWildcards(Vec<Component>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    Literal(String),
+    Any,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetMatch {
+    /// Destination ports that match (1..=65535).
+    pub ports: Vec<u16>,
+    /// When non-empty, destinations OUTSIDE all of these match.
+    pub outside_cidrs: Vec<Cidr>,
+    /// Which transports the rule covers.
+    pub protocols: Vec<Protocol>,
+    /// Whether loopback destinations (127.0.0.0/8, ::1) are judged or ignored.
+    pub loopback: Loopback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loopback {
+    /// Loopback destinations are judged like any other (the default).
+    Match,
+    /// Loopback destinations never match this rule.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Cidr {
+    /// Network address with host bits zero.
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}

@@ -1,0 +1,110 @@
+//! Root tier: proves the BPF build pipeline end to end on the host kernel. The
+//! skeleton built by build.rs loads, its connect4 program attaches to a fresh
+//! cgroup, denies a blocked port to a process inside that cgroup only, and the
+//! ring buffer delivers the event.
+#![cfg(all(target_os = "linux", feature = "monitor"))]
+
+mod common;
+
+use std::mem::MaybeUninit;
+use std::net::TcpListener;
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::time::Duration;
+
+use assay::monitor::netguard_skel::{NetguardSkelBuilder, types};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+
+struct Cgroup(std::path::PathBuf);
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Run bash inside the cgroup and try a TCP connect; true when it connected.
+fn connect_from(cg: Option<&Cgroup>, port: u16) -> (bool, String) {
+    let join = cg
+        .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.0.display()))
+        .unwrap_or_default();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("{join}exec 3<>/dev/tcp/127.0.0.1/{port}"))
+        .output()
+        .expect("bash runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn connect4_denies_blocked_port_inside_cgroup_only() {
+    if !common::require_root("connect4_denies_blocked_port_inside_cgroup_only") {
+        return;
+    }
+    let root = common::cgroup2_mount().expect("a cgroup2 mount");
+    let cg = Cgroup(root.join(format!("assay-test-pipeline-{}", std::process::id())));
+    std::fs::create_dir(&cg.0).expect("create cgroup");
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let mut storage = MaybeUninit::uninit();
+    let open = NetguardSkelBuilder::default()
+        .open(&mut storage)
+        .expect("open");
+    let skel = open.load().expect("load connect4 into the host kernel");
+    let rule = types::port_rule {
+        rule_idx: 7,
+        action: 2, /* ASSAY_ACT_DENY */
+    };
+    // SAFETY: port_rule is a plain C struct generated from assay.h.
+    let value = unsafe { plain::as_bytes(&rule) };
+    skel.maps
+        .blocked_ports
+        .update(&port.to_ne_bytes(), value, MapFlags::ANY)
+        .unwrap();
+    let cg_fd = std::fs::File::open(&cg.0).unwrap();
+    let _link = skel
+        .progs
+        .assay_connect4
+        .attach_cgroup(std::os::fd::AsRawFd::as_raw_fd(&cg_fd.as_fd()))
+        .expect("attach to cgroup");
+
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<types::net_event>::new()));
+    let sink = events.clone();
+    let mut rb = RingBufferBuilder::new();
+    rb.add(&skel.maps.events, move |data: &[u8]| {
+        let mut ev = types::net_event::default();
+        plain::copy_from_bytes(&mut ev, data).expect("event size");
+        sink.borrow_mut().push(ev);
+        0
+    })
+    .unwrap();
+    let rb = rb.build().unwrap();
+
+    let (ok, err) = connect_from(Some(&cg), port);
+    assert!(!ok, "connect inside the cgroup must be denied");
+    assert!(err.contains("Operation not permitted"), "stderr: {err}");
+    let (ok, err) = connect_from(None, port);
+    assert!(ok, "connect outside the cgroup must succeed: {err}");
+
+    rb.poll(Duration::from_millis(500)).unwrap();
+    let evs = events.borrow();
+    assert_eq!(evs.len(), 1, "exactly one event for the one denied connect");
+    let ev = &evs[0];
+    assert_eq!(ev.port, port);
+    assert_eq!(ev.rule_idx, 7);
+    assert_eq!(ev.action, 2);
+    assert_eq!(ev.family, libc::AF_INET as u16);
+    assert_eq!(&ev.addr[..4], &[127, 0, 0, 1]);
+    let comm: Vec<u8> = ev
+        .comm
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    assert_eq!(comm, b"bash");
+}
