@@ -96,11 +96,12 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
     assert_eq!(evs.len(), 1, "exactly one event for the one denied connect");
     let ev = &evs[0];
     assert_eq!(ev.port, port);
-    assert_eq!(ev.rule_idx, 7);
-    assert_eq!(ev.action, 2);
+    assert_eq!(ev.hdr.rule_idx, 7);
+    assert_eq!(ev.hdr.action, 2);
     assert_eq!(ev.family, libc::AF_INET as u16);
     assert_eq!(&ev.addr[..4], &[127, 0, 0, 1]);
     let comm: Vec<u8> = ev
+        .hdr
         .comm
         .iter()
         .take_while(|c| **c != 0)

@@ -28,7 +28,13 @@ struct port_rule {
 	__u32 action;
 };
 
-struct net_event {
+/*
+ * Every event on the ring buffer starts with this header; userspace reads
+ * `kind` to know which struct follows. Every BPF object names its ring buffer
+ * map `events` and its drop counter `dropped`, and the loader makes them share
+ * one ring buffer and one counter (libbpf map fd reuse).
+ */
+struct event_hdr {
 	__u64 ts_ns;
 	__u64 cgroup_id;
 	__u32 kind;
@@ -36,11 +42,16 @@ struct net_event {
 	__u32 action;
 	__u32 pid;
 	__u32 tgid;
+	char comm[ASSAY_COMM_LEN];
+	__u32 _pad;
+};
+
+struct net_event {
+	struct event_hdr hdr;
 	__u16 family;
 	__u16 port;
 	__u32 protocol;
 	__u8 addr[16];
-	char comm[ASSAY_COMM_LEN];
 };
 
 #endif /* ASSAY_H */

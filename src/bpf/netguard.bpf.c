@@ -63,18 +63,18 @@ int assay_connect4(struct bpf_sock_addr *ctx)
 	} else {
 		__builtin_memset(ev, 0, sizeof(*ev));
 		id = bpf_get_current_pid_tgid();
-		ev->ts_ns = bpf_ktime_get_ns();
-		ev->cgroup_id = bpf_get_current_cgroup_id();
-		ev->kind = ASSAY_EV_NET_CONNECT;
-		ev->rule_idx = rule->rule_idx;
-		ev->action = rule->action;
-		ev->pid = (__u32)id;
-		ev->tgid = id >> 32;
+		ev->hdr.ts_ns = bpf_ktime_get_ns();
+		ev->hdr.cgroup_id = bpf_get_current_cgroup_id();
+		ev->hdr.kind = ASSAY_EV_NET_CONNECT;
+		ev->hdr.rule_idx = rule->rule_idx;
+		ev->hdr.action = rule->action;
+		ev->hdr.pid = (__u32)id;
+		ev->hdr.tgid = id >> 32;
+		bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
 		ev->family = 2; /* AF_INET */
 		ev->port = port;
 		ev->protocol = ctx->protocol;
 		__builtin_memcpy(ev->addr, &ctx->user_ip4, 4);
-		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 		bpf_ringbuf_submit(ev, 0);
 	}
 	return rule->action >= ASSAY_ACT_DENY ? SOCK_DENY : SOCK_ALLOW;
