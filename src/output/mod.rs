@@ -7,6 +7,9 @@ use std::io::{self, IsTerminal, Write};
 
 use clap::ValueEnum;
 
+#[cfg(all(target_os = "linux", feature = "monitor"))]
+pub mod monitor;
+
 /// `--format`: `table` for people, `json` stable for machines, `sarif` where
 /// there are findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

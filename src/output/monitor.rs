@@ -1,0 +1,355 @@
+//! `assay monitor` output: events as JSON lines (schema v1, see
+//! docs/monitor.md), the exit summary, and the enforcement report.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::Style;
+use crate::monitor::compile::Unenforceable;
+use crate::monitor::events::{Event, NetHook, Sink, Summary};
+use crate::policy::model::Action;
+
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// RFC 3339 UTC with nanoseconds, from ns since the Unix epoch.
+pub fn rfc3339(ns: i128) -> String {
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+pub fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Log => "log",
+        Action::Alert => "alert",
+        Action::Deny => "deny",
+        Action::TriggerKill => "trigger_kill",
+    }
+}
+
+fn protocol_name(p: u32) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        _ => "other",
+    }
+}
+
+#[derive(Serialize)]
+struct NetObject {
+    family: &'static str,
+    address: IpAddr,
+    port: u16,
+    protocol: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Dto<'a> {
+    Net {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        rule: &'a str,
+        severity: &'static str,
+        action: &'static str,
+        also_matched: Vec<&'a str>,
+        pid: u32,
+        tgid: u32,
+        comm: &'a str,
+        cgroup_id: u64,
+        object: NetObject,
+    },
+    Drops {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        dropped: u64,
+        total_dropped: u64,
+    },
+    Kill {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        rule: &'a str,
+        pid: u32,
+        all_gone: bool,
+        incident: Option<&'a str>,
+        error: Option<&'a str>,
+    },
+    Unknown {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        bpf_kind: u32,
+        bytes: usize,
+    },
+}
+
+fn dto(ev: &Event) -> Dto<'_> {
+    let v = EVENT_SCHEMA_VERSION;
+    match ev {
+        Event::Net(n) => Dto::Net {
+            v,
+            time: rfc3339(n.time_ns),
+            kind: match n.hook {
+                NetHook::Connect => "net_connect",
+                NetHook::Sendmsg => "net_sendmsg",
+            },
+            rule: &n.rule,
+            severity: n.severity.as_str(),
+            action: action_name(n.action),
+            also_matched: n.also_matched.iter().map(|s| &**s).collect(),
+            pid: n.pid,
+            tgid: n.tgid,
+            comm: &n.comm,
+            cgroup_id: n.cgroup_id,
+            object: NetObject {
+                family: if n.addr.is_ipv4() { "inet" } else { "inet6" },
+                address: n.addr,
+                port: n.port,
+                protocol: protocol_name(n.protocol),
+            },
+        },
+        Event::Drops {
+            time_ns,
+            new,
+            total,
+        } => Dto::Drops {
+            v,
+            time: rfc3339(*time_ns),
+            kind: "drops",
+            dropped: *new,
+            total_dropped: *total,
+        },
+        Event::Kill(k) => Dto::Kill {
+            v,
+            time: rfc3339(k.time_ns),
+            kind: "kill",
+            rule: &k.rule,
+            pid: k.pid,
+            all_gone: k.all_gone,
+            incident: k.incident.as_deref(),
+            error: k.error.as_deref(),
+        },
+        Event::Unknown { time_ns, kind, len } => Dto::Unknown {
+            v,
+            time: rfc3339(*time_ns),
+            kind: "unknown",
+            bpf_kind: *kind,
+            bytes: *len,
+        },
+    }
+}
+
+/// One JSON object per line.
+pub fn event_json(ev: &Event) -> String {
+    serde_json::to_string(&dto(ev)).expect("event DTOs serialize")
+}
+
+/// The event sink: JSON lines into a buffered writer, flushed when idle.
+pub struct JsonLines<W: Write + Send> {
+    out: io::BufWriter<W>,
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    pub fn new(w: W) -> Self {
+        JsonLines {
+            out: io::BufWriter::with_capacity(1 << 16, w),
+        }
+    }
+}
+
+impl<W: Write + Send> Sink for JsonLines<W> {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, &dto(ev)).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The exit summary for people (stderr).
+pub fn summary_text(s: &Summary, style: Style) -> String {
+    let mut out = String::new();
+    out.push_str(&style.bold("assay monitor summary"));
+    out.push('\n');
+    let w = s.by_rule.iter().map(|r| r.rule.len()).max().unwrap_or(4).max(4);
+    out.push_str(&format!("  {:<w$}  {:<12}  {:>10}\n", "rule", "action", "events"));
+    for r in &s.by_rule {
+        out.push_str(&format!(
+            "  {:<w$}  {:<12}  {:>10}\n",
+            r.rule,
+            action_name(r.action),
+            r.events
+        ));
+    }
+    out.push_str(&format!("  events delivered: {}\n", s.delivered));
+    let dropped = format!("  events dropped:   {}", s.dropped);
+    out.push_str(&if s.dropped > 0 {
+        style.red(&dropped)
+    } else {
+        dropped
+    });
+    out.push('\n');
+    if s.unknown > 0 {
+        out.push_str(&format!("  unknown records:  {}\n", s.unknown));
+    }
+    if s.kills > 0 {
+        out.push_str(&format!(
+            "  kills: {} ({} failed)\n",
+            s.kills, s.kill_failures
+        ));
+    }
+    if let Some(e) = &s.sink_error {
+        out.push_str(&style.red(&format!("  writing events failed: {e}")));
+        out.push('\n');
+    }
+    out
+}
+
+/// The summary as one JSON document (with `--format json`).
+pub fn summary_json(s: &Summary) -> String {
+    #[derive(Serialize)]
+    struct V1<'a> {
+        v: u32,
+        kind: &'static str,
+        #[serde(flatten)]
+        summary: &'a Summary,
+    }
+    let mut j = serde_json::to_string(&V1 {
+        v: EVENT_SCHEMA_VERSION,
+        kind: "summary",
+        summary: s,
+    })
+    .expect("summary serializes");
+    j.push('\n');
+    j
+}
+
+/// What cannot be enforced, one block per rule: what is missing, how to fix.
+pub fn unenforced_text(list: &[Unenforceable], style: Style, degraded: bool) -> String {
+    let mut out = String::new();
+    let head = if degraded {
+        "assay: WARNING: running DEGRADED (--allow-degraded); these rules are NOT enforced:"
+    } else {
+        "assay: cannot enforce the policy; nothing was started:"
+    };
+    out.push_str(&style.red(head));
+    out.push('\n');
+    for u in list {
+        out.push_str(&format!("  rule {}: {}\n    fix: {}\n", u.rule_id, u.reason, u.fix));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::events::{KillEvent, NetEvent};
+    use crate::severity::Severity;
+    use std::sync::Arc;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(1_795_305_600_123_456_789),
+            "2026-11-22T00:00:00.123456789Z"
+        );
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+    }
+
+    fn net() -> NetEvent {
+        NetEvent {
+            time_ns: 0,
+            hook: NetHook::Connect,
+            rule: Arc::from("no-admin-ports"),
+            severity: Severity::High,
+            action: Action::Deny,
+            also_matched: vec![Arc::from("egress")],
+            pid: 11,
+            tgid: 10,
+            comm: "cu\"rl".into(),
+            cgroup_id: 99,
+            addr: "::ffff:127.0.0.1".parse().unwrap(),
+            port: 22,
+            protocol: 6,
+        }
+    }
+
+    #[test]
+    fn net_event_schema() {
+        let j: serde_json::Value = serde_json::from_str(&event_json(&Event::Net(net()))).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({
+                "v": 1, "time": "1970-01-01T00:00:00.000000000Z", "kind": "net_connect",
+                "rule": "no-admin-ports", "severity": "high", "action": "deny",
+                "also_matched": ["egress"], "pid": 11, "tgid": 10, "comm": "cu\"rl",
+                "cgroup_id": 99,
+                "object": {"family": "inet6", "address": "::ffff:127.0.0.1", "port": 22,
+                           "protocol": "tcp"}
+            })
+        );
+    }
+
+    #[test]
+    fn drops_and_kill_schema() {
+        let j: serde_json::Value = serde_json::from_str(&event_json(&Event::Drops {
+            time_ns: 0,
+            new: 5,
+            total: 7,
+        }))
+        .unwrap();
+        assert_eq!(j["kind"], "drops");
+        assert_eq!(j["dropped"], 5);
+        assert_eq!(j["total_dropped"], 7);
+        let k = Event::Kill(KillEvent {
+            time_ns: 0,
+            rule: Arc::from("r"),
+            pid: 3,
+            all_gone: true,
+            incident: Some("/x".into()),
+            error: None,
+        });
+        let j: serde_json::Value = serde_json::from_str(&event_json(&k)).unwrap();
+        assert_eq!(j["kind"], "kill");
+        assert_eq!(j["incident"], "/x");
+        assert!(j["error"].is_null());
+    }
+
+    #[test]
+    fn json_lines_sink_writes_one_line_per_event() {
+        let mut buf = Vec::new();
+        {
+            let mut s = JsonLines::new(&mut buf);
+            s.event(&Event::Net(net())).unwrap();
+            s.event(&Event::Net(net())).unwrap();
+            s.flush().unwrap();
+        }
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.ends_with('\n'));
+    }
+}
