@@ -24,10 +24,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile struct net_event net_event_layout;
 
 /* Set by userspace between open and load (see src/monitor/compile.rs). */
-const volatile __u64 any_port_mask;	  /* rules without a port list */
-const volatile __u64 cidr_mask;		  /* rules with an outside_cidrs allowlist */
-const volatile __u64 tcp_mask;		  /* rules covering TCP */
-const volatile __u64 udp_mask;		  /* rules covering UDP */
+const volatile __u64 any_port_mask;	   /* rules without a port list */
+const volatile __u64 cidr_mask;		   /* rules with an outside_cidrs allowlist */
+const volatile __u64 tcp_mask;		   /* rules covering TCP */
+const volatile __u64 udp_mask;		   /* rules covering UDP */
 const volatile __u64 loopback_ignore_mask; /* rules with loopback: ignore */
 const volatile __u32 rule_action[ASSAY_MAX_NET_RULES];
 

@@ -41,7 +41,10 @@ pub fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
         if post.split_whitespace().next()? != "cgroup2" {
             return None;
         }
-        pre.split_whitespace().nth(4).map(unescape_mountinfo).map(PathBuf::from)
+        pre.split_whitespace()
+            .nth(4)
+            .map(unescape_mountinfo)
+            .map(PathBuf::from)
     })
 }
 
@@ -116,8 +119,17 @@ pub struct LeafCgroup {
 impl LeafCgroup {
     /// `<cgroup2 mount>/assay-monitor-<pid>`.
     pub fn create() -> Result<LeafCgroup, CgroupError> {
-        let mount = cgroup2_mount()?;
-        let path = mount.join(format!("{LEAF_PREFIX}{}", std::process::id()));
+        Self::create_at(format!("{LEAF_PREFIX}{}", std::process::id()))
+    }
+
+    /// `<cgroup2 mount>/assay-monitor-<pid>-<tag>`, for several leaves in one
+    /// process (tests, benchmarks).
+    pub fn create_tagged(tag: &str) -> Result<LeafCgroup, CgroupError> {
+        Self::create_at(format!("{LEAF_PREFIX}{}-{tag}", std::process::id()))
+    }
+
+    fn create_at(name: String) -> Result<LeafCgroup, CgroupError> {
+        let path = cgroup2_mount()?.join(name);
         fs::create_dir(&path).map_err(io_err(&path))?;
         Ok(LeafCgroup { path })
     }
@@ -188,8 +200,14 @@ mod tests {
             Some(PathBuf::from("/sys/fs/cgroup/unified"))
         );
         let unified = "30 1 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup2_mount_in(unified), Some(PathBuf::from("/sys/fs/cgroup")));
-        assert_eq!(cgroup2_mount_in("1 1 0:1 / / rw - ext4 /dev/sda rw\n"), None);
+        assert_eq!(
+            cgroup2_mount_in(unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            cgroup2_mount_in("1 1 0:1 / / rw - ext4 /dev/sda rw\n"),
+            None
+        );
     }
 
     #[test]

@@ -169,7 +169,9 @@ fn normalise(c: &Cidr) -> Net {
     match c.addr {
         IpAddr::V4(a) => Net::V4(c.prefix, mask_bytes(a.octets(), c.prefix)),
         IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) if c.prefix >= 96 => Net::V4(c.prefix - 96, mask_bytes(v4.octets(), c.prefix - 96)),
+            Some(v4) if c.prefix >= 96 => {
+                Net::V4(c.prefix - 96, mask_bytes(v4.octets(), c.prefix - 96))
+            }
             _ => Net::V6(c.prefix, mask_bytes(a.octets(), c.prefix)),
         },
     }
@@ -308,7 +310,10 @@ mod tests {
             net_rule("b", Action::Deny, b),
         ])
         .unwrap();
-        assert_eq!(p.v4, vec![(8, [10, 0, 0, 0], 0b01), (16, [10, 1, 0, 0], 0b11)]);
+        assert_eq!(
+            p.v4,
+            vec![(8, [10, 0, 0, 0], 0b01), (16, [10, 1, 0, 0], 0b11)]
+        );
         let db8 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0).octets();
         assert_eq!(p.v6, vec![(0, [0; 16], 0b01), (32, db8, 0b11)]);
     }

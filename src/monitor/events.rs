@@ -99,10 +99,18 @@ pub struct KillEvent {
 pub enum Event {
     Net(NetEvent),
     /// Events the kernel could not put on the ring buffer since the last report.
-    Drops { time_ns: i128, new: u64, total: u64 },
+    Drops {
+        time_ns: i128,
+        new: u64,
+        total: u64,
+    },
     Kill(KillEvent),
     /// A record of a kind this build does not know (counted, never hidden).
-    Unknown { time_ns: i128, kind: u32, len: usize },
+    Unknown {
+        time_ns: i128,
+        kind: u32,
+        len: usize,
+    },
 }
 
 /// Runs the kill switch for a `trigger_kill` decision. Called on the consumer
@@ -201,7 +209,9 @@ impl Decoder {
                     };
                 };
                 let addr = if ev.family == libc::AF_INET as u16 {
-                    IpAddr::V4(Ipv4Addr::new(ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3]))
+                    IpAddr::V4(Ipv4Addr::new(
+                        ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3],
+                    ))
                 } else {
                     IpAddr::V6(Ipv6Addr::from(ev.addr))
                 };
@@ -212,7 +222,11 @@ impl Decoder {
                     .filter(|(i, _)| *i != hdr.rule_idx as usize && ev.matched & (1u64 << i) != 0)
                     .map(|(_, s)| s.0.clone())
                     .collect();
-                let comm_len = hdr.comm.iter().position(|c| *c == 0).unwrap_or(hdr.comm.len());
+                let comm_len = hdr
+                    .comm
+                    .iter()
+                    .position(|c| *c == 0)
+                    .unwrap_or(hdr.comm.len());
                 let comm: Vec<u8> = hdr.comm[..comm_len].iter().map(|c| *c as u8).collect();
                 Event::Net(NetEvent {
                     time_ns,
@@ -299,7 +313,10 @@ impl Pipeline {
         let polled = self
             .poller
             .take()
-            .map(|h| h.join().unwrap_or_else(|_| Err("ring buffer thread panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("ring buffer thread panicked".into()))
+            })
             .unwrap_or(Ok(()));
         let summary = self
             .consumer
@@ -341,7 +358,8 @@ fn poll(events: Arc<MapHandle>, tx: Sender<Batch>, stop: Arc<AtomicBool>) -> Res
         if batch.ends.is_empty() {
             return Ok(());
         }
-        tx.send(batch).map_err(|_| "event consumer stopped".to_string())
+        tx.send(batch)
+            .map_err(|_| "event consumer stopped".to_string())
     };
     loop {
         let stopping = stop.load(Ordering::Relaxed);

@@ -56,7 +56,9 @@ pub struct Plan {
 impl Plan {
     /// Nothing at all can be enforced (a missing piece affects everything).
     pub fn fatal(&self) -> bool {
-        self.missing.iter().any(|m| m.affects == Affects::Everything)
+        self.missing
+            .iter()
+            .any(|m| m.affects == Affects::Everything)
     }
 }
 
@@ -90,7 +92,10 @@ pub fn plan(rules: &[Rule], kill_available: bool) -> Result<Plan, PlanError> {
         }
     }
     for u in compile::unenforceable_here(rules, kill_available) {
-        if !unenforced.iter().any(|x| x.rule_id == u.rule_id && x.reason == u.reason) {
+        if !unenforced
+            .iter()
+            .any(|x| x.rule_id == u.rule_id && x.reason == u.reason)
+        {
             unenforced.push(u);
         }
     }

@@ -61,11 +61,12 @@ impl SharedMaps {
             sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
             ..Default::default()
         };
-        let events = MapHandle::create(MapType::RingBuf, Some("events"), 0, 0, ringbuf_bytes, &opts)
-            .map_err(|source| LoadError::SharedMap {
-                map: "events",
-                source,
-            })?;
+        let events =
+            MapHandle::create(MapType::RingBuf, Some("events"), 0, 0, ringbuf_bytes, &opts)
+                .map_err(|source| LoadError::SharedMap {
+                    map: "events",
+                    source,
+                })?;
         let dropped = MapHandle::create(MapType::PercpuArray, Some("dropped"), 4, 8, 1, &opts)
             .map_err(|source| LoadError::SharedMap {
                 map: "dropped",
@@ -78,7 +79,11 @@ impl SharedMaps {
     }
 
     /// Make an opened (not yet loaded) object use the shared maps.
-    pub fn reuse(&self, events: &mut OpenMapMut<'_>, dropped: &mut OpenMapMut<'_>) -> Result<(), LoadError> {
+    pub fn reuse(
+        &self,
+        events: &mut OpenMapMut<'_>,
+        dropped: &mut OpenMapMut<'_>,
+    ) -> Result<(), LoadError> {
         events
             .reuse_fd(self.events.as_fd())
             .map_err(bpf("reusing the shared ring buffer"))?;
@@ -101,7 +106,10 @@ pub fn dropped_total(map: &MapHandle) -> Result<u64, LoadError> {
         .unwrap_or_default();
     Ok(per_cpu
         .iter()
-        .map(|v| v.get(..8).map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))))
+        .map(|v| {
+            v.get(..8)
+                .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+        })
         .sum())
 }
 
@@ -149,7 +157,9 @@ impl NetGuard {
                 .map_err(bpf("sizing netguard maps"))?;
         }
         shared.reuse(&mut open.maps.events, &mut open.maps.dropped)?;
-        let skel = open.load().map_err(bpf("loading netguard into the kernel"))?;
+        let skel = open
+            .load()
+            .map_err(bpf("loading netguard into the kernel"))?;
 
         for (port, mask) in &plan.ports {
             skel.maps
@@ -211,7 +221,8 @@ impl NetGuard {
         let mut pinned = Vec::new();
         for (name, link) in &mut self.links {
             let p = dir.join(*name);
-            link.pin(&p).map_err(bpf(format!("pinning {}", p.display())))?;
+            link.pin(&p)
+                .map_err(bpf(format!("pinning {}", p.display())))?;
             pinned.push(p);
         }
         Ok(pinned)

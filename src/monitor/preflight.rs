@@ -153,7 +153,11 @@ mod tests {
     #[test]
     fn lsm_list_without_bpf_names_the_boot_parameter() {
         let m = lsm_problem("lockdown,capability,landlock").unwrap();
-        assert!(m.fix.contains("lsm=lockdown,capability,landlock,bpf"), "{}", m.fix);
+        assert!(
+            m.fix.contains("lsm=lockdown,capability,landlock,bpf"),
+            "{}",
+            m.fix
+        );
         assert_eq!(m.affects, Affects::FileRules);
         assert!(lsm_problem("lockdown,capability,bpf").is_none());
         assert!(lsm_problem("bpfx").is_some());

@@ -85,10 +85,17 @@ impl Signals {
 /// fork and exec, so not one instruction of the command runs outside the
 /// scope. stdin/stdout/stderr are inherited untouched. The child gets SIGKILL
 /// if assay dies (PR_SET_PDEATHSIG).
-pub fn spawn_in_cgroup(cgroup: &Path, argv: &[OsString]) -> io::Result<Child> {
+pub fn spawn_argv_in_cgroup(cgroup: &Path, argv: &[OsString]) -> io::Result<Child> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
+    spawn_in_cgroup(cgroup, cmd)
+}
+
+/// [`spawn_argv_in_cgroup`] for a prepared command (its stdio settings kept).
+pub fn spawn_in_cgroup(cgroup: &Path, mut cmd: Command) -> io::Result<Child> {
     // Opened before fork: the child only writes to it (async-signal-safe).
     let procs = OpenOptions::new()
         .write(true)
@@ -96,8 +103,6 @@ pub fn spawn_in_cgroup(cgroup: &Path, argv: &[OsString]) -> io::Result<Child> {
     let procs_fd = procs.as_raw_fd();
     // SAFETY: plain syscall.
     let parent = unsafe { libc::getpid() };
-    let mut cmd = Command::new(prog);
-    cmd.args(args);
     // SAFETY: only async-signal-safe calls (write, prctl, getppid,
     // sigprocmask) run between fork and exec.
     unsafe {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Style;
 use crate::monitor::compile::Unenforceable;
-use crate::monitor::events::{Event, NetHook, Sink, Summary};
+use crate::monitor::events::{Event, NetEvent, NetHook, Sink, Summary};
 use crate::policy::model::Action;
 
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
@@ -55,30 +55,8 @@ fn protocol_name(p: u32) -> &'static str {
 }
 
 #[derive(Serialize)]
-struct NetObject {
-    family: &'static str,
-    address: IpAddr,
-    port: u16,
-    protocol: &'static str,
-}
-
-#[derive(Serialize)]
 #[serde(untagged)]
 enum Dto<'a> {
-    Net {
-        v: u32,
-        time: String,
-        kind: &'static str,
-        rule: &'a str,
-        severity: &'static str,
-        action: &'static str,
-        also_matched: Vec<&'a str>,
-        pid: u32,
-        tgid: u32,
-        comm: &'a str,
-        cgroup_id: u64,
-        object: NetObject,
-    },
     Drops {
         v: u32,
         time: String,
@@ -108,28 +86,7 @@ enum Dto<'a> {
 fn dto(ev: &Event) -> Dto<'_> {
     let v = EVENT_SCHEMA_VERSION;
     match ev {
-        Event::Net(n) => Dto::Net {
-            v,
-            time: rfc3339(n.time_ns),
-            kind: match n.hook {
-                NetHook::Connect => "net_connect",
-                NetHook::Sendmsg => "net_sendmsg",
-            },
-            rule: &n.rule,
-            severity: n.severity.as_str(),
-            action: action_name(n.action),
-            also_matched: n.also_matched.iter().map(|s| &**s).collect(),
-            pid: n.pid,
-            tgid: n.tgid,
-            comm: &n.comm,
-            cgroup_id: n.cgroup_id,
-            object: NetObject {
-                family: if n.addr.is_ipv4() { "inet" } else { "inet6" },
-                address: n.addr,
-                port: n.port,
-                protocol: protocol_name(n.protocol),
-            },
-        },
+        Event::Net(_) => unreachable!("net events use the direct writer"),
         Event::Drops {
             time_ns,
             new,
@@ -161,31 +118,170 @@ fn dto(ev: &Event) -> Dto<'_> {
     }
 }
 
-/// One JSON object per line.
+/// Writes net events (the hot path) straight into bytes: no intermediate
+/// values, and the date part of the timestamp formatted once per second.
+#[derive(Default)]
+struct NetWriter {
+    sec: i64,
+    prefix: Vec<u8>,
+}
+
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A JSON string literal (quotes, escapes) for any text.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+impl NetWriter {
+    fn time(&mut self, out: &mut Vec<u8>, ns: i128) {
+        let sec = ns.div_euclid(1_000_000_000) as i64;
+        if self.prefix.is_empty() || sec != self.sec {
+            let full = rfc3339(ns);
+            self.prefix = full.as_bytes()[..20].to_vec();
+            self.sec = sec;
+        }
+        out.push(b'"');
+        out.extend_from_slice(&self.prefix);
+        let nanos = ns.rem_euclid(1_000_000_000) as u64;
+        let mut digits = [b'0'; 9];
+        let mut v = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.extend_from_slice(b"Z\"");
+    }
+
+    fn write(&mut self, out: &mut Vec<u8>, n: &NetEvent) {
+        out.extend_from_slice(b"{\"v\":");
+        push_u64(out, u64::from(EVENT_SCHEMA_VERSION));
+        out.extend_from_slice(b",\"time\":");
+        self.time(out, n.time_ns);
+        out.extend_from_slice(match n.hook {
+            NetHook::Connect => b",\"kind\":\"net_connect\",\"rule\":",
+            NetHook::Sendmsg => b",\"kind\":\"net_sendmsg\",\"rule\":",
+        });
+        push_str(out, &n.rule);
+        out.extend_from_slice(b",\"severity\":\"");
+        out.extend_from_slice(n.severity.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"action\":\"");
+        out.extend_from_slice(action_name(n.action).as_bytes());
+        out.extend_from_slice(b"\",\"also_matched\":[");
+        for (i, r) in n.also_matched.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_str(out, r);
+        }
+        out.extend_from_slice(b"],\"pid\":");
+        push_u64(out, u64::from(n.pid));
+        out.extend_from_slice(b",\"tgid\":");
+        push_u64(out, u64::from(n.tgid));
+        out.extend_from_slice(b",\"comm\":");
+        push_str(out, &n.comm);
+        out.extend_from_slice(b",\"cgroup_id\":");
+        push_u64(out, n.cgroup_id);
+        out.extend_from_slice(b",\"object\":{\"family\":");
+        match n.addr {
+            IpAddr::V4(a) => {
+                out.extend_from_slice(b"\"inet\",\"address\":\"");
+                for (i, o) in a.octets().iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    push_u64(out, u64::from(*o));
+                }
+                out.push(b'"');
+            }
+            IpAddr::V6(a) => {
+                out.extend_from_slice(b"\"inet6\",\"address\":");
+                push_str(out, &a.to_string());
+            }
+        }
+        out.extend_from_slice(b",\"port\":");
+        push_u64(out, u64::from(n.port));
+        out.extend_from_slice(b",\"protocol\":\"");
+        out.extend_from_slice(protocol_name(n.protocol).as_bytes());
+        out.extend_from_slice(b"\"}}");
+    }
+}
+
+fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
+    match ev {
+        Event::Net(n) => w.write(out, n),
+        other => serde_json::to_writer(&mut *out, &dto(other)).expect("event DTOs serialize"),
+    }
+}
+
+/// One JSON object (no newline).
 pub fn event_json(ev: &Event) -> String {
-    serde_json::to_string(&dto(ev)).expect("event DTOs serialize")
+    let mut out = Vec::with_capacity(256);
+    write_event(&mut NetWriter::default(), &mut out, ev);
+    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 /// The event sink: JSON lines into a buffered writer, flushed when idle.
 pub struct JsonLines<W: Write + Send> {
-    out: io::BufWriter<W>,
+    w: W,
+    buf: Vec<u8>,
+    net: NetWriter,
 }
+
+const FLUSH_AT: usize = 1 << 16;
 
 impl<W: Write + Send> JsonLines<W> {
     pub fn new(w: W) -> Self {
         JsonLines {
-            out: io::BufWriter::with_capacity(1 << 16, w),
+            w,
+            buf: Vec::with_capacity(FLUSH_AT + 1024),
+            net: NetWriter::default(),
         }
     }
 }
 
 impl<W: Write + Send> Sink for JsonLines<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &dto(ev)).map_err(io::Error::other)?;
-        self.out.write_all(b"\n")
+        write_event(&mut self.net, &mut self.buf, ev);
+        self.buf.push(b'\n');
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        if !self.buf.is_empty() {
+            self.w.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.w.flush()
     }
 }
 
@@ -194,8 +290,17 @@ pub fn summary_text(s: &Summary, style: Style) -> String {
     let mut out = String::new();
     out.push_str(&style.bold("assay monitor summary"));
     out.push('\n');
-    let w = s.by_rule.iter().map(|r| r.rule.len()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("  {:<w$}  {:<12}  {:>10}\n", "rule", "action", "events"));
+    let w = s
+        .by_rule
+        .iter()
+        .map(|r| r.rule.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<w$}  {:<12}  {:>10}\n",
+        "rule", "action", "events"
+    ));
     for r in &s.by_rule {
         out.push_str(&format!(
             "  {:<w$}  {:<12}  {:>10}\n",
@@ -258,7 +363,10 @@ pub fn unenforced_text(list: &[Unenforceable], style: Style, degraded: bool) -> 
     out.push_str(&style.red(head));
     out.push('\n');
     for u in list {
-        out.push_str(&format!("  rule {}: {}\n    fix: {}\n", u.rule_id, u.reason, u.fix));
+        out.push_str(&format!(
+            "  rule {}: {}\n    fix: {}\n",
+            u.rule_id, u.reason, u.fix
+        ));
     }
     out
 }
@@ -266,7 +374,7 @@ pub fn unenforced_text(list: &[Unenforceable], style: Style, degraded: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::events::{KillEvent, NetEvent};
+    use crate::monitor::events::KillEvent;
     use crate::severity::Severity;
     use std::sync::Arc;
 
@@ -277,7 +385,10 @@ mod tests {
             rfc3339(1_795_305_600_123_456_789),
             "2026-11-22T00:00:00.123456789Z"
         );
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 
     fn net() -> NetEvent {
@@ -312,6 +423,31 @@ mod tests {
                            "protocol": "tcp"}
             })
         );
+    }
+
+    #[test]
+    fn direct_writer_escapes_and_tracks_seconds() {
+        let mut w = NetWriter::default();
+        let mut n = net();
+        n.comm = "a\\b\n\u{1}é".into();
+        n.addr = "10.1.2.3".parse().unwrap();
+        n.hook = NetHook::Sendmsg;
+        n.also_matched.clear();
+        for (ns, want) in [
+            (1_500_000_000, "1970-01-01T00:00:01.500000000Z"),
+            (2_000_000_001, "1970-01-01T00:00:02.000000001Z"),
+        ] {
+            n.time_ns = ns;
+            let mut out = Vec::new();
+            w.write(&mut out, &n);
+            let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(j["time"], want);
+            assert_eq!(j["comm"], "a\\b\n\u{1}é");
+            assert_eq!(j["kind"], "net_sendmsg");
+            assert_eq!(j["object"]["address"], "10.1.2.3");
+            assert_eq!(j["object"]["family"], "inet");
+            assert_eq!(j["also_matched"], serde_json::json!([]));
+        }
     }
 
     #[test]
