@@ -12,6 +12,7 @@
 
 pub mod cgroup;
 pub mod compile;
+pub mod daemon;
 pub mod events;
 pub mod netguard;
 pub mod preflight;
@@ -106,15 +107,51 @@ pub fn plan(rules: &[Rule], kill_available: bool) -> Result<Plan, PlanError> {
     })
 }
 
-/// A running monitor: programs attached to the scope, events flowing. Drop
-/// (or [`Monitor::stop`]) detaches and drains.
+/// A monitor: programs attached to the scope; events flow once
+/// [`Monitor::start_events`] ran. Drop (or [`Monitor::stop`]) detaches and
+/// drains.
 pub struct Monitor {
     netguard: Option<NetGuard>,
     pipeline: Option<Pipeline>,
     shared: SharedMaps,
+    net: NetPlan,
 }
 
 impl Monitor {
+    /// Load and attach everything the plan can enforce. Starts no thread, so
+    /// the caller may still fork (daemon mode) afterwards.
+    pub fn load(plan: &Plan, scope: &Scope, ringbuf_bytes: u32) -> Result<Monitor, LoadError> {
+        let shared = SharedMaps::create(ringbuf_bytes)?;
+        let netguard = if plan.net.is_empty() {
+            None
+        } else {
+            Some(NetGuard::load(&plan.net, scope, &shared)?)
+        };
+        Ok(Monitor {
+            netguard,
+            pipeline: None,
+            shared,
+            net: plan.net.clone(),
+        })
+    }
+
+    /// Start the polling and consumer threads.
+    pub fn start_events(
+        &mut self,
+        sink: Box<dyn Sink>,
+        killer: Option<Killer>,
+    ) -> std::io::Result<()> {
+        self.pipeline = Some(Pipeline::start(
+            self.shared.events.clone(),
+            self.shared.dropped.clone(),
+            &self.net,
+            sink,
+            killer,
+        )?);
+        Ok(())
+    }
+
+    /// [`Monitor::load`] then [`Monitor::start_events`].
     pub fn start(
         plan: &Plan,
         scope: &Scope,
@@ -122,28 +159,13 @@ impl Monitor {
         sink: Box<dyn Sink>,
         killer: Option<Killer>,
     ) -> Result<Monitor, LoadError> {
-        let shared = SharedMaps::create(ringbuf_bytes)?;
-        let netguard = if plan.net.is_empty() {
-            None
-        } else {
-            Some(NetGuard::load(&plan.net, scope, &shared)?)
-        };
-        let pipeline = Pipeline::start(
-            shared.events.clone(),
-            shared.dropped.clone(),
-            &plan.net,
-            sink,
-            killer,
-        )
-        .map_err(|source| LoadError::Io {
-            path: "event threads".into(),
-            source,
-        })?;
-        Ok(Monitor {
-            netguard,
-            pipeline: Some(pipeline),
-            shared,
-        })
+        let mut m = Monitor::load(plan, scope, ringbuf_bytes)?;
+        m.start_events(sink, killer)
+            .map_err(|source| LoadError::Io {
+                path: "event threads".into(),
+                source,
+            })?;
+        Ok(m)
     }
 
     pub fn shared(&self) -> &SharedMaps {
@@ -161,9 +183,9 @@ impl Monitor {
     /// Detach, drain every event already produced, and summarise.
     pub fn stop(mut self) -> Result<Summary, String> {
         self.netguard = None;
-        self.pipeline
-            .take()
-            .expect("pipeline runs until stop")
-            .stop()
+        match self.pipeline.take() {
+            Some(p) => p.stop(),
+            None => Err("the event pipeline was never started".into()),
+        }
     }
 }

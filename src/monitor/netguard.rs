@@ -244,3 +244,42 @@ pub fn unpin(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let _ = std::fs::remove_dir(dir);
     Ok(removed)
 }
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path} is not on a bpf file system (mount one: `mount -t bpf bpf /sys/fs/bpf`)")]
+pub struct NotBpffs {
+    pub path: PathBuf,
+}
+
+/// Create `dir` if needed and check that it lives on bpffs (pins need it).
+pub fn ensure_bpffs_dir(dir: &Path) -> Result<(), LoadError> {
+    std::fs::create_dir_all(dir).map_err(|source| LoadError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let c =
+        std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| LoadError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+    // SAFETY: statfs is plain data; valid path and out pointer.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(LoadError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    #[allow(clippy::unnecessary_cast)]
+    if st.f_type as i64 != BPF_FS_MAGIC {
+        return Err(LoadError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(NotBpffs {
+                path: dir.to_path_buf(),
+            }),
+        });
+    }
+    Ok(())
+}
