@@ -44,7 +44,7 @@ impl Harness {
     fn with_ring(tag: &str, rules: &[Rule], ring: u32, sink: Option<Box<dyn Sink>>) -> Harness {
         let cg = LeafCgroup::create_tagged(tag).expect("leaf cgroup");
         let scope = Scope::of(cg.path()).unwrap();
-        let p = plan(rules, false).unwrap();
+        let p = plan(rules, None).unwrap();
         assert!(!p.fatal(), "preflight: {:?}", p.missing);
         let events = Collect::default();
         let sink = sink.unwrap_or_else(|| Box::new(events.clone()));

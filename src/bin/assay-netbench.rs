@@ -184,9 +184,9 @@ fn probe(addr: SocketAddr, count: u64, udp: bool) -> io::Result<ProbeResult> {
     Ok(r)
 }
 
-/// Mean ns per connect() for each cgroup (or for the current one when none
-/// is given), measured in interleaved batches after a warm-up; each figure is
-/// the median of its batch means.
+/// ns per connect() for each cgroup (or for the current one when none is
+/// given), measured in interleaved batches after a warm-up; each figure is
+/// the median over batches of the batch's median connect().
 fn latency(
     count: u64,
     udp: bool,
@@ -195,11 +195,6 @@ fn latency(
 ) -> io::Result<Vec<f64>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            drop(s);
-        }
-    });
     let (ss, len) = sockaddr(&addr);
     let sa: *const libc::sockaddr = (&raw const ss).cast();
     let one = || -> io::Result<u128> {
@@ -209,6 +204,12 @@ fn latency(
         let rc = unsafe { libc::connect(fd, sa, len) };
         let ns = t.elapsed().as_nanos();
         let err = io::Error::last_os_error();
+        // Accept each connection right away (same thread): the accept queue
+        // never overflows, so no SYN is dropped and retransmitted a second
+        // later (which would dominate any mean).
+        if !udp && rc == 0 {
+            drop(listener.accept()?);
+        }
         // Reset instead of FIN: no TIME_WAIT, so a long run cannot exhaust
         // the ephemeral ports and measure port search instead of connect().
         let linger = libc::linger {
@@ -241,11 +242,12 @@ fn latency(
             if let Some(cg) = cgroups.get(i) {
                 enter(cg)?;
             }
-            let mut total = 0;
+            let mut v = Vec::with_capacity(n as usize);
             for _ in 0..n {
-                total += one()?;
+                v.push(one()?);
             }
-            m.push(total as f64 / n as f64);
+            v.sort_unstable();
+            m.push(v[v.len() / 2] as f64);
         }
         done += n;
     }
@@ -368,14 +370,14 @@ mod bench {
         sink: Box<dyn Sink>,
     ) -> anyhow::Result<(Monitor, f64)> {
         let t = Instant::now();
-        let p = plan(rules, false)?;
+        let p = plan(rules, None)?;
         let scope = Scope::of(cg.path())?;
         let m = Monitor::start(&p, &scope, ring, sink, None)?;
         Ok((m, t.elapsed().as_secs_f64() * 1e3))
     }
 
     fn synthetic_drain(n: u64) -> anyhow::Result<f64> {
-        let p = plan(&rules(1), false)?;
+        let p = plan(&rules(1), None)?;
         let decoder = Decoder::new(&p.net);
         let mut ev = types::net_event::default();
         ev.hdr.kind = 1;

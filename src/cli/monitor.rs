@@ -158,8 +158,11 @@ mod linux {
     pub fn execute(args: Args, g: &Global, policy: &Policy) -> anyhow::Result<Outcome> {
         let style = stderr_style(g);
         let rules = rules(policy, &args)?;
-        let killer = kill_action(policy);
-        let plan = monitor::plan(rules, killer.is_some()).map_err(failed)?;
+        let (killer, kill_unavailable) = match kill_action(policy) {
+            Ok(k) => (Some(k), None),
+            Err(why) => (None, Some(why)),
+        };
+        let plan = monitor::plan(rules, kill_unavailable.as_deref()).map_err(failed)?;
         if !plan.unenforced.is_empty() {
             let nothing_left = plan.fatal() || plan.net.is_empty();
             if !args.allow_degraded || nothing_left {
@@ -297,9 +300,9 @@ mod linux {
         let _ = err.flush();
     }
 
-    /// The `trigger_kill` action, when this build has the kill switch.
-    fn kill_action(_policy: &Policy) -> Option<Killer> {
-        None
+    /// The `trigger_kill` action, or why there is none.
+    fn kill_action(_policy: &Policy) -> Result<Killer, String> {
+        Err("this build of assay does not include the kill switch yet".into())
     }
 
     fn unpin(dir: &Path) -> anyhow::Result<Outcome> {

@@ -207,7 +207,8 @@ fn fold<const N: usize>(entries: &HashMap<(u8, [u8; N]), u64>, max: u8) -> Vec<(
 }
 
 /// Rules this build cannot enforce at all, whatever the kernel.
-pub fn unenforceable_here(rules: &[Rule], kill_available: bool) -> Vec<Unenforceable> {
+/// `kill_unavailable`: why `trigger_kill` cannot kill (None: it can).
+pub fn unenforceable_here(rules: &[Rule], kill_unavailable: Option<&str>) -> Vec<Unenforceable> {
     let mut out = Vec::new();
     for r in rules {
         if let Matcher::FileOpen(_) = r.matcher {
@@ -221,13 +222,14 @@ pub fn unenforceable_here(rules: &[Rule], kill_available: bool) -> Vec<Unenforce
                     .into(),
             });
         }
-        if r.action == Action::TriggerKill && !kill_available {
+        if let (Action::TriggerKill, Some(why)) = (r.action, kill_unavailable) {
             out.push(Unenforceable {
                 rule_id: r.id.clone(),
-                reason: "action trigger_kill needs the kill switch, which this build of assay \
-                         does not include yet (the operation is still denied)"
-                    .into(),
-                fix: "use action: deny, or run with --allow-degraded to deny without killing"
+                reason: format!(
+                    "action trigger_kill cannot kill: {why} (the operation would still be denied)"
+                ),
+                fix: "enable the kill switch, use action: deny, or run with --allow-degraded to \
+                      deny without killing"
                     .into(),
             });
         }

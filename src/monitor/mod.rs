@@ -69,9 +69,9 @@ pub enum PlanError {
     Compile(#[from] compile::CompileError),
 }
 
-/// Compile the rules and check the host. `kill_available`: this build can run
-/// the kill switch for `trigger_kill`.
-pub fn plan(rules: &[Rule], kill_available: bool) -> Result<Plan, PlanError> {
+/// Compile the rules and check the host. `kill_unavailable`: why the kill
+/// switch cannot run for `trigger_kill` (None: it can).
+pub fn plan(rules: &[Rule], kill_unavailable: Option<&str>) -> Result<Plan, PlanError> {
     let net = compile::net_plan(rules)?;
     let file_rules: Vec<&Rule> = rules
         .iter()
@@ -92,7 +92,7 @@ pub fn plan(rules: &[Rule], kill_available: bool) -> Result<Plan, PlanError> {
             });
         }
     }
-    for u in compile::unenforceable_here(rules, kill_available) {
+    for u in compile::unenforceable_here(rules, kill_unavailable) {
         if !unenforced
             .iter()
             .any(|x| x.rule_id == u.rule_id && x.reason == u.reason)
