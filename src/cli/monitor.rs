@@ -155,7 +155,23 @@ mod linux {
         Ok(&rm.rules)
     }
 
+    /// libbpf's own log lines (e.g. the verifier refusing a program) are
+    /// noise next to assay's message, which says what failed and how to fix
+    /// it; `-v` shows them (`-vv` at debug level).
+    fn libbpf_log(g: &Global) {
+        fn print(_: libbpf_rs::PrintLevel, msg: String) {
+            eprint!("{msg}");
+        }
+        let level = match g.verbose {
+            0 => None,
+            1 => Some(libbpf_rs::PrintLevel::Info),
+            _ => Some(libbpf_rs::PrintLevel::Debug),
+        };
+        libbpf_rs::set_print(level.map(|l| (l, print as libbpf_rs::PrintCallback)));
+    }
+
     pub fn execute(args: Args, g: &Global, policy: &Policy) -> anyhow::Result<Outcome> {
+        libbpf_log(g);
         let style = stderr_style(g);
         let rules = rules(policy, &args)?;
         let (killer, kill_unavailable) = match kill_action(policy) {
