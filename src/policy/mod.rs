@@ -282,6 +282,20 @@ mod tests {
     }
 
     #[test]
+    fn port_expansion_is_bounded() {
+        let mut text = String::from("version: \"2.0\"\nruntime_monitor:\n  rules:\n");
+        for i in 0..17 {
+            text.push_str(&format!(
+                "    - {{id: r{i}, type: net_connect, match: {{ports: [\"1-65535\"]}}, severity: low, action: log}}\n"
+            ));
+        }
+        let e = load_str(&text, Path::new("p.yaml")).unwrap_err();
+        assert_eq!(e.diagnostics.len(), 1, "{e}");
+        assert!(e.to_string().contains("ports in total"), "{e}");
+        assert_eq!(e.diagnostics[0].line, 20);
+    }
+
+    #[test]
     fn oversized_text_is_refused() {
         let big = "#".repeat(MAX_POLICY_BYTES as usize + 1);
         let e = load_str(&big, Path::new("big.yaml")).unwrap_err();

@@ -16,9 +16,17 @@ pub const DEFAULT_GRACE_PERIOD_MS: u64 = 3_000;
 pub const DEFAULT_OUTPUT_DIR: &str = ".assay/incidents";
 pub const FINDING_KINDS: [&str; 3] = ["unmanaged_server", "no_auth", "secret_in_config"];
 
+/// Most runtime rules in one policy (kernel maps are sized from this).
+pub const MAX_RULES: usize = 1024;
+/// Most ports all `net_connect` rules may expand to in total, so a file of
+/// `"1-65535"` ranges cannot make the loader allocate gigabytes.
+pub const MAX_TOTAL_PORTS: usize = 1 << 20;
+
 pub(super) struct Ctx<'a> {
     pub file: &'a Path,
     pub diags: Vec<Diagnostic>,
+    /// Ports still allowed by [`MAX_TOTAL_PORTS`].
+    pub ports_left: usize,
 }
 
 impl Ctx<'_> {
@@ -36,6 +44,7 @@ pub(super) fn validate(text: &str, source: &Path) -> Result<Policy, PolicyError>
     let mut cx = Ctx {
         file: source,
         diags: Vec::new(),
+        ports_left: MAX_TOTAL_PORTS,
     };
     let start = Pos { line: 1, column: 1 };
     let parsed = match yaml::parse(text) {
@@ -851,6 +860,13 @@ fn runtime_monitor(cx: &mut Ctx, node: &Node) -> Option<RuntimeMonitor> {
         None => Some(Vec::new()),
         Some(n) => (|| {
             let items = list(cx, n, "runtime_monitor.rules")?;
+            if items.len() > MAX_RULES {
+                cx.err(
+                    n.pos,
+                    format!("{} rules; at most {MAX_RULES} are supported", items.len()),
+                );
+                return None;
+            }
             let mut out = Vec::new();
             let mut ok = true;
             let mut seen: HashMap<String, usize> = HashMap::new();
@@ -954,6 +970,7 @@ fn rule(cx: &mut Ctx, node: &Node, seen: &mut HashMap<String, usize>) -> Option<
 fn globs(cx: &mut Ctx, node: &Node, what: &str) -> Option<Vec<PathGlob>> {
     let items = list(cx, node, what)?;
     let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
     let mut ok = true;
     for item in items {
         let Some(text) = string(cx, item, &format!("each entry of {what}")) else {
@@ -962,7 +979,7 @@ fn globs(cx: &mut Ctx, node: &Node, what: &str) -> Option<Vec<PathGlob>> {
         };
         match glob::compile(&text) {
             Ok(form) => {
-                if out.iter().any(|g: &PathGlob| g.text == text) {
+                if !seen.insert(text.clone()) {
                     cx.err(item.pos, format!("glob `{text}` is listed twice in {what}"));
                     ok = false;
                 }
@@ -1017,6 +1034,7 @@ fn net_match(cx: &mut Ctx, node: &Node) -> Option<NetMatch> {
         Some(n) => (|| {
             let items = list(cx, n, "outside_cidrs")?;
             let mut out: Vec<Cidr> = Vec::new();
+            let mut seen = BTreeSet::new();
             let mut ok = true;
             for item in items {
                 let Some(text) = string(cx, item, "each entry of outside_cidrs") else {
@@ -1024,7 +1042,7 @@ fn net_match(cx: &mut Ctx, node: &Node) -> Option<NetMatch> {
                     continue;
                 };
                 match net::parse_cidr(text.trim()) {
-                    Ok(c) if out.contains(&c) => {
+                    Ok(c) if !seen.insert(c.to_string()) => {
                         cx.err(
                             item.pos,
                             format!("CIDR `{c}` is listed twice in outside_cidrs"),
@@ -1102,19 +1120,20 @@ fn net_match(cx: &mut Ctx, node: &Node) -> Option<NetMatch> {
 /// Ports as integers or `"LOW-HIGH"` ranges; returned sorted and unique.
 fn ports(cx: &mut Ctx, node: &Node) -> Option<Vec<u16>> {
     let items = list(cx, node, "ports")?;
-    let mut set = BTreeSet::new();
+    // A bitmap: ranges are filled in O(range) without per-port allocation.
+    let mut set = vec![false; 65536];
     let mut ok = true;
     for item in items {
         match item.scalar() {
             Some((Scalar::Int(p), _)) if (1..=65535).contains(&p) => {
-                set.insert(p as u16);
+                set[p as usize] = true;
             }
             Some((Scalar::Int(p), _)) => {
                 cx.err(item.pos, format!("port {p} is out of range (1..=65535)"));
                 ok = false;
             }
             Some((Scalar::Str, text)) => match net::parse_port_range(text) {
-                Ok((lo, hi)) => set.extend(lo..=hi),
+                Ok((lo, hi)) => set[usize::from(lo)..=usize::from(hi)].fill(true),
                 Err(why) => {
                     cx.err(item.pos, why);
                     ok = false;
@@ -1132,7 +1151,17 @@ fn ports(cx: &mut Ctx, node: &Node) -> Option<Vec<u16>> {
             }
         }
     }
-    ok.then(|| set.into_iter().collect())
+    let ports: Vec<u16> = (1..=65535u16).filter(|p| set[usize::from(*p)]).collect();
+    if ports.len() > cx.ports_left {
+        cx.err(
+            node.pos,
+            format!("net_connect rules expand to more than {MAX_TOTAL_PORTS} ports in total"),
+        );
+        cx.ports_left = 0;
+        return None;
+    }
+    cx.ports_left -= ports.len();
+    ok.then_some(ports)
 }
 
 #[cfg(test)]

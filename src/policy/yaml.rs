@@ -8,6 +8,7 @@
 //! alias bombs ourselves, before any value is used.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -72,6 +73,8 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// Scalar keys seen so far -> line, for duplicate detection in O(1).
+        seen: HashMap<String, usize>,
     },
 }
 
@@ -80,7 +83,7 @@ enum Frame {
 pub fn parse(text: &str) -> Result<Parsed, YamlError> {
     let mut b = Builder {
         stack: Vec::new(),
-        anchors: Vec::new(),
+        anchors: HashMap::new(),
         nodes: 0,
         root: None,
         problems: Vec::new(),
@@ -158,6 +161,7 @@ pub fn parse(text: &str) -> Result<Parsed, YamlError> {
                         anchor,
                         entries: Vec::new(),
                         key: None,
+                        seen: HashMap::new(),
                     }
                 });
             }
@@ -190,12 +194,7 @@ pub fn parse(text: &str) -> Result<Parsed, YamlError> {
                 b.finish(node, anchor)?;
             }
             Event::Alias(id) => {
-                let target = b
-                    .anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| n.clone());
+                let target = b.anchors.get(&id).cloned();
                 let Some(mut node) = target else {
                     return Err(YamlError {
                         pos,
@@ -225,7 +224,7 @@ pub fn parse(text: &str) -> Result<Parsed, YamlError> {
 
 struct Builder {
     stack: Vec<Frame>,
-    anchors: Vec<(usize, Node)>,
+    anchors: HashMap<usize, Node>,
     nodes: usize,
     root: Option<Node>,
     problems: Vec<YamlError>,
@@ -248,21 +247,32 @@ impl Builder {
     /// A node is complete: record its anchor and attach it to its parent.
     fn finish(&mut self, node: Node, anchor: usize) -> Result<(), YamlError> {
         if anchor != 0 {
-            self.anchors.push((anchor, node.clone()));
+            self.anchors.insert(anchor, node.clone());
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries, key, seen, ..
+            }) => match key.take() {
                 None => *key = Some(node),
                 Some(k) => {
-                    if let Some(first) = entries.iter().find(|(e, _)| same_key(e, &k)) {
+                    let first = match &k.kind {
+                        Kind::Scalar { text, .. } => match seen.get(text) {
+                            Some(line) => Some(*line),
+                            None => {
+                                seen.insert(text.clone(), k.pos.line);
+                                None
+                            }
+                        },
+                        _ => None,
+                    };
+                    if let Some(line) = first {
                         self.problems.push(YamlError {
                             pos: k.pos,
                             message: format!(
-                                "duplicate key `{}` (first defined at line {})",
-                                key_text(&k),
-                                first.0.pos.line
+                                "duplicate key `{}` (first defined at line {line})",
+                                key_text(&k)
                             ),
                         });
                     } else {
@@ -272,13 +282,6 @@ impl Builder {
             },
         }
         Ok(())
-    }
-}
-
-fn same_key(a: &Node, b: &Node) -> bool {
-    match (&a.kind, &b.kind) {
-        (Kind::Scalar { text: x, .. }, Kind::Scalar { text: y, .. }) => x == y,
-        _ => false,
     }
 }
 
