@@ -652,3 +652,102 @@ fn check_incident_relaxed(out: &Output) -> KillReport {
     }
     report
 }
+
+#[test]
+fn a_capture_that_cannot_be_written_does_not_stop_the_kill() {
+    if !common::require_root("a_capture_that_cannot_be_written_does_not_stop_the_kill") {
+        return;
+    }
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let p = ident(child.id() as i32);
+    let _c = Cleanup(vec![p]);
+    // /proc refuses new directories: the incident cannot be written.
+    let out = run(&mut assay(&[
+        "kill",
+        "--pid",
+        &p.0.to_string(),
+        "--mode",
+        "immediate",
+        "--capture-state",
+        "--output",
+        "/proc/assay-incidents",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reap(&mut child);
+    let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r.all_gone);
+    assert!(r.incident_dir.is_none());
+    assert!(
+        r.incident_error
+            .as_deref()
+            .unwrap()
+            .contains("/proc/assay-incidents")
+    );
+    assert_all_gone(&[p]);
+}
+
+/// The monitor's entry point: the library call, a rule as the reason, the
+/// policy defaults, a bounded capture.
+#[test]
+fn library_call_for_a_rule_records_the_rule() {
+    if !common::require_root("library_call_for_a_rule_records_the_rule") {
+        return;
+    }
+    use assay::kill_switch::{self, Defaults, KillMode, Reason, Target};
+    use assay::policy::model::KillSwitchConfig;
+    let s = Scratch::new("rule");
+    let cfg = KillSwitchConfig {
+        enabled: true,
+        mode: KillMode::Graceful,
+        grace_period_ms: 1000,
+        kill_children: true,
+        capture_state: true,
+        output_dir: s.path("incidents"),
+        triggers: vec![],
+    };
+    let mut child = bash("sleep 1000 & wait").spawn().unwrap();
+    let top = ident(child.id() as i32);
+    let _c = Cleanup(vec![top]);
+    let req = Defaults::from_config(Some(&cfg)).request(
+        vec![Target::Pid(top.0)],
+        KillMode::Immediate,
+        Reason::Rule {
+            rule_id: "sensitive-file-access".into(),
+            detail: "open /etc/shadow".into(),
+        },
+    );
+    let r = kill_switch::execute(&req);
+    reap(&mut child);
+    assert!(r.all_gone(), "{r:?}");
+    assert!(
+        r.processes.len() >= 2,
+        "the sleep child too: {:?}",
+        r.processes
+    );
+    let dir = r.incident_dir.clone().unwrap();
+    assert!(dir.starts_with(s.path("incidents")));
+    let on_disk: KillReport =
+        serde_json::from_slice(&std::fs::read(dir.join("incident.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, r);
+    assert_eq!(
+        on_disk.why,
+        assay::kill_switch::report::Why::Rule {
+            rule_id: "sensitive-file-access".into(),
+            detail: "open /etc/shadow".into()
+        }
+    );
+    assert_eq!(
+        on_disk.request.mode,
+        assay::kill_switch::report::Mode::Immediate
+    );
+    for p in &r.processes {
+        assert!(!running(Ident(p.pid, p.start_time)));
+    }
+}

@@ -251,11 +251,15 @@ impl Run<'_> {
             if skip.contains(&h.pid) {
                 continue;
             }
-            if h.is_gone() {
+            if self.r.processes[self.members[i].report]
+                .gone_after_ms
+                .is_some()
+            {
                 continue;
             }
-            let was_stopped = sig == libc::SIGSTOP
-                && procfs::read_stat(h.pid).is_some_and(|s| s.state == 'T' || s.state == 't');
+            // As seen by the snapshot: a process someone else had stopped
+            // stays stopped when assay thaws the tree.
+            let was_stopped = matches!(self.members[i].stat.state, 'T' | 't');
             let res = h.signal(sig);
             let via = if h.has_pidfd() { "pidfd" } else { "kill" };
             self.record(i, sig, via, res);
@@ -346,6 +350,9 @@ impl Run<'_> {
     }
 
     fn kill_now(&mut self) {
+        if self.r.timings.first_signal_ms.is_none() {
+            self.r.timings.first_signal_ms = Some(self.at());
+        }
         let mut killed = Vec::new();
         for dir in self.frozen_dirs.clone() {
             match cgroup::kill(&dir) {
@@ -376,9 +383,6 @@ impl Run<'_> {
         // by both simply reports `gone` for the second signal.
         let skip = self.covered_by(&killed);
         self.signal_all(libc::SIGKILL, 0, &skip);
-        if self.r.timings.first_signal_ms.is_none() {
-            self.r.timings.first_signal_ms = Some(self.at());
-        }
     }
 
     fn wait(&mut self, deadline: Instant) {
