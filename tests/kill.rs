@@ -751,3 +751,90 @@ fn library_call_for_a_rule_records_the_rule() {
         assert!(!running(Ident(p.pid, p.start_time)));
     }
 }
+
+#[test]
+fn a_cgroup_holding_assays_own_parent_is_refused() {
+    if !common::require_root("a_cgroup_holding_assays_own_parent_is_refused") {
+        return;
+    }
+    let cg = make_cgroup("self");
+    // bash joins the cgroup, then runs assay against it: assay's parent is
+    // inside, so freezing or cgroup.kill would take out the caller.
+    let script = format!(
+        "echo $$ > {cg}/cgroup.procs; {bin} kill --cgroup {cg} --mode immediate; echo \"rc=$?\"",
+        cg = cg.0.display(),
+        bin = common::assay_bin().display()
+    );
+    let out = bash(&script).env("NO_COLOR", "1").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bash survived: {text}");
+    assert!(text.contains("refusing to freeze or kill it"), "{text}");
+    assert!(text.trim_end().ends_with("rc=30"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(cg.0.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn capture_resolves_sockets_and_redacts_arguments() {
+    if !common::require_root("capture_resolves_sockets_and_redacts_arguments") {
+        return;
+    }
+    let s = Scratch::new("sock");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // `sleep` rejects the flag and the fallback runs; bash keeps fd 3 open,
+    // and its command line (the script) carries a secret to be redacted.
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port}; sleep 1000 --api-key=hunter2 2>/dev/null || sleep 1000"
+    );
+    let mut child = bash(&script).spawn().unwrap();
+    let (_conn, peer) = listener.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let top = ident(child.id() as i32);
+    let _c = Cleanup(vec![top]);
+    let out = run(&mut assay(&[
+        "kill",
+        "--pid",
+        &top.0.to_string(),
+        "--mode",
+        "immediate",
+        "--capture-state",
+        "--output",
+        s.path("inc").to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reap(&mut child);
+    let r = check_incident(&out);
+    let dir = r.incident_dir.unwrap();
+    let c: ProcessCapture = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("processes/{}.json", top.0))).unwrap(),
+    )
+    .unwrap();
+    let sock = c
+        .fds
+        .iter()
+        .find(|f| f.fd == 3)
+        .and_then(|f| f.socket.clone())
+        .unwrap_or_else(|| panic!("fd 3 resolved: {:?}", c.fds));
+    assert_eq!(sock.proto, "tcp");
+    assert_eq!(sock.state, "ESTABLISHED");
+    assert_eq!(
+        sock.remote.as_deref(),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+    assert_eq!(sock.local.as_deref(), Some(peer.to_string().as_str()));
+    let argv = c.cmdline.join(" ");
+    assert!(!argv.contains("hunter2"), "{argv}");
+    assert!(argv.contains("--api-key=<redacted>"), "{argv}");
+}

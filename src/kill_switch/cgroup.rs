@@ -15,7 +15,9 @@ pub enum CgroupError {
     NotCgroup(PathBuf),
     #[error("{0}: refusing to act on the root cgroup")]
     Root(PathBuf),
-    #[error("{0}: assay itself runs in this cgroup; refusing to freeze or kill it")]
+    #[error(
+        "{0}: assay itself, one of its ancestors, or init runs in this cgroup; refusing to freeze or kill it"
+    )]
     ContainsSelf(PathBuf),
     #[error("{0}: {1}")]
     Io(PathBuf, io::Error),

@@ -359,7 +359,9 @@ impl Run<'_> {
                 Ok(()) => {
                     let at = self.at();
                     for m in &self.members {
-                        if self.in_cgroup.get(&m.stat.pid) == Some(&dir) && m.handle.is_some() {
+                        let live = m.handle.is_some()
+                            && self.r.processes[m.report].gone_after_ms.is_none();
+                        if live && self.in_cgroup.get(&m.stat.pid) == Some(&dir) {
                             self.r.processes[m.report].signals.push(SignalRecord {
                                 signal: "SIGKILL".into(),
                                 via: "cgroup.kill".into(),
@@ -452,10 +454,18 @@ pub fn execute(req: &KillRequest) -> KillReport {
             Ok(m) => {
                 for c in &cgroups {
                     match cgroup::resolve(m, c) {
-                        Ok(dir) if cgroup::contains_pid(m, &dir, std::process::id() as i32) => run
-                            .r
-                            .errors
-                            .push(cgroup::CgroupError::ContainsSelf(dir).to_string()),
+                        // Freezing or cgroup.kill would hit assay or what it
+                        // runs under (its shell, the monitor, init).
+                        Ok(dir)
+                            if cgroup::contains_pid(m, &dir, std::process::id() as i32)
+                                || cgroup::procs(&dir, true).is_ok_and(|ps| {
+                                    ps.iter().any(|p| run.protected.contains(p))
+                                }) =>
+                        {
+                            run.r
+                                .errors
+                                .push(cgroup::CgroupError::ContainsSelf(dir).to_string())
+                        }
                         Ok(dir) => run.frozen_dirs.push(dir),
                         Err(e) => run.r.errors.push(e.to_string()),
                     }

@@ -113,6 +113,10 @@ pub fn redact_argv(argv: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(argv.len());
     let mut hide_next = false;
     for arg in argv {
+        if arg.is_empty() {
+            out.push(String::new());
+            continue;
+        }
         if hide_next {
             hide_next = false;
             out.push(REDACTED.to_string());
@@ -131,7 +135,13 @@ pub fn redact_argv(argv: &[String]) -> Vec<String> {
             out.push(arg.clone());
             continue;
         }
-        if is_secret_value(arg) {
+        if arg.contains(' ') {
+            // A script (`sh -c "... --token x ..."`): redact word by word.
+            // Splitting and joining on single spaces keeps the text intact
+            // wherever nothing is redacted.
+            let words: Vec<String> = arg.split(' ').map(str::to_string).collect();
+            out.push(redact_argv(&words).join(" "));
+        } else if is_secret_value(arg) {
             out.push(REDACTED.to_string());
         } else if arg.contains('=') && !arg.contains('/') {
             // `TOKEN=x` passed through `env` or a shell.
@@ -202,6 +212,7 @@ mod tests {
             "ghp_0123456789abcdefghij",
             "redis://u:pw@h/0",
             "SLACK_TOKEN=t",
+            "run --password  pw; echo  ok",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -218,7 +229,8 @@ mod tests {
                 "8080",
                 REDACTED,
                 "redis://u:<redacted>@h/0",
-                "SLACK_TOKEN=<redacted>"
+                "SLACK_TOKEN=<redacted>",
+                "run --password  <redacted> echo  ok",
             ]
         );
     }
