@@ -6,6 +6,8 @@
 //!   kill_bench run ASSAY N METHOD [ARGS...]  one measurement, prints ms
 //!     METHOD: assay  -> ASSAY kill --pid ROOT ARGS...
 //!             assay-ignoring-term -> the same on a tree that ignores SIGTERM
+//!             library-capture -> kill_switch::execute in-process, immediate,
+//!                       capture on with the monitor's 50 ms budget
 //!             naive  -> kill(2) SIGKILL to each known pid (the baseline: no
 //!                       snapshot, no freeze, no pidfds, no capture)
 
@@ -109,8 +111,17 @@ mod linux {
         };
 
         let t0 = Instant::now();
-        // The kill is measured until the last process exited, not until
-        // assay exits (it still writes the incident after the kill).
+        // A poller observes the exits while the kill runs: the figure is the
+        // time until the last process exited, not until the killer returned
+        // (assay writes the incident after the kill).
+        let watched = tree.clone();
+        let poller = std::thread::spawn(move || {
+            while watched.iter().any(|p| running(*p)) {
+                assert!(t0.elapsed() < Duration::from_secs(30), "tree survived");
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            t0.elapsed()
+        });
         let mut killer = match method {
             "assay" | "assay-ignoring-term" => Some(
                 Command::new(assay)
@@ -120,6 +131,27 @@ mod linux {
                     .spawn()
                     .expect("assay runs"),
             ),
+            // The monitor's path: the library call in-process, immediate,
+            // with the policy-style bounded capture (50 ms budget).
+            "library-capture" => {
+                use assay::kill_switch::{self, Defaults, KillMode, Reason, Target};
+                let out = std::env::temp_dir().join(format!("assay-bench-{}", std::process::id()));
+                let mut d = Defaults::from_config(None);
+                d.capture_state = true;
+                d.output_dir = out.clone();
+                let req = d.request(
+                    vec![Target::Pid(sid)],
+                    KillMode::Immediate,
+                    Reason::Rule {
+                        rule_id: "bench".into(),
+                        detail: String::new(),
+                    },
+                );
+                let r = kill_switch::execute(&req);
+                assert!(r.all_gone(), "library kill failed: {:?}", r.errors);
+                let _ = std::fs::remove_dir_all(out);
+                None
+            }
             "naive" => {
                 for (pid, _) in &tree {
                     // SAFETY: plain kill of processes this helper started.
@@ -129,11 +161,7 @@ mod linux {
             }
             m => panic!("unknown method {m}"),
         };
-        while tree.iter().any(|p| running(*p)) {
-            assert!(t0.elapsed() < Duration::from_secs(30), "tree survived");
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let took = t0.elapsed();
+        let took = poller.join().expect("tree exited");
         if let Some(k) = killer.as_mut() {
             let st = k.wait().expect("assay exits");
             assert_eq!(st.code(), Some(0), "assay kill failed");

@@ -3,7 +3,8 @@
 #  1. immediate: median ms from the start of `assay kill --mode immediate` to
 #     every process of a 50-process tree exited, against a baseline measured
 #     in the same run (SIGKILL to each already-known pid: no snapshot, no
-#     freeze, no pidfds) as a ratio; also with --capture-state.
+#     freeze, no pidfds) as a ratio; also with --capture-state, and the
+#     in-process library call the monitor makes (capture budget 50 ms).
 #  2. graceful: total time of `assay kill --mode graceful --grace G` on a tree
 #     that ignores SIGTERM, as a ratio of the configured grace G.
 # Usage: scripts/bench/kill.sh [RUNS] [TREE_SIZE] [GRACE_MS]
@@ -41,10 +42,12 @@ measure() { # name, args...
 base=$(measure naive naive)
 imm=$(measure immediate assay --mode immediate)
 cap=$(measure capture assay --mode immediate --capture-state --output "$out/incidents")
+lib=$(measure library library-capture)
 gr=$(measure graceful assay-ignoring-term --mode graceful --grace "${grace}ms")
 
 printf 'tree of %d processes, %d runs each, medians\n' "$size" "$runs"
 printf '  baseline (kill(2) to known pids):    %8.2f ms\n' "$base"
 printf '  assay kill --mode immediate:         %8.2f ms  (%sx baseline)\n' "$imm" "$(ratio "$imm" "$base")"
 printf '  assay kill immediate --capture-state %8.2f ms  (%sx baseline)\n' "$cap" "$(ratio "$cap" "$base")"
+printf '  library execute(), immediate+capture %8.2f ms  (%sx baseline; the monitor path)\n' "$lib" "$(ratio "$lib" "$base")"
 printf '  graceful, SIGTERM ignored, grace %dms: %8.2f ms  (%sx the grace)\n' "$grace" "$gr" "$(ratio "$gr" "$grace")"

@@ -298,3 +298,57 @@ pub fn capture_all(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_this_process() {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let st = procfs::read_stat(pid).unwrap().start_time;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut net = NetTables::default();
+        let c = capture_one(pid, st, true, &mut net);
+        assert_eq!(c.pid, pid);
+        assert!(!c.cmdline.is_empty());
+        assert!(c.exe.is_some() && c.cwd.is_some());
+        assert!(!c.environ.is_empty());
+        assert_eq!(c.status.ppid, procfs::read_stat(pid).map(|s| s.ppid));
+        assert!(
+            c.maps
+                .as_ref()
+                .is_some_and(|m| m.regions > 0 && !m.files.is_empty())
+        );
+        assert!(c.limits.iter().any(|l| l.starts_with("Max open files")));
+        let listening = format!("127.0.0.1:{port}");
+        assert!(
+            c.fds.iter().any(|f| f
+                .socket
+                .as_ref()
+                .is_some_and(|s| s.state == "LISTEN" && s.local.as_deref() == Some(&listening))),
+            "the listener is resolved: {:?}",
+            c.fds
+        );
+        let round: ProcessCapture =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(round, c);
+        drop(listener);
+    }
+
+    #[test]
+    fn a_capture_budget_of_zero_reports_what_is_missing() {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let st = procfs::read_stat(pid).unwrap().start_time;
+        let got = capture_all(&[(pid, st)], true, Duration::ZERO);
+        assert_eq!(got.len(), 1);
+        if let Err(e) = &got[0].1 {
+            assert!(e.contains("budget"), "{e}");
+        }
+        let got = capture_all(&[(pid, st)], true, Duration::from_secs(5));
+        assert!(got[0].1.is_ok());
+    }
+}
