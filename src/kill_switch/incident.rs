@@ -27,10 +27,24 @@ impl Drop for TempDir {
     }
 }
 
+/// Incidents hold command lines, environments and addresses: readable by
+/// their owner only.
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = File::create(path)?;
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+fn private_dir(path: &Path, recursive: bool) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(recursive);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(path)
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -52,7 +66,7 @@ pub fn write_atomic(output_dir: &Path, name: &str, files: &[IncidentFile]) -> io
         path: output_dir.join(format!(".tmp-{name}")),
         committed: false,
     };
-    fs::create_dir(&tmp.path)?;
+    private_dir(&tmp.path, false)?;
     for f in files {
         let rel = Path::new(&f.rel);
         if rel.is_absolute()
@@ -71,7 +85,7 @@ pub fn write_atomic(output_dir: &Path, name: &str, files: &[IncidentFile]) -> io
         let path = tmp.path.join(rel);
         if let Some(parent) = path.parent() {
             if !parent.exists() {
-                fs::create_dir_all(parent)?;
+                private_dir(parent, true)?;
             }
         }
         write_synced(&path, &f.bytes)?;
@@ -116,6 +130,14 @@ mod tests {
         let dir = write_atomic(&out, "i1", &files).unwrap();
         assert_eq!(fs::read(dir.join("incident.json")).unwrap(), b"{}");
         assert_eq!(fs::read(dir.join("processes/1.json")).unwrap(), b"[]");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&dir.join("processes")), 0o700);
+            assert_eq!(mode(&dir.join("incident.json")), 0o600);
+        }
         let names: Vec<_> = fs::read_dir(&out)
             .unwrap()
             .map(|e| e.unwrap().file_name())
