@@ -388,12 +388,16 @@ impl Run<'_> {
     }
 
     fn wait(&mut self, deadline: Instant) {
+        // Processes assay may not signal will not exit because of it: waiting
+        // for them would only delay the report.
         let idx: Vec<usize> = (0..self.members.len())
             .filter(|&i| {
-                self.members[i].handle.is_some()
-                    && self.r.processes[self.members[i].report]
-                        .gone_after_ms
-                        .is_none()
+                let rep = &self.r.processes[self.members[i].report];
+                let denied = rep.signals.iter().any(|s| s.result == "not_permitted")
+                    && !rep.signals.iter().any(|s| {
+                        s.result == "delivered" && (s.signal == "SIGTERM" || s.signal == "SIGKILL")
+                    });
+                self.members[i].handle.is_some() && rep.gone_after_ms.is_none() && !denied
             })
             .collect();
         let handles: Vec<Rc<ProcHandle>> = idx
@@ -409,6 +413,40 @@ impl Run<'_> {
             self.r.processes[rep].gone_after_ms = Some(at);
             self.r.processes[rep].fate = Fate::Gone;
         }
+    }
+
+    /// Capture members from index `from` on that are still alive, within the
+    /// request's budget. Failures are recorded per process.
+    fn capture_from(&mut self, from: usize) {
+        let Some(opts) = self.req.capture.clone() else {
+            return;
+        };
+        let tc = Instant::now();
+        let live: Vec<(i32, u64)> = self.members[from..]
+            .iter()
+            .filter(|m| m.handle.is_some() && self.r.processes[m.report].gone_after_ms.is_none())
+            .map(|m| (m.stat.pid, m.stat.start_time))
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        for (pid, res) in capture::capture_all(&live, opts.redact, opts.budget) {
+            let Some(m) = self.members[from..].iter().find(|m| m.stat.pid == pid) else {
+                continue;
+            };
+            let rep = &mut self.r.processes[m.report];
+            match res {
+                Ok(c) => {
+                    rep.capture_file = Some(format!("processes/{pid}.json"));
+                    if !c.errors.is_empty() {
+                        rep.capture_error = Some(c.errors.join("; "));
+                    }
+                    self.captures.push(c);
+                }
+                Err(e) => rep.capture_error = Some(e),
+            }
+        }
+        self.r.timings.capture_ms += ms(tc.elapsed());
     }
 
     fn all_pinned_gone(&self) -> bool {
@@ -539,32 +577,7 @@ pub fn execute(req: &KillRequest) -> KillReport {
     run.r.timings.snapshot_ms = ms(ts.elapsed());
 
     // 4. Capture, before the first terminating signal.
-    if let Some(opts) = &req.capture {
-        let tc = Instant::now();
-        let live: Vec<(i32, u64)> = run
-            .members
-            .iter()
-            .filter(|m| m.handle.is_some())
-            .map(|m| (m.stat.pid, m.stat.start_time))
-            .collect();
-        for (pid, res) in capture::capture_all(&live, opts.redact, opts.budget) {
-            let Some(m) = run.members.iter().find(|m| m.stat.pid == pid) else {
-                continue;
-            };
-            let rep = &mut run.r.processes[m.report];
-            match res {
-                Ok(c) => {
-                    rep.capture_file = Some(format!("processes/{pid}.json"));
-                    if !c.errors.is_empty() {
-                        rep.capture_error = Some(c.errors.join("; "));
-                    }
-                    run.captures.push(c);
-                }
-                Err(e) => rep.capture_error = Some(e),
-            }
-        }
-        run.r.timings.capture_ms = ms(tc.elapsed());
-    }
+    run.capture_from(0);
 
     // 5. Signal.
     match req.mode {
@@ -581,8 +594,11 @@ pub fn execute(req: &KillRequest) -> KillReport {
             run.wait(tg + req.grace);
             run.r.timings.grace_waited_ms = Some(ms(tg.elapsed()));
             // Survivors, and anything started during the grace period (a
-            // handler may fork): freeze again, re-scan, SIGKILL.
+            // handler may fork): freeze again, re-scan, capture newcomers,
+            // SIGKILL.
+            let known = run.members.len();
             run.freeze_all();
+            run.capture_from(known);
             run.kill_now();
             run.thaw();
         }
@@ -602,6 +618,12 @@ pub fn execute(req: &KillRequest) -> KillReport {
     for m in &run.members {
         let rep = &mut run.r.processes[m.report];
         if rep.fate == Fate::Gone {
+            continue;
+        }
+        // Not waited for (not permitted), but it may have exited anyway.
+        if m.handle.as_ref().is_some_and(|h| h.is_gone()) {
+            rep.fate = Fate::Gone;
+            rep.gone_after_ms = Some(ms(t0.elapsed()));
             continue;
         }
         let denied = rep.signals.iter().any(|s| s.result == "not_permitted");
