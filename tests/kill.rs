@@ -918,3 +918,62 @@ fn children_forked_during_the_grace_period_are_killed_too() {
     assert_captured(&r, &[top]);
     assert_all_gone(&[top]);
 }
+
+#[test]
+fn a_shared_cgroup_is_not_taken_over_by_a_younger_process() {
+    if !common::require_root("a_shared_cgroup_is_not_taken_over_by_a_younger_process") {
+        return;
+    }
+    let s = Scratch::new("shared");
+    let cg = make_cgroup("shared");
+    // An unrelated, older process lives in the cgroup first.
+    let mut bystander = Command::new("sleep").arg("1000").spawn().unwrap();
+    let b = ident(bystander.id() as i32);
+    std::fs::write(cg.0.join("cgroup.procs"), b.0.to_string()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let f = s.path("kid");
+    let script = format!(
+        "echo $$ > {cg}/cgroup.procs; sleep 1000 & echo $! > {f}; wait",
+        cg = cg.0.display(),
+        f = f.display()
+    );
+    let mut child = bash(&script).spawn().unwrap();
+    let top = ident(child.id() as i32);
+    let kid = ident(read_pids(&f, 1)[0]);
+    let _c = Cleanup(vec![b, top, kid]);
+    let out = run(&mut assay(&[
+        "kill",
+        "--pid",
+        &top.0.to_string(),
+        "--mode",
+        "immediate",
+        "--capture-state",
+        "--output",
+        s.path("inc").to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reap(&mut child);
+    let r = check_incident(&out);
+    assert!(
+        r.method.frozen_cgroups.is_empty(),
+        "not owned: {:?}",
+        r.method
+    );
+    assert!(r.method.cgroup_kill.is_empty());
+    assert!(
+        r.processes.iter().all(|p| p.pid != b.0),
+        "the bystander is not part of the kill"
+    );
+    assert_captured(&r, &[top, kid]);
+    assert_all_gone(&[top, kid]);
+    assert!(running(b), "the older process in the same cgroup survives");
+    bystander.kill().unwrap();
+    reap(&mut bystander);
+}
