@@ -977,3 +977,63 @@ fn a_shared_cgroup_is_not_taken_over_by_a_younger_process() {
     bystander.kill().unwrap();
     reap(&mut bystander);
 }
+
+#[test]
+fn a_tree_that_is_still_forking_is_killed_completely() {
+    if !common::require_root("a_tree_that_is_still_forking_is_killed_completely") {
+        return;
+    }
+    // The shell forks sleeps as fast as it can while assay kills it; it leads
+    // its own session so every fork can be counted afterwards.
+    let mut cmd = bash("for i in $(seq 400); do sleep 1000 & done; wait");
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let sid = child.id() as i32;
+    let session = || -> Vec<Ident> {
+        procfs::scan()
+            .into_iter()
+            .filter(|s| s.session == sid && !s.is_dead())
+            .map(|s| Ident(s.pid, s.start_time))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while session().len() < 20 {
+        assert!(Instant::now() < deadline, "the tree started forking");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _c = Cleanup(session());
+    let out = run(&mut assay(&[
+        "kill",
+        "--pid",
+        &sid.to_string(),
+        "--mode",
+        "immediate",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reap(&mut child);
+    let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r.all_gone && r.processes.len() >= 20,
+        "{} processes",
+        r.processes.len()
+    );
+    let left = session();
+    assert!(
+        left.is_empty(),
+        "{} processes of the session still run",
+        left.len()
+    );
+}
