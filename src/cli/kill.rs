@@ -145,6 +145,17 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
     let defaults = Defaults::from_config(None);
     let req = request(&args, &defaults);
     let report = kill_switch::execute(&req);
+    let t = &report.timings;
+    crate::debug!(
+        1,
+        "kill: freeze {:.1} ms, snapshot {:.1} ms, capture {:.1} ms, first signal at {:?} ms, all gone at {:?} ms, total {:.1} ms",
+        t.freeze_ms,
+        t.snapshot_ms,
+        t.capture_ms,
+        t.first_signal_ms,
+        t.all_gone_ms,
+        t.total_ms
+    );
     crate::output::kill::render(&report, g)?;
     Ok(Outcome::Kill {
         all_gone: report.all_gone(),
