@@ -1037,3 +1037,42 @@ fn a_tree_that_is_still_forking_is_killed_completely() {
         left.len()
     );
 }
+
+#[test]
+fn no_kill_children_stops_only_the_named_process() {
+    if !common::require_root("no_kill_children_stops_only_the_named_process") {
+        return;
+    }
+    let s = Scratch::new("nochildren");
+    let f = s.path("kid");
+    let mut child = bash(&format!("sleep 1000 & echo $! > {}; wait", f.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let top = ident(child.id() as i32);
+    let kid = ident(read_pids(&f, 1)[0]);
+    let _c = Cleanup(vec![top, kid]);
+    let out = run(&mut assay(&[
+        "kill",
+        "--pid",
+        &top.0.to_string(),
+        "--no-kill-children",
+        "--mode",
+        "immediate",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reap(&mut child);
+    let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.processes.len(), 1);
+    assert_all_gone(&[top]);
+    assert!(running(kid), "the child was left alone");
+    let st = procfs::read_stat(kid.0).unwrap();
+    assert_eq!(st.state, 'S', "and not left stopped");
+}

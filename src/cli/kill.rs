@@ -148,12 +148,13 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
     let t = &report.timings;
     crate::debug!(
         1,
-        "kill: freeze {:.1} ms, snapshot {:.1} ms, capture {:.1} ms, first signal at {:?} ms, all gone at {:?} ms, total {:.1} ms",
+        "kill: freeze {:.1} ms, snapshot {:.1} ms, capture {:.1} ms, first signal at {}, all gone at {}, total {:.1} ms",
         t.freeze_ms,
         t.snapshot_ms,
         t.capture_ms,
-        t.first_signal_ms,
-        t.all_gone_ms,
+        t.first_signal_ms
+            .map_or("-".into(), |v| format!("{v:.1} ms")),
+        t.all_gone_ms.map_or("-".into(), |v| format!("{v:.1} ms")),
         t.total_ms
     );
     crate::output::kill::render(&report, g)?;

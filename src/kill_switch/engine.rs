@@ -275,7 +275,14 @@ impl Run<'_> {
     /// Find members not yet known (children, sessions, groups, cgroup
     /// members) and add them. Returns how many were added.
     fn grow(&mut self, scan: Option<HashMap<i32, Stat>>) -> usize {
-        let scan = scan.unwrap_or_else(scan_map);
+        // Only the tree search needs the whole process table; cgroup
+        // members are read one by one.
+        let full = scan.is_some() || self.req.kill_children;
+        let scan = match scan {
+            Some(s) => s,
+            None if full => scan_map(),
+            None => HashMap::new(),
+        };
         let before = self.members.len();
         for dir in self.frozen_dirs.clone() {
             match cgroup::procs(&dir, true) {
@@ -285,8 +292,13 @@ impl Run<'_> {
                         if self.protected.contains(&p) {
                             continue;
                         }
-                        if let Some(s) = scan.get(&p) {
-                            self.add(s.clone(), Via::Cgroup);
+                        let st = if full {
+                            scan.get(&p).cloned()
+                        } else {
+                            procfs::read_stat(p)
+                        };
+                        if let Some(s) = st {
+                            self.add(s, Via::Cgroup);
                         }
                     }
                 }
@@ -350,7 +362,9 @@ impl Run<'_> {
     }
 
     fn kill_now(&mut self) {
-        if self.r.timings.first_signal_ms.is_none() {
+        let anything =
+            !self.frozen_dirs.is_empty() || self.members.iter().any(|m| m.handle.is_some());
+        if anything && self.r.timings.first_signal_ms.is_none() {
             self.r.timings.first_signal_ms = Some(self.at());
         }
         let mut killed = Vec::new();
@@ -586,7 +600,9 @@ pub fn execute(req: &KillRequest) -> KillReport {
             run.thaw();
         }
         KillMode::Graceful => {
-            run.r.timings.first_signal_ms = Some(run.at());
+            if run.members.iter().any(|m| m.handle.is_some()) {
+                run.r.timings.first_signal_ms = Some(run.at());
+            }
             run.signal_all(libc::SIGTERM, 0, &HashSet::new());
             // Handlers only run once the tree is thawed.
             run.thaw();
