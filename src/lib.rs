@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod kill_switch;
 pub mod output;
 pub mod policy;
 pub mod severity;
