@@ -378,7 +378,7 @@ mod bench {
 
     fn synthetic_drain(n: u64) -> anyhow::Result<f64> {
         let p = plan(&rules(1), None)?;
-        let decoder = Decoder::new(&p.net);
+        let decoder = Decoder::new(&p.net, &p.rules);
         let mut ev = types::net_event::default();
         ev.hdr.kind = 1;
         ev.hdr.rule_idx = 0;

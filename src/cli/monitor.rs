@@ -91,7 +91,8 @@ mod linux {
     use crate::cli::Global;
     use crate::exit::{Coded, Outcome, Status};
     use crate::monitor::cgroup::{LeafCgroup, Scope};
-    use crate::monitor::events::{Killer, Sink, Summary};
+    use crate::monitor::compile::Unenforceable;
+    use crate::monitor::events::{KillEvent, Killer, Offense, Sink, Summary, now_ns};
     use crate::monitor::{self, Monitor, daemon, netguard, process};
     use crate::output::monitor as render;
     use crate::output::{Format, Style, use_color};
@@ -129,11 +130,7 @@ mod linux {
     }
 
     fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-        Err(config(format!(
-            "{}: reading policies needs the policy module, which is not merged into this \
-             branch yet",
-            path.display()
-        )))
+        crate::policy::load(path).map_err(|e| anyhow::Error::new(e.into_coded()))
     }
 
     /// The rules to enforce, or why the policy gives none.
@@ -180,20 +177,7 @@ mod linux {
         };
         let plan = monitor::plan(rules, kill_unavailable.as_deref()).map_err(failed)?;
         if !plan.unenforced.is_empty() {
-            let nothing_left = plan.fatal() || plan.net.is_empty();
-            if !args.allow_degraded || nothing_left {
-                eprint!(
-                    "{}",
-                    render::unenforced_text(&plan.unenforced, style, false)
-                );
-                let why = if args.allow_degraded {
-                    "nothing in the policy can be enforced on this host"
-                } else {
-                    "rules that cannot be enforced (see above; --allow-degraded runs the rest)"
-                };
-                return Err(failed(anyhow!("{why}")));
-            }
-            eprint!("{}", render::unenforced_text(&plan.unenforced, style, true));
+            refuse_or_degrade(&plan.unenforced, &args, style, !plan.enforces_something())?;
         }
 
         // Wrapper mode makes its own scope; attach mode uses the given one.
@@ -208,9 +192,20 @@ mod linux {
             (None, None) => unreachable!("checked in run"),
         };
         let scope = Scope::of(&scope_path).map_err(failed)?;
-        let mut mon = Monitor::load(&plan, &scope, args.ringbuf_bytes)
+        let (mut mon, refused) = Monitor::load(&plan, &scope, args.ringbuf_bytes)
             .with_context(|| format!("enforcing on {}", scope.path.display()))
             .map_err(failed)?;
+        if !refused.is_empty() {
+            // Dropping `mon` on the error path detaches what was attached.
+            refuse_or_degrade(&refused, &args, style, plan.net.is_empty())?;
+        }
+        if args.pin.is_some() && mon.enforces_files() {
+            return Err(config(
+                "--pin keeps network enforcement only; file enforcement cannot be pinned (run \
+                 the monitor under systemd instead)"
+                    .into(),
+            ));
+        }
         if let Some(dir) = &args.pin {
             netguard::ensure_bpffs_dir(dir).map_err(failed)?;
             mon.pin(dir).map_err(failed)?;
@@ -288,6 +283,30 @@ mod linux {
         Ok(Outcome::Monitor { status })
     }
 
+    /// Rules that will not be enforced: exit 40 (nothing started) unless
+    /// --allow-degraded, which names them loudly and goes on, if anything is
+    /// left to enforce.
+    fn refuse_or_degrade(
+        list: &[Unenforceable],
+        args: &Args,
+        style: Style,
+        nothing_left: bool,
+    ) -> anyhow::Result<()> {
+        if args.allow_degraded && !nothing_left {
+            eprint!("{}", render::unenforced_text(list, style, true));
+            return Ok(());
+        }
+        eprint!("{}", render::unenforced_text(list, style, false));
+        Err(failed(anyhow!(
+            "{}",
+            if args.allow_degraded {
+                "nothing in the policy can be enforced on this host"
+            } else {
+                "rules that cannot be enforced (see above; --allow-degraded runs the rest)"
+            }
+        )))
+    }
+
     fn event_sink(args: &Args) -> anyhow::Result<Box<dyn Sink>> {
         Ok(match &args.events {
             Some(p) => Box::new(render::JsonLines::new(
@@ -316,9 +335,60 @@ mod linux {
         let _ = err.flush();
     }
 
-    /// The `trigger_kill` action, or why there is none.
-    fn kill_action(_policy: &Policy) -> Result<Killer, String> {
-        Err("this build of assay does not include the kill switch yet".into())
+    /// The `trigger_kill` action, or why there is none: the kill switch
+    /// stops the offending process tree with capture, in the mode of the
+    /// rule's `kill_switch.triggers` entry (immediate when it has none).
+    fn kill_action(policy: &Policy) -> Result<Killer, String> {
+        use crate::kill_switch::{
+            self, CaptureOptions, DEFAULT_CAPTURE_BUDGET, Defaults, Reason, Target,
+        };
+        use crate::policy::model::KillMode;
+
+        let cfg = policy.kill_switch.as_ref();
+        if cfg.is_some_and(|c| !c.enabled) {
+            return Err(format!(
+                "kill_switch.enabled is false in {}",
+                policy.source.display()
+            ));
+        }
+        let defaults = Defaults::from_config(cfg);
+        let triggers: Vec<(String, KillMode)> = cfg
+            .map(|c| {
+                c.triggers
+                    .iter()
+                    .map(|t| (t.on_rule.clone(), t.mode))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Box::new(move |o: &Offense| {
+            let mode = triggers
+                .iter()
+                .find(|(r, _)| *r == *o.rule)
+                .map_or(KillMode::Immediate, |(_, m)| *m);
+            let mut req = defaults.request(
+                vec![Target::Pid(o.tgid as i32)],
+                mode,
+                Reason::Rule {
+                    rule_id: o.rule.to_string(),
+                    detail: o.detail.clone(),
+                },
+            );
+            // A monitor kill always leaves evidence.
+            req.capture.get_or_insert_with(|| CaptureOptions {
+                output_dir: defaults.output_dir.clone(),
+                redact: true,
+                budget: DEFAULT_CAPTURE_BUDGET,
+            });
+            let report = kill_switch::execute(&req);
+            KillEvent {
+                time_ns: now_ns(),
+                rule: o.rule.clone(),
+                pid: o.tgid,
+                all_gone: report.all_gone,
+                incident: report.incident_dir.map(|p| p.display().to_string()),
+                error: report.errors.first().cloned().or(report.incident_error),
+            }
+        }))
     }
 
     fn unpin(dir: &Path) -> anyhow::Result<Outcome> {

@@ -41,6 +41,8 @@ pub struct NetSlot {
     pub id: String,
     pub action: Action,
     pub severity: Severity,
+    /// Position of the rule in the policy.
+    pub index: usize,
 }
 
 /// Everything the netguard object needs, ready to write into rodata and maps.
@@ -104,10 +106,11 @@ pub enum CompileError {
 
 /// Build the network plan from the policy's rules (file rules are ignored).
 pub fn net_plan(rules: &[Rule]) -> Result<NetPlan, CompileError> {
-    let mut net: Vec<(&Rule, &NetMatch)> = rules
+    let mut net: Vec<(usize, &Rule, &NetMatch)> = rules
         .iter()
-        .filter_map(|r| match &r.matcher {
-            Matcher::NetConnect(m) => Some((r, m)),
+        .enumerate()
+        .filter_map(|(i, r)| match &r.matcher {
+            Matcher::NetConnect(m) => Some((i, r, m)),
             Matcher::FileOpen(_) => None,
         })
         .collect();
@@ -115,17 +118,18 @@ pub fn net_plan(rules: &[Rule]) -> Result<NetPlan, CompileError> {
         return Err(CompileError::TooManyNetRules { count: net.len() });
     }
     // Stable: equal priorities keep policy order.
-    net.sort_by_key(|(r, _)| priority(r.action));
+    net.sort_by_key(|(_, r, _)| priority(r.action));
 
     let mut plan = NetPlan::default();
     let mut v4: HashMap<(u8, [u8; 4]), u64> = HashMap::new();
     let mut v6: HashMap<(u8, [u8; 16]), u64> = HashMap::new();
-    for (bit, (rule, m)) in net.iter().enumerate() {
+    for (bit, (index, rule, m)) in net.iter().enumerate() {
         let b = 1u64 << bit;
         plan.slots.push(NetSlot {
             id: rule.id.clone(),
             action: rule.action,
             severity: rule.severity,
+            index: *index,
         });
         if m.ports.is_empty() {
             plan.any_port_mask |= b;
@@ -206,22 +210,11 @@ fn fold<const N: usize>(entries: &HashMap<(u8, [u8; N]), u64>, max: u8) -> Vec<(
     out
 }
 
-/// Rules this build cannot enforce at all, whatever the kernel.
+/// Rules (or parts) that cannot be enforced whatever the kernel.
 /// `kill_unavailable`: why `trigger_kill` cannot kill (None: it can).
 pub fn unenforceable_here(rules: &[Rule], kill_unavailable: Option<&str>) -> Vec<Unenforceable> {
     let mut out = Vec::new();
     for r in rules {
-        if let Matcher::FileOpen(_) = r.matcher {
-            out.push(Unenforceable {
-                rule_id: r.id.clone(),
-                reason: "file_open rules need the BPF LSM file enforcement, which this \
-                         build of assay does not include yet"
-                    .into(),
-                fix: "remove the file_open rule, or run with --allow-degraded to enforce the \
-                      other rules only"
-                    .into(),
-            });
-        }
         if let (Action::TriggerKill, Some(why)) = (r.action, kill_unavailable) {
             out.push(Unenforceable {
                 rule_id: r.id.clone(),

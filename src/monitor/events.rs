@@ -69,6 +69,8 @@ pub struct NetEvent {
     pub time_ns: i128,
     pub hook: NetHook,
     pub rule: Arc<str>,
+    /// Position of the rule in the policy.
+    pub rule_index: usize,
     pub severity: Severity,
     pub action: Action,
     /// Other rules that matched the same operation (did not decide).
@@ -95,6 +97,15 @@ pub struct KillEvent {
     pub error: Option<String>,
 }
 
+/// The process a `trigger_kill` decision is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offense {
+    pub rule: Arc<str>,
+    pub tgid: u32,
+    /// What it did, for the incident record.
+    pub detail: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Net(NetEvent),
@@ -115,7 +126,7 @@ pub enum Event {
 
 /// Runs the kill switch for a `trigger_kill` decision. Called on the consumer
 /// thread, at most once per offending process.
-pub type Killer = Box<dyn FnMut(&NetEvent) -> KillEvent + Send>;
+pub type Killer = Box<dyn FnMut(&Offense) -> KillEvent + Send>;
 
 /// Where events go (JSON lines at the edge: `output::monitor::JsonLines`).
 pub trait Sink: Send {
@@ -169,17 +180,31 @@ pub fn now_ns() -> i128 {
 
 /// Decodes raw records with the rule table of this monitor.
 pub struct Decoder {
-    slots: Vec<(Arc<str>, Action, Severity)>,
+    /// By net rule bit: (id, action, severity, policy index).
+    slots: Vec<(Arc<str>, Action, Severity, usize)>,
     offset_ns: i128,
 }
 
+fn comm_of(c: &[i8]) -> String {
+    let n = c.iter().position(|c| *c == 0).unwrap_or(c.len());
+    let b: Vec<u8> = c[..n].iter().map(|c| *c as u8).collect();
+    String::from_utf8_lossy(&b).into_owned()
+}
+
 impl Decoder {
-    pub fn new(plan: &NetPlan) -> Decoder {
+    pub fn new(plan: &NetPlan, rules: &[crate::policy::model::Rule]) -> Decoder {
+        let ids: Vec<Arc<str>> = rules.iter().map(|r| Arc::from(r.id.as_str())).collect();
         Decoder {
             slots: plan
                 .slots
                 .iter()
-                .map(|s| (Arc::from(s.id.as_str()), s.action, s.severity))
+                .map(|s| {
+                    let id = ids
+                        .get(s.index)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from(s.id.as_str()));
+                    (id, s.action, s.severity, s.index)
+                })
                 .collect(),
             offset_ns: mono_to_wall_ns(),
         }
@@ -195,18 +220,19 @@ impl Decoder {
             };
         }
         let time_ns = i128::from(hdr.ts_ns) + self.offset_ns;
+        let unknown = Event::Unknown {
+            time_ns,
+            kind: hdr.kind,
+            len: rec.len(),
+        };
         match hdr.kind {
             EV_NET_CONNECT | EV_NET_SENDMSG => {
                 let mut ev = types::net_event::default();
                 let slot = self.slots.get(hdr.rule_idx as usize);
-                let (Ok(()), Some((rule, action, severity))) =
+                let (Ok(()), Some((rule, action, severity, index))) =
                     (plain::copy_from_bytes(&mut ev, rec), slot)
                 else {
-                    return Event::Unknown {
-                        time_ns,
-                        kind: hdr.kind,
-                        len: rec.len(),
-                    };
+                    return unknown;
                 };
                 let addr = if ev.family == libc::AF_INET as u16 {
                     IpAddr::V4(Ipv4Addr::new(
@@ -222,12 +248,6 @@ impl Decoder {
                     .filter(|(i, _)| *i != hdr.rule_idx as usize && ev.matched & (1u64 << i) != 0)
                     .map(|(_, s)| s.0.clone())
                     .collect();
-                let comm_len = hdr
-                    .comm
-                    .iter()
-                    .position(|c| *c == 0)
-                    .unwrap_or(hdr.comm.len());
-                let comm: Vec<u8> = hdr.comm[..comm_len].iter().map(|c| *c as u8).collect();
                 Event::Net(NetEvent {
                     time_ns,
                     hook: if hdr.kind == EV_NET_CONNECT {
@@ -236,23 +256,20 @@ impl Decoder {
                         NetHook::Sendmsg
                     },
                     rule: rule.clone(),
+                    rule_index: *index,
                     severity: *severity,
                     action: *action,
                     also_matched,
                     pid: hdr.pid,
                     tgid: hdr.tgid,
-                    comm: String::from_utf8_lossy(&comm).into_owned(),
+                    comm: comm_of(&hdr.comm),
                     cgroup_id: hdr.cgroup_id,
                     addr,
                     port: ev.port,
                     protocol: ev.protocol,
                 })
             }
-            kind => Event::Unknown {
-                time_ns,
-                kind,
-                len: rec.len(),
-            },
+            _ => unknown,
         }
     }
 }
@@ -270,26 +287,26 @@ impl Pipeline {
         events: Arc<MapHandle>,
         dropped: Arc<MapHandle>,
         plan: &NetPlan,
+        rules: &[crate::policy::model::Rule],
         sink: Box<dyn Sink>,
         killer: Option<Killer>,
     ) -> io::Result<Pipeline> {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = bounded::<Batch>(CHANNEL_BATCHES);
-        let decoder = Decoder::new(plan);
-        let mut summary = Summary {
-            by_rule: plan
-                .slots
+        let decoder = Decoder::new(plan, rules);
+        // Every rule, in policy order (indexed by the events' rule_index).
+        let summary = Summary {
+            by_rule: rules
                 .iter()
-                .map(|s| RuleCount {
-                    rule: s.id.clone(),
-                    action: s.action,
-                    severity: s.severity,
+                .map(|r| RuleCount {
+                    rule: r.id.clone(),
+                    action: r.action,
+                    severity: r.severity,
                     events: 0,
                 })
                 .collect(),
             ..Summary::default()
         };
-        summary.by_rule.sort_by(|a, b| a.rule.cmp(&b.rule));
         let consumer = std::thread::Builder::new()
             .name("assay-events".into())
             .spawn(move || consume(rx, decoder, dropped, sink, killer, summary))?;
@@ -441,32 +458,43 @@ fn consume(
         for rec in batch.iter().flat_map(|b| b.records()) {
             summary.delivered += 1;
             let ev = decoder.decode(rec);
-            match &ev {
+            let offense = match &ev {
                 Event::Net(n) => {
-                    if let Some(c) = summary.by_rule.iter_mut().find(|c| *c.rule == *n.rule) {
+                    if let Some(c) = summary.by_rule.get_mut(n.rule_index) {
                         c.events += 1;
                     }
-                    emit(sink, &ev, &mut summary);
-                    if n.action == Action::TriggerKill {
-                        if let Some(k) = killer.as_mut() {
-                            // One kill per offending process, however many
-                            // events it produced before it died.
-                            if killed.insert(n.tgid) {
-                                let ke = k(n);
-                                summary.kills += 1;
-                                if !ke.all_gone || ke.error.is_some() {
-                                    summary.kill_failures += 1;
-                                }
-                                emit(sink, &Event::Kill(ke), &mut summary);
-                            }
-                        }
-                    }
+                    (n.action == Action::TriggerKill).then(|| Offense {
+                        rule: n.rule.clone(),
+                        tgid: n.tgid,
+                        detail: format!(
+                            "{} to {} port {} denied",
+                            match n.hook {
+                                NetHook::Connect => "connect",
+                                NetHook::Sendmsg => "sendmsg",
+                            },
+                            n.addr,
+                            n.port
+                        ),
+                    })
                 }
                 Event::Unknown { .. } => {
                     summary.unknown += 1;
-                    emit(sink, &ev, &mut summary);
+                    None
                 }
-                Event::Drops { .. } | Event::Kill(_) => {}
+                Event::Drops { .. } | Event::Kill(_) => None,
+            };
+            emit(sink, &ev, &mut summary);
+            if let (Some(o), Some(k)) = (offense, killer.as_mut()) {
+                // One kill per offending process, however many events it
+                // produced before it died.
+                if killed.insert(o.tgid) {
+                    let ke = k(&o);
+                    summary.kills += 1;
+                    if !ke.all_gone || ke.error.is_some() {
+                        summary.kill_failures += 1;
+                    }
+                    emit(sink, &Event::Kill(ke), &mut summary);
+                }
             }
         }
         if last_drops_check.elapsed() >= DROPS_EVERY {

@@ -45,14 +45,22 @@ unsafe impl plain::Plain for netguard_skel::types::lpm_v4_key {}
 unsafe impl plain::Plain for netguard_skel::types::lpm_v6_key {}
 
 /// What will be enforced, and what will not.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub net: NetPlan,
+    /// Every rule of the policy, in policy order (file events carry an index
+    /// into it).
+    pub rules: Vec<Rule>,
     /// Host problems found by the preflight.
     pub missing: Vec<Missing>,
     /// Rules (or parts of rules) that will not be enforced.
     pub unenforced: Vec<Unenforceable>,
 }
+
+/// How to get file enforcement where the kernel refused it.
+pub const LSM_FIX: &str = "run a kernel with CONFIG_BPF_LSM=y booted with bpf in its LSM list \
+     (lsm=...,bpf on the kernel command line); in containers and sandboxes the host must allow \
+     BPF LSM programs";
 
 impl Plan {
     /// Nothing at all can be enforced (a missing piece affects everything).
@@ -60,6 +68,27 @@ impl Plan {
         self.missing
             .iter()
             .any(|m| m.affects == Affects::Everything)
+    }
+
+    fn file_rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .filter(|r| matches!(r.matcher, Matcher::FileOpen(_)))
+            .map(|r| r.id.as_str())
+    }
+
+    /// File rules exist and none of them is already known to be unenforceable.
+    pub fn wants_fileguard(&self) -> bool {
+        let mut ids = self.file_rule_ids().peekable();
+        ids.peek().is_some()
+            && !self
+                .file_rule_ids()
+                .any(|id| self.unenforced.iter().any(|u| u.rule_id == id))
+    }
+
+    /// Whether anything at all would be enforced.
+    pub fn enforces_something(&self) -> bool {
+        !self.fatal() && (!self.net.is_empty() || self.wants_fileguard())
     }
 }
 
@@ -92,6 +121,17 @@ pub fn plan(rules: &[Rule], kill_unavailable: Option<&str>) -> Result<Plan, Plan
             });
         }
     }
+    for r in &file_rules {
+        unenforced.push(Unenforceable {
+            rule_id: r.id.clone(),
+            reason: "file_open rules need the BPF LSM file enforcement, which this build of \
+                     assay does not include yet"
+                .into(),
+            fix: "remove the file_open rule, or run with --allow-degraded to enforce the other \
+                  rules only"
+                .into(),
+        });
+    }
     for u in compile::unenforceable_here(rules, kill_unavailable) {
         if !unenforced
             .iter()
@@ -102,6 +142,7 @@ pub fn plan(rules: &[Rule], kill_unavailable: Option<&str>) -> Result<Plan, Plan
     }
     Ok(Plan {
         net,
+        rules: rules.to_vec(),
         missing,
         unenforced,
     })
@@ -115,24 +156,37 @@ pub struct Monitor {
     pipeline: Option<Pipeline>,
     shared: SharedMaps,
     net: NetPlan,
+    rules: Vec<Rule>,
 }
 
 impl Monitor {
     /// Load and attach everything the plan can enforce. Starts no thread, so
-    /// the caller may still fork (daemon mode) afterwards.
-    pub fn load(plan: &Plan, scope: &Scope, ringbuf_bytes: u32) -> Result<Monitor, LoadError> {
+    /// the caller may still fork (daemon mode) afterwards. Returns the rules
+    /// the kernel refused at load time (file rules where the BPF LSM cannot
+    /// be used): the caller decides whether to run degraded.
+    pub fn load(
+        plan: &Plan,
+        scope: &Scope,
+        ringbuf_bytes: u32,
+    ) -> Result<(Monitor, Vec<Unenforceable>), LoadError> {
         let shared = SharedMaps::create(ringbuf_bytes)?;
         let netguard = if plan.net.is_empty() {
             None
         } else {
             Some(NetGuard::load(&plan.net, scope, &shared)?)
         };
-        Ok(Monitor {
-            netguard,
-            pipeline: None,
-            shared,
-            net: plan.net.clone(),
-        })
+        // File rules are refused at plan time in this build (no fileguard).
+        let refused = Vec::new();
+        Ok((
+            Monitor {
+                netguard,
+                pipeline: None,
+                shared,
+                net: plan.net.clone(),
+                rules: plan.rules.clone(),
+            },
+            refused,
+        ))
     }
 
     /// Start the polling and consumer threads.
@@ -145,13 +199,15 @@ impl Monitor {
             self.shared.events.clone(),
             self.shared.dropped.clone(),
             &self.net,
+            &self.rules,
             sink,
             killer,
         )?);
         Ok(())
     }
 
-    /// [`Monitor::load`] then [`Monitor::start_events`].
+    /// [`Monitor::load`] then [`Monitor::start_events`]; a rule the kernel
+    /// refused is an error here.
     pub fn start(
         plan: &Plan,
         scope: &Scope,
@@ -159,7 +215,13 @@ impl Monitor {
         sink: Box<dyn Sink>,
         killer: Option<Killer>,
     ) -> Result<Monitor, LoadError> {
-        let mut m = Monitor::load(plan, scope, ringbuf_bytes)?;
+        let (mut m, refused) = Monitor::load(plan, scope, ringbuf_bytes)?;
+        if let Some(r) = refused.first() {
+            return Err(LoadError::Refused(format!(
+                "rule {}: {}",
+                r.rule_id, r.reason
+            )));
+        }
         m.start_events(sink, killer)
             .map_err(|source| LoadError::Io {
                 path: "event threads".into(),
@@ -170,6 +232,11 @@ impl Monitor {
 
     pub fn shared(&self) -> &SharedMaps {
         &self.shared
+    }
+
+    /// Whether file enforcement is attached (never, in this build).
+    pub fn enforces_files(&self) -> bool {
+        false
     }
 
     /// Pin the links under `dir` so enforcement outlives this process.

@@ -31,6 +31,8 @@ pub enum LoadError {
         #[source]
         source: libbpf_rs::Error,
     },
+    #[error("{0}")]
+    Refused(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -396,6 +396,7 @@ mod tests {
             time_ns: 0,
             hook: NetHook::Connect,
             rule: Arc::from("no-admin-ports"),
+            rule_index: 0,
             severity: Severity::High,
             action: Action::Deny,
             also_matched: vec![Arc::from("egress")],
