@@ -299,7 +299,7 @@ mod linux {
         eprint!("{}", render::unenforced_text(list, style, false));
         Err(failed(anyhow!(
             "{}",
-            if args.allow_degraded {
+            if nothing_left {
                 "nothing in the policy can be enforced on this host"
             } else {
                 "rules that cannot be enforced (see above; --allow-degraded runs the rest)"
