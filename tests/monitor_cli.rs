@@ -493,3 +493,63 @@ fn trigger_kill_kills_the_offending_tree_and_writes_an_incident() {
     assert!(dir.join("incident.json").exists());
     assert!(err.contains("kills: 1 (0 failed)"), "{err}");
 }
+
+#[test]
+fn daemon_mode_detaches_with_pid_file_and_log() {
+    if !common::require_root("daemon_mode_detaches_with_pid_file_and_log") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = Scratch::new("daemon");
+    let pol = s.file("p.yaml", &policy(&deny_port(port)));
+    let (pid_file, log) = (s.0.join("m.pid"), s.0.join("m.log"));
+    let cg = common::cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-test-daemon-{}", std::process::id()));
+    std::fs::create_dir(&cg).unwrap();
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&cg)
+        .arg("--daemon")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--log-file")
+        .arg(&log));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("in the background"));
+    wait_for("the pid file", || pid_file.exists());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let probe = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port}",
+            cg.display(),
+            netbench()
+        ))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(v["eperm"], 1, "the daemon enforces");
+    // SAFETY: plain syscall on the daemon we started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for("the pid file to go", || !pid_file.exists());
+    wait_for("the summary in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("assay monitor summary"))
+    });
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        json_lines(&logged)
+            .iter()
+            .any(|e| e["kind"] == "net_connect" && e["object"]["port"] == port),
+        "{logged}"
+    );
+    let _ = std::fs::remove_dir(&cg);
+}
