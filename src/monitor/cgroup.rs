@@ -130,7 +130,15 @@ impl LeafCgroup {
 
     fn create_at(name: String) -> Result<LeafCgroup, CgroupError> {
         let path = cgroup2_mount()?.join(name);
-        fs::create_dir(&path).map_err(io_err(&path))?;
+        if let Err(e) = fs::create_dir(&path) {
+            // A leftover of an earlier assay with the same pid that was
+            // SIGKILLed: reuse the name only if it is empty (rmdir refuses
+            // a cgroup with processes or children).
+            if e.kind() != io::ErrorKind::AlreadyExists || fs::remove_dir(&path).is_err() {
+                return Err(io_err(&path)(e));
+            }
+            fs::create_dir(&path).map_err(io_err(&path))?;
+        }
         Ok(LeafCgroup { path })
     }
 
