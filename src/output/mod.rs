@@ -7,6 +7,8 @@ use std::io::{self, IsTerminal, Write};
 
 use clap::ValueEnum;
 
+pub mod discovery;
+
 /// `--format`: `table` for people, `json` stable for machines, `sarif` where
 /// there are findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
