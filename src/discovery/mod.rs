@@ -1347,7 +1347,7 @@ fn location_findings(id: &str, c: &Configured, findings: &mut Vec<Finding>) {
                         findings.push(mk(
                             Rule::UnpinnedPackage,
                             Severity::Low,
-                            format!("{id} runs {spec} through {launcher} without a pinned version: each start may fetch different code"),
+                            format!("{id} runs {spec} through {launcher} without a pinned version (each start may fetch different code), in {where_}"),
                             Some(secrets::redact_text(spec)),
                         ));
                     }
@@ -1411,7 +1411,7 @@ fn location_findings(id: &str, c: &Configured, findings: &mut Vec<Finding>) {
                     Rule::NoAuth,
                     sev,
                     format!(
-                        "{id} is a remote server with no Authorization/API-key header, token or OAuth configuration{}",
+                        "{id} is a remote server with no Authorization/API-key header, token or OAuth configuration{}, in {where_}",
                         if plain && !loopback { ", over plain http" } else { "" }
                     ),
                     Some(secrets::redact_text(url)),

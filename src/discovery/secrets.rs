@@ -136,7 +136,13 @@ pub fn token_kind(t: &str) -> Option<SecretKind> {
 /// A value that stands for a secret rather than being one: `${env:X}`,
 /// `${input:x}`, `$X`, `{env:X}`, `%X%`, `<your key>`, `your-api-key`...
 pub fn is_placeholder(v: &str) -> bool {
-    let t = v.trim();
+    let mut t = v.trim();
+    // `Bearer ${X}`: judge what follows the scheme.
+    for scheme in ["Bearer ", "bearer ", "Basic ", "basic ", "token ", "Token "] {
+        if let Some(rest) = t.strip_prefix(scheme) {
+            t = rest.trim();
+        }
+    }
     let l = t.to_ascii_lowercase();
     t.contains("${")
         || t.starts_with('$')
