@@ -603,3 +603,36 @@ fn permission_denied_is_unreadable_and_others_still_found() {
     assert_eq!(s.status, "unreadable");
     assert_eq!(r.servers.len(), 1);
 }
+
+#[test]
+fn docs_list_every_client_and_rule() {
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/discovery.md"))
+        .unwrap();
+    for c in assay::discovery::clients::CLIENTS {
+        assert!(
+            doc.contains(&format!("(`{}`)", c.id)),
+            "docs/discovery.md misses client {}",
+            c.id
+        );
+        for p in c.paths {
+            assert!(
+                doc.contains(p.rel),
+                "docs/discovery.md misses path {} of {}",
+                p.rel,
+                c.id
+            );
+        }
+    }
+    for r in assay::discovery::Rule::ALL {
+        assert!(
+            doc.contains(&format!("`{}`", r.id())),
+            "docs miss rule {}",
+            r.id()
+        );
+        assert!(
+            doc.contains(&format!("`{}`", r.sarif_id())),
+            "docs miss {}",
+            r.sarif_id()
+        );
+    }
+}

@@ -261,9 +261,24 @@ pub fn scan_text(text: &str) -> Vec<(usize, usize, SecretKind)> {
             }
         }
     }
-    let lower = text.to_ascii_lowercase();
+    // Cheap guards first: most strings (paths, package names) need none of
+    // the scans below.
+    let has_space = text.contains(' ');
+    let has_url = text.contains("://");
+    let has_pair = text.contains('=') || text.contains(':');
+    if !has_space && !has_url && !has_pair {
+        return finish(hits);
+    }
+    let lower = if has_space {
+        text.to_ascii_lowercase()
+    } else {
+        String::new()
+    };
     // `Bearer xyz`, `Basic xyz`.
-    for scheme in ["bearer ", "basic ", "token "] {
+    for scheme in ["bearer ", "basic ", "token "]
+        .into_iter()
+        .filter(|_| has_space)
+    {
         let mut from = 0;
         while let Some(p) = lower[from..].find(scheme) {
             let s = from + p + scheme.len();
@@ -281,7 +296,7 @@ pub fn scan_text(text: &str) -> Vec<(usize, usize, SecretKind)> {
     }
     // URL userinfo passwords: scheme://user:pass@
     let mut from = 0;
-    while let Some(p) = text[from..].find("://") {
+    while let Some(p) = text[from..].find("://").filter(|_| has_url) {
         let s = from + p + 3;
         let auth_end = text[s..]
             .find(['/', '?', '#', ' ', '"'])
@@ -299,7 +314,7 @@ pub fn scan_text(text: &str) -> Vec<(usize, usize, SecretKind)> {
         from = s;
     }
     // name=value / name: value pairs (query strings, `-e NAME=value`, headers in args).
-    for (sep, min) in [('=', 8), (':', 8)] {
+    for (sep, min) in [('=', 8), (':', 8)].into_iter().filter(|_| has_pair) {
         let mut from = 0;
         while let Some(p) = text[from..].find(sep) {
             let at = from + p;
@@ -337,6 +352,14 @@ pub fn scan_text(text: &str) -> Vec<(usize, usize, SecretKind)> {
             }
             from = at + 1;
         }
+    }
+    finish(hits)
+}
+
+/// Sort hits and merge overlaps.
+fn finish(mut hits: Vec<(usize, usize, SecretKind)>) -> Vec<(usize, usize, SecretKind)> {
+    if hits.len() < 2 {
+        return hits;
     }
     hits.sort();
     // Merge overlaps, keeping the more specific kind (the earliest-sorted).
