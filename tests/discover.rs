@@ -636,3 +636,33 @@ fn docs_list_every_client_and_rule() {
         );
     }
 }
+
+#[test]
+fn policy_managed_list_and_methods() {
+    use assay::discovery::{Options, Rule, discover};
+    use assay::policy::model::{DiscoveryConfig, DiscoveryMethod};
+    let home = fixture_home("home-all");
+    let cfg = DiscoveryConfig {
+        enabled: true,
+        methods: vec![DiscoveryMethod::ConfigFiles],
+        on_findings: Default::default(),
+        // By id, by alias, by bare name.
+        managed: vec!["claude-desktop/github".into(), "cursor/filesystem".into(), "linear".into()],
+    };
+    let mut opts = Options::for_home(home.path());
+    opts.processes = true; // the policy's methods exclude processes
+    let r = discover(&opts, Some(&cfg));
+    for id in ["claude-desktop/github", "claude-desktop/filesystem", "windsurf/linear"] {
+        let s = r.server(id).unwrap();
+        assert!(s.managed, "{id}");
+        assert_eq!(s.managed_by, [assay::discovery::ManagedBy::Policy]);
+        assert!(!r
+            .findings
+            .iter()
+            .any(|f| f.rule == Rule::UnmanagedServer && f.server_id.as_deref() == Some(id)));
+    }
+    assert!(!r.server("cursor/remote-insecure").unwrap().managed);
+    assert!(matches!(r.processes, assay::discovery::Processes::NotScanned { .. }));
+    // Managed servers keep their other findings.
+    assert!(r.findings.iter().any(|f| f.rule == Rule::NoAuth && f.server_id.as_deref() == Some("windsurf/linear")));
+}
