@@ -647,22 +647,116 @@ fn policy_managed_list_and_methods() {
         methods: vec![DiscoveryMethod::ConfigFiles],
         on_findings: Default::default(),
         // By id, by alias, by bare name.
-        managed: vec!["claude-desktop/github".into(), "cursor/filesystem".into(), "linear".into()],
+        managed: vec![
+            "claude-desktop/github".into(),
+            "cursor/filesystem".into(),
+            "linear".into(),
+        ],
     };
     let mut opts = Options::for_home(home.path());
     opts.processes = true; // the policy's methods exclude processes
     let r = discover(&opts, Some(&cfg));
-    for id in ["claude-desktop/github", "claude-desktop/filesystem", "windsurf/linear"] {
+    for id in [
+        "claude-desktop/github",
+        "claude-desktop/filesystem",
+        "windsurf/linear",
+    ] {
         let s = r.server(id).unwrap();
         assert!(s.managed, "{id}");
         assert_eq!(s.managed_by, [assay::discovery::ManagedBy::Policy]);
-        assert!(!r
-            .findings
-            .iter()
-            .any(|f| f.rule == Rule::UnmanagedServer && f.server_id.as_deref() == Some(id)));
+        assert!(
+            !r.findings
+                .iter()
+                .any(|f| f.rule == Rule::UnmanagedServer && f.server_id.as_deref() == Some(id))
+        );
     }
     assert!(!r.server("cursor/remote-insecure").unwrap().managed);
-    assert!(matches!(r.processes, assay::discovery::Processes::NotScanned { .. }));
+    assert!(matches!(
+        r.processes,
+        assay::discovery::Processes::NotScanned { .. }
+    ));
     // Managed servers keep their other findings.
-    assert!(r.findings.iter().any(|f| f.rule == Rule::NoAuth && f.server_id.as_deref() == Some("windsurf/linear")));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == Rule::NoAuth && f.server_id.as_deref() == Some("windsurf/linear"))
+    );
+}
+
+#[test]
+fn policy_flag_applies_the_discovery_block() {
+    let home = fixture_home("home-all");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    let h = home.path().to_str().unwrap();
+    // Gates from on_findings; managed servers drop out of unmanaged_server.
+    fs::write(
+        &p,
+        "version: \"2.0\"\ndiscovery:\n  enabled: true\n  on_findings:\n    no_auth: fail\n    unmanaged_server: warn\n",
+    )
+    .unwrap();
+    let out = assay(&[
+        "discover",
+        "--home",
+        h,
+        "--policy",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both gates: 10 wins over 11.
+    let out = assay(&[
+        "discover",
+        "--home",
+        h,
+        "--policy",
+        p.to_str().unwrap(),
+        "--fail-on",
+        "unmanaged_server",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(10));
+    // Every remote server without auth declared managed: no_auth still fires
+    // (managed is about launch, not auth), unmanaged_server does not for them.
+    fs::write(
+        &p,
+        "version: \"2.0\"\ndiscovery:\n  managed: [\"windsurf/linear\"]\n  on_findings:\n    unmanaged_server: fail\n",
+    )
+    .unwrap();
+    let out = assay(&[
+        "discover",
+        "--home",
+        h,
+        "--policy",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(10));
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let linear = r
+        .servers
+        .iter()
+        .find(|s| s.id == "windsurf/linear")
+        .unwrap();
+    assert!(linear.managed);
+    assert_eq!(linear.managed_by, ["policy"]);
+    // An invalid policy: exit 2, position named, nothing on stdout.
+    fs::write(
+        &p,
+        "version: \"2.0\"\ndiscovery:\n  on_findings:\n    unmanaged_server: block\n",
+    )
+    .unwrap();
+    let out = assay(&["discover", "--home", h, "--policy", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:4:", p.display())), "{err}");
 }

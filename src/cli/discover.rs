@@ -68,6 +68,10 @@ pub struct Args {
     /// Fail on findings at or above this severity (same as --fail-on SEVERITY).
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on_severity: Option<String>,
+    /// Policy whose `discovery` block applies: `managed` servers, `on_findings`
+    /// gates (`fail` = like --fail-on), `methods`. An invalid policy exits 2.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Config files larger than this many bytes are reported `too_large`.
     #[arg(long, value_name = "BYTES", default_value_t = discovery::sources::MAX_FILE_SIZE)]
     pub max_file_size: u64,
@@ -250,7 +254,21 @@ pub fn run_with(
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
-    run_with(args, g, None)
+    let Some(path) = args.policy.clone() else {
+        return run_with(args, g, None);
+    };
+    let policy = crate::policy::load(&path).map_err(|e| anyhow::Error::new(e.into_coded()))?;
+    match policy.discovery {
+        Some(cfg) if cfg.enabled => run_with(args, g, Some(&cfg)),
+        Some(_) => {
+            eprintln!(
+                "assay: {}: discovery.enabled is false; its managed list and gates are not applied",
+                path.display()
+            );
+            run_with(args, g, None)
+        }
+        None => run_with(args, g, None),
+    }
 }
 
 #[cfg(test)]
