@@ -191,7 +191,6 @@ pub fn is_secret_name(name: &str) -> bool {
         "access_key",
         "private_key",
         "credential",
-        "auth",
         "bearer",
         "session_key",
         "client_secret",
@@ -225,11 +224,46 @@ pub fn classify(name: Option<&str>, value: &str) -> Option<SecretKind> {
         return Some(k);
     }
     if let Some(name) = name {
-        if is_secret_name(name) && looks_like_credential_value(value) {
+        if is_secret_name(name)
+            && looks_like_credential_value(value)
+            && (is_strong_secret_name(name) || looks_random(value))
+        {
             return Some(SecretKind::Named);
         }
     }
     None
+}
+
+/// Names that always hold a credential (`*PASSWORD*`, `*TOKEN*`, `*SECRET*`,
+/// `*API_KEY*`, `Authorization`...), as opposed to weaker hints (`auth`,
+/// `*_KEY`, `pat`) where the value must also look random.
+fn is_strong_secret_name(name: &str) -> bool {
+    let n = name
+        .trim_start_matches('-')
+        .to_ascii_lowercase()
+        .replace('-', "_");
+    n == "authorization"
+        || [
+            "password",
+            "passwd",
+            "token",
+            "secret",
+            "api_key",
+            "apikey",
+            "access_key",
+            "private_key",
+            "credential",
+            "bearer",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// Has a digit, or mixes upper and lower case: unlike words such as
+/// `oauth-device` or `enabled`.
+fn looks_random(v: &str) -> bool {
+    v.chars().any(|c| c.is_ascii_digit())
+        || v.chars().any(|c| c.is_ascii_uppercase()) && v.chars().any(|c| c.is_ascii_lowercase())
 }
 
 /// Plausibly a credential: long enough, not a path, URL, boolean or number.
@@ -578,6 +612,19 @@ mod tests {
         );
         assert_eq!(classify(Some("DB_PASSWORD"), "short"), None);
         assert_eq!(classify(Some("LOG_LEVEL"), "debug-verbose"), None);
+        assert_eq!(
+            classify(Some("AUTH_MODE"), "oauth-device"),
+            None,
+            "weak name, word value"
+        );
+        assert_eq!(
+            classify(Some("STRIPE_KEY"), "a8f3k2m9q1w7"),
+            Some(SecretKind::Named)
+        );
+        assert_eq!(
+            classify(Some("DB_PASSWORD"), "correcthorsebattery"),
+            Some(SecretKind::Named)
+        );
         assert_eq!(classify(Some("ANYTHING"), &gh()), Some(SecretKind::GitHub));
         assert_eq!(
             classify(Some("Authorization"), "Bearer abcdefgh12345"),
