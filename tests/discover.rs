@@ -760,3 +760,72 @@ fn policy_flag_applies_the_discovery_block() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:4:", p.display())), "{err}");
 }
+
+#[test]
+fn local_mode_honours_environment_overrides() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    w(
+        "home/.cursor/mcp.json",
+        r#"{"mcpServers": {"h": {"command": "h-mcp"}}}"#,
+    );
+    w(
+        "xdg/zed/settings.json",
+        r#"{"context_servers": {"x": {"command": "x-mcp"}}}"#,
+    );
+    w("cx/config.toml", "[mcp_servers.c]\ncommand = \"c-mcp\"\n");
+    w(
+        "cc/.claude.json",
+        r#"{"mcpServers": {"cc": {"command": "cc-mcp"}}}"#,
+    );
+    w(
+        "oc.json",
+        r#"{"mcp": {"o": {"type": "local", "command": ["o-mcp"]}}}"#,
+    );
+    // Files at the default locations that the overrides replace are not read.
+    w(
+        "home/.codex/config.toml",
+        "[mcp_servers.default]\ncommand = \"d-mcp\"\n",
+    );
+    fs::create_dir_all(root.join("sys")).unwrap();
+    let out = Command::new(common::assay_bin())
+        .env_clear()
+        .env("HOME", root.join("home"))
+        .env("XDG_CONFIG_HOME", root.join("xdg"))
+        .env("CODEX_HOME", root.join("cx"))
+        .env("CLAUDE_CONFIG_DIR", root.join("cc"))
+        .env("OPENCODE_CONFIG", root.join("oc.json"))
+        .args(["discover", "--local", "--no-processes", "--system-root"])
+        .arg(root.join("sys"))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: BTreeSet<&str> = r.servers.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "claude-code/cc",
+            "codex/c",
+            "cursor/h",
+            "opencode/o",
+            "zed/x"
+        ]
+        .into()
+    );
+    assert_eq!(r.scan.os, ["linux"]);
+    // Round trip of the typed DTOs.
+    let again: ReportV1 = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(again, r);
+}
