@@ -260,3 +260,42 @@ fn wait_for_self(pid: i32, name: &str) -> i32 {
     }
     pid
 }
+
+#[test]
+fn relative_script_servers_match_by_working_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    fs::create_dir_all(home.path().join(".cursor")).unwrap();
+    fs::write(
+        home.path().join(".cursor/mcp.json"),
+        format!(
+            r#"{{"mcpServers": {{"tool": {{"command": "python3", "args": ["tool_server.py"], "cwd": "{}"}}}}}}"#,
+            here.path().display()
+        ),
+    )
+    .unwrap();
+    // argv ["python3", "-c", "...", "tool_server.py"]: python running the
+    // relative script, once in the configured directory and once elsewhere.
+    let run_in = |dir: &std::path::Path| {
+        Tree::spawn(&format!(
+            "cd '{}' && exec -a python3 bash -c 'sleep 300; :' tool_server.py",
+            dir.display()
+        ))
+    };
+    let a = run_in(here.path());
+    let b = run_in(elsewhere.path());
+    let pa = wait_for_self(a.pid(), "python3");
+    let pb = wait_for_self(b.pid(), "python3");
+    let mut opts = Options::for_home(home.path());
+    opts.processes = true;
+    let report = discovery::discover(&opts, None);
+    assert_eq!(report.pids_of("cursor/tool"), [pa]);
+    let Processes::Scanned { servers, .. } = &report.processes else {
+        panic!()
+    };
+    assert!(
+        servers.iter().all(|p| p.pid != pb),
+        "same script elsewhere is not that server"
+    );
+}

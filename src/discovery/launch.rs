@@ -19,9 +19,28 @@ pub struct Launch {
     /// The package/image as written, with its version or tag, when launched
     /// through a package runner (for the pinning check).
     pub package_spec: Option<String>,
+    /// The key is a script path as written (relative ones can be resolved).
+    pub script: bool,
+    /// A working directory named on the command line (`uv --directory D`).
+    pub workdir: Option<String>,
 }
 
 impl Launch {
+    /// Make a relative script key absolute against `base` (the entry's
+    /// `cwd`, or a process's working directory), so `python server.py` in
+    /// two directories are two servers and match their own configs.
+    pub fn resolve_relative(&mut self, base: &str) {
+        if !self.script
+            || is_absolute(&self.key)
+            || base.is_empty()
+            || self.key.contains("node_modules")
+        {
+            return;
+        }
+        let joined = format!("{}/{}", base.trim_end_matches(['/', '\\']), self.key);
+        self.key = normalize_path(&joined);
+    }
+
     /// Whether the key looks like an MCP server.
     pub fn looks_like_mcp(&self) -> bool {
         looks_like_mcp(&self.key)
@@ -318,7 +337,35 @@ const DOCKER_VALUE_FLAGS: &[&str] = &[
 
 /// Unwrap a command line (command followed by its arguments).
 pub fn analyze(argv: &[String]) -> Launch {
-    analyze_depth(argv, 0)
+    let mut l = analyze_depth(argv, 0);
+    if let Some(w) = l.workdir.clone() {
+        l.resolve_relative(&w);
+    }
+    l
+}
+
+fn is_absolute(p: &str) -> bool {
+    p.starts_with('/') || p.starts_with('\\') || p.as_bytes().get(1) == Some(&b':')
+}
+
+/// Lexical `.`/`..` removal (no filesystem access: the path may not exist here).
+fn normalize_path(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split(['/', '\\']) {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    let body = out.join("/");
+    if p.starts_with('/') {
+        format!("/{body}")
+    } else {
+        body
+    }
 }
 
 fn analyze_depth(argv: &[String], depth: usize) -> Launch {
@@ -416,7 +463,9 @@ fn analyze_depth(argv: &[String], depth: usize) -> Launch {
                     }
                     Some("run") => {
                         l.launchers.push("uv");
-                        i = skip_flags(argv, j + 1, UV_VALUE_FLAGS);
+                        let end = skip_flags(argv, j + 1, UV_VALUE_FLAGS);
+                        l.workdir = flag_value(argv, i + 1, end, &["--directory", "--project"]);
+                        i = end;
                         continue;
                     }
                     _ => {}
@@ -463,6 +512,7 @@ fn analyze_depth(argv: &[String], depth: usize) -> Launch {
                 );
                 if let Some(script) = argv.get(j) {
                     l.key = script_key(script);
+                    l.script = true;
                     l.args = rest(j + 1);
                 }
                 return l;
@@ -480,6 +530,7 @@ fn analyze_depth(argv: &[String], depth: usize) -> Launch {
                     l.args = rest(pos);
                 } else if let Some(script) = argv.get(j) {
                     l.key = script_key(script);
+                    l.script = true;
                     l.args = rest(j + 1);
                 }
                 return l;
@@ -518,7 +569,8 @@ fn analyze_depth(argv: &[String], depth: usize) -> Launch {
             }
             _ => {}
         }
-        l.key = if has_script_ext(&argv[i]) {
+        l.script = has_script_ext(&argv[i]);
+        l.key = if l.script {
             script_key(&argv[i])
         } else {
             strip_ext(basename(&argv[i])).to_string()
@@ -535,6 +587,8 @@ fn merge(mut outer: Launch, inner: Launch) -> Launch {
     outer.key = inner.key;
     outer.args = inner.args;
     outer.package_spec = inner.package_spec;
+    outer.script = inner.script;
+    outer.workdir = inner.workdir.or(outer.workdir);
     outer
 }
 
@@ -683,15 +737,15 @@ mod tests {
             ),
             (
                 "uv --directory /srv/weather run weather.py",
-                "weather.py",
+                "/srv/weather/weather.py",
                 &[],
                 false,
             ),
             (
                 "uv --directory /srv/mcp-weather run server.py --v",
-                "server.py",
+                "/srv/mcp-weather/server.py",
                 &["--v"],
-                false,
+                true,
             ),
             (
                 "pipx run --spec mcp-obsidian==1.0 mcp-obsidian",
@@ -834,6 +888,24 @@ mod tests {
         let l = analyze(&["npm exec @modelcontextprotocol/server-filesystem /tmp".to_string()]);
         assert_eq!(l.key, "@modelcontextprotocol/server-filesystem");
         assert_eq!(l.args, ["/tmp"]);
+    }
+
+    #[test]
+    fn relative_scripts_resolve_against_their_directory() {
+        let l = a("uv --directory /srv/weather run weather.py");
+        assert_eq!(l.key, "/srv/weather/weather.py");
+        let l = a("uv --directory=/srv/x/ run ./sub/../server.py --v");
+        assert_eq!((l.key.as_str(), l.args.len()), ("/srv/x/server.py", 1));
+        let mut l = a("python server.py");
+        assert_eq!(l.key, "server.py");
+        l.resolve_relative("/opt/a");
+        assert_eq!(l.key, "/opt/a/server.py");
+        let mut l = a("node /abs/index.js");
+        l.resolve_relative("/elsewhere");
+        assert_eq!(l.key, "/abs/index.js");
+        let mut l = a("npx -y @x/mcp");
+        l.resolve_relative("/elsewhere");
+        assert_eq!(l.key, "@x/mcp", "packages are not paths");
     }
 
     #[test]

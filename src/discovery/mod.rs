@@ -616,8 +616,11 @@ fn read_source(
 
 fn configured_entry(entry: extract::Entry, mut location: Location) -> Configured {
     let (launch, fingerprint) = match &entry.spec {
-        Spec::Stdio { argv, .. } => {
-            let l = launch::analyze(argv);
+        Spec::Stdio { argv, cwd, .. } => {
+            let mut l = launch::analyze(argv);
+            if let Some(cwd) = cwd {
+                l.resolve_relative(cwd);
+            }
             location.monitor_wrapped = l.monitor_wrapped;
             let fp = launch_fingerprint(&l);
             (Some(l), fp)
@@ -904,31 +907,42 @@ fn assemble(
                     m
                 };
                 let me = std::process::id() as i32;
-                let recognised: Vec<(usize, Launch)> = all
+                let recognised: Vec<(usize, Launch, Launch)> = all
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| !p.argv.is_empty() && p.pid != me)
                     .filter_map(|(i, p)| {
-                        let l = launch::analyze(&p.argv);
-                        (l.looks_like_mcp() || configured_keys.contains_key(l.key.as_str()))
-                            .then_some((i, l))
+                        let raw = launch::analyze(&p.argv);
+                        // Relative scripts resolve against the process's cwd.
+                        let mut l = raw.clone();
+                        if l.script {
+                            if let Ok(cwd) = std::fs::read_link(
+                                opts.proc_root.join(p.pid.to_string()).join("cwd"),
+                            ) {
+                                l.resolve_relative(&cwd.to_string_lossy());
+                            }
+                        }
+                        let configured = configured_keys.contains_key(l.key.as_str())
+                            || configured_keys.contains_key(raw.key.as_str());
+                        (l.looks_like_mcp() || configured).then_some((i, l, raw))
                     })
                     .collect();
-                let rec_pids: BTreeSet<i32> = recognised.iter().map(|(i, _)| all[*i].pid).collect();
+                let rec_pids: BTreeSet<i32> =
+                    recognised.iter().map(|(i, _, _)| all[*i].pid).collect();
                 let mut descendants: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
                 let mut roots = Vec::new();
-                for (i, l) in recognised {
+                for (i, l, raw) in recognised {
                     let p = &all[i];
                     let anc = table.ancestors(p.pid);
                     // The topmost recognised ancestor owns this process.
                     if let Some(top) = anc.iter().rev().find(|a| rec_pids.contains(&a.pid)) {
                         descendants.entry(top.pid).or_default().push(p.pid);
                     } else {
-                        roots.push((i, l, anc));
+                        roots.push((i, l, raw, anc));
                     }
                 }
                 let total = all.len();
-                for (i, l, anc) in roots {
+                for (i, l, raw, anc) in roots {
                     let p = &all[i];
                     let client = anc.iter().find_map(|a| {
                         let names = process::names_of(a);
@@ -953,13 +967,19 @@ fn assemble(
                         None
                     };
                     let fp = launch_fingerprint(&l);
-                    // Exact launch match, else a unique configured key.
-                    let group = by_fp.get(&fp).copied().or_else(|| {
-                        match configured_keys.get(l.key.as_str()) {
-                            Some(v) if v.len() == 1 => Some(v[0]),
-                            _ => None,
-                        }
-                    });
+                    // Exact launch match, else a unique configured key; a
+                    // config whose relative script could not be resolved
+                    // matches the process's unresolved form.
+                    let unique_key = |k: &str| match configured_keys.get(k) {
+                        Some(v) if v.len() == 1 => Some(v[0]),
+                        _ => None,
+                    };
+                    let group = by_fp
+                        .get(&fp)
+                        .or_else(|| by_fp.get(&launch_fingerprint(&raw)))
+                        .copied()
+                        .or_else(|| unique_key(&l.key))
+                        .or_else(|| unique_key(&raw.key));
                     proc_infos.push(ProcessInfo {
                         pid: p.pid,
                         ppid: p.ppid,
