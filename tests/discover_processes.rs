@@ -299,3 +299,34 @@ fn relative_script_servers_match_by_working_directory() {
         "same script elsewhere is not that server"
     );
 }
+
+#[test]
+fn loopback_remote_server_is_the_process_listening_on_its_port() {
+    // This test process plays the server: it listens on a loopback port that
+    // an Antigravity config points at.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let home = tempfile::tempdir().unwrap();
+    fs::create_dir_all(home.path().join(".gemini/antigravity")).unwrap();
+    fs::write(
+        home.path().join(".gemini/antigravity/mcp_config.json"),
+        format!(
+            r#"{{"mcpServers": {{"local-http": {{"serverUrl": "http://127.0.0.1:{port}/mcp"}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut opts = Options::for_home(home.path());
+    opts.processes = true;
+    let report = discovery::discover(&opts, None);
+    let me = std::process::id() as i32;
+    assert_eq!(report.pids_of("antigravity/local-http"), [me]);
+    let Processes::Scanned { servers, .. } = &report.processes else {
+        panic!()
+    };
+    let p = servers.iter().find(|p| p.pid == me).unwrap();
+    assert!(p.configured);
+    assert_eq!(p.server_id, "antigravity/local-http");
+    drop(listener);
+    let report = discovery::discover(&opts, None);
+    assert!(report.pids_of("antigravity/local-http").is_empty());
+}

@@ -817,6 +817,19 @@ fn sanitize(s: &str) -> String {
     if t.is_empty() { "unnamed".into() } else { t }
 }
 
+/// The explicit port of a URL (`http://127.0.0.1:7777/mcp` -> 7777).
+fn url_port(url: &str) -> Option<u16> {
+    let rest = &url[url.find("://")? + 3..];
+    let auth = rest.split(['/', '?', '#']).next()?;
+    let host_port = auth.rsplit('@').next()?;
+    let port = if host_port.starts_with('[') {
+        host_port.split_once("]:")?.1
+    } else {
+        host_port.rsplit_once(':')?.1
+    };
+    port.parse().ok()
+}
+
 fn is_loopback_host(url: &str) -> bool {
     let Some(i) = url.find("://") else {
         return false;
@@ -942,8 +955,11 @@ fn assemble(
                     }
                 }
                 let total = all.len();
-                for (i, l, raw, anc) in roots {
-                    let p = &all[i];
+                // The record of one server root process.
+                let info = |p: &process::Proc,
+                            l: &Launch,
+                            anc: &[&process::Proc],
+                            descendants: Vec<i32>| {
                     let client = anc.iter().find_map(|a| {
                         let names = process::names_of(a);
                         CLIENTS
@@ -966,6 +982,23 @@ fn assemble(
                     } else {
                         None
                     };
+                    ProcessInfo {
+                        pid: p.pid,
+                        ppid: p.ppid,
+                        command_line: secrets::redact_args(&p.argv).join(" "),
+                        key: l.key.clone(),
+                        server_id: String::new(),
+                        configured: false,
+                        client,
+                        parent: table.get(p.ppid).map(|pp| (pp.pid, pp.comm.clone())),
+                        managed_by,
+                        cgroup,
+                        descendants,
+                    }
+                };
+                let mut launches: Vec<(Launch, String)> = Vec::new();
+                for (i, l, raw, anc) in roots {
+                    let p = &all[i];
                     let fp = launch_fingerprint(&l);
                     // Exact launch match, else a unique configured key; a
                     // config whose relative script could not be resolved
@@ -980,30 +1013,85 @@ fn assemble(
                         .copied()
                         .or_else(|| unique_key(&l.key))
                         .or_else(|| unique_key(&raw.key));
-                    proc_infos.push(ProcessInfo {
-                        pid: p.pid,
-                        ppid: p.ppid,
-                        command_line: secrets::redact_args(&p.argv).join(" "),
-                        key: l.key.clone(),
-                        server_id: String::new(),
-                        configured: group.is_some(),
-                        client,
-                        parent: table.get(p.ppid).map(|pp| (pp.pid, pp.comm.clone())),
-                        managed_by,
-                        cgroup,
-                        descendants: descendants.remove(&p.pid).unwrap_or_default(),
-                    });
+                    let mut pi = info(p, &l, &anc, descendants.remove(&p.pid).unwrap_or_default());
+                    pi.configured = group.is_some();
+                    proc_infos.push(pi);
                     proc_group_of.push(group);
-                    if group.is_none() {
-                        let idx = proc_infos.len() - 1;
-                        match run_groups.iter_mut().find(|g| g.fingerprint == fp) {
-                            Some(g) => g.procs.push(idx),
-                            None => run_groups.push(RunGroup {
-                                fingerprint: fp,
-                                launch: l.clone(),
-                                procs: vec![idx],
-                            }),
+                    launches.push((l, fp));
+                }
+                // A remote server on loopback is the process listening on
+                // its URL's port, whatever its command line.
+                let wanted: Vec<(u16, usize)> = groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| !g.iter().all(|c| c.location.disabled))
+                    .filter_map(|(gi, g)| match &g[0].entry.spec {
+                        Spec::Remote { url, .. } if is_loopback_host(url) => {
+                            url_port(url).map(|p| (p, gi))
                         }
+                        _ => None,
+                    })
+                    .collect();
+                if !wanted.is_empty() {
+                    let ports = process::listening_ports(&opts.proc_root);
+                    let inodes: Vec<u64> = wanted
+                        .iter()
+                        .filter_map(|(p, _)| ports.get(p))
+                        .flatten()
+                        .copied()
+                        .collect();
+                    let owners = process::socket_owners(&opts.proc_root, &inodes);
+                    for (port, gi) in &wanted {
+                        let mut pids: Vec<i32> = ports
+                            .get(port)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|ino| owners.get(ino))
+                            .flatten()
+                            .copied()
+                            .collect();
+                        pids.sort_unstable();
+                        pids.dedup();
+                        // Workers inherit the listening socket: keep the topmost owner.
+                        let tops: Vec<i32> = pids
+                            .iter()
+                            .copied()
+                            .filter(|&pid| {
+                                !table.ancestors(pid).iter().any(|a| pids.contains(&a.pid))
+                            })
+                            .collect();
+                        for pid in tops {
+                            let existing = proc_infos
+                                .iter()
+                                .position(|pi| pi.pid == pid || pi.descendants.contains(&pid));
+                            let idx = match existing {
+                                Some(idx) => idx,
+                                None => {
+                                    let Some(p) = table.get(pid) else { continue };
+                                    let l = launch::analyze(&p.argv);
+                                    let fp = launch_fingerprint(&l);
+                                    proc_infos.push(info(p, &l, &table.ancestors(pid), Vec::new()));
+                                    proc_group_of.push(None);
+                                    launches.push((l, fp));
+                                    proc_infos.len() - 1
+                                }
+                            };
+                            proc_group_of[idx] = Some(*gi);
+                            proc_infos[idx].configured = true;
+                        }
+                    }
+                }
+                for (idx, (l, fp)) in launches.into_iter().enumerate() {
+                    if proc_group_of[idx].is_some() {
+                        continue;
+                    }
+                    match run_groups.iter_mut().find(|g| g.fingerprint == fp) {
+                        Some(g) => g.procs.push(idx),
+                        None => run_groups.push(RunGroup {
+                            fingerprint: fp,
+                            launch: l,
+                            procs: vec![idx],
+                        }),
                     }
                 }
                 Processes::Scanned {
@@ -1465,6 +1553,15 @@ mod tests {
         ] {
             assert!(!is_loopback_host(u), "{u}");
         }
+    }
+
+    #[test]
+    fn url_ports() {
+        assert_eq!(url_port("http://127.0.0.1:7777/mcp"), Some(7777));
+        assert_eq!(url_port("http://[::1]:8080"), Some(8080));
+        assert_eq!(url_port("http://u:p@localhost:9/x"), Some(9));
+        assert_eq!(url_port("http://localhost/x"), None);
+        assert_eq!(url_port("nonsense"), None);
     }
 
     #[test]

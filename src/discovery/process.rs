@@ -258,3 +258,93 @@ mod tests {
         assert!(cgroup_of(Path::new("/proc"), me).is_some());
     }
 }
+
+/// Listening TCP sockets by local port: port -> socket inodes, from
+/// `/proc/net/tcp` and `/proc/net/tcp6` (this network namespace).
+pub fn listening_ports(proc_root: &Path) -> HashMap<u16, Vec<u64>> {
+    let mut out: HashMap<u16, Vec<u64>> = HashMap::new();
+    for f in ["net/tcp", "net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(proc_root.join(f)) {
+            for (port, inode) in parse_net_tcp_listeners(&text) {
+                out.entry(port).or_default().push(inode);
+            }
+        }
+    }
+    out
+}
+
+/// `(port, inode)` of LISTEN (state `0A`) rows of a `/proc/net/tcp[6]` table.
+pub fn parse_net_tcp_listeners(text: &str) -> Vec<(u16, u64)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "0A" {
+                return None;
+            }
+            let port = u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()?;
+            let inode = f[9].parse().ok()?;
+            Some((port, inode))
+        })
+        .collect()
+}
+
+/// Which processes hold these socket inodes open (readable fds only: all
+/// processes as root, one's own otherwise).
+pub fn socket_owners(proc_root: &Path, inodes: &[u64]) -> HashMap<u64, Vec<i32>> {
+    let mut out: HashMap<u64, Vec<i32>> = HashMap::new();
+    if inodes.is_empty() {
+        return out;
+    }
+    let Ok(rd) = std::fs::read_dir(proc_root) else {
+        return out;
+    };
+    for ent in rd.flatten() {
+        let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(ent.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            if let Some(n) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                if let Ok(inode) = n.parse::<u64>() {
+                    if inodes.contains(&inode) {
+                        let v = out.entry(inode).or_default();
+                        if !v.contains(&pid) {
+                            v.push(pid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::*;
+
+    #[test]
+    fn tcp_listeners() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1E61 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31337 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:9C40 0100007F:1E61 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1\n";
+        assert_eq!(parse_net_tcp_listeners(text), [(7777, 31337)]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn finds_the_owner_of_a_listening_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let ports = listening_ports(Path::new("/proc"));
+        let inodes = ports.get(&port).cloned().expect("our listener is listed");
+        let owners = socket_owners(Path::new("/proc"), &inodes);
+        let me = std::process::id() as i32;
+        assert!(owners.values().any(|v| v.contains(&me)));
+    }
+}
