@@ -286,7 +286,36 @@ pub fn status_for_io_error(e: &io::Error) -> Status {
 
 /// Read and parse one file. Never panics, never fails: the outcome is data.
 pub fn read(path: &Path, format: Format, limit: u64) -> (Status, Option<Value>) {
-    let file = match fs::File::open(path) {
+    // A FIFO or device planted at a config path must not hang or flood the
+    // scan: only regular files are opened, and without blocking.
+    match fs::metadata(path) {
+        Err(e) => return (status_for_io_error(&e), None),
+        Ok(m) if m.is_dir() => {
+            return (
+                Status::Unreadable {
+                    reason: "is a directory".into(),
+                },
+                None,
+            );
+        }
+        Ok(m) if !m.is_file() => {
+            return (
+                Status::Unreadable {
+                    reason: "not a regular file".into(),
+                },
+                None,
+            );
+        }
+        Ok(_) => {}
+    }
+    let mut oo = fs::OpenOptions::new();
+    oo.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        oo.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = match oo.open(path) {
         Ok(f) => f,
         Err(e) => return (status_for_io_error(&e), None),
     };
@@ -481,6 +510,25 @@ mod tests {
         );
         fs::write(&f, [b'{', 0xff, b'}']).unwrap();
         assert_eq!(read(&f, Format::Json, 100).0.as_str(), "parse_error");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_and_devices_do_not_hang() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("mcp.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert_eq!(
+            read(&fifo, Format::Json, 100).0,
+            Status::Unreadable {
+                reason: "not a regular file".into()
+            }
+        );
+        let link = t.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert_eq!(read(&link, Format::Json, 100).0.as_str(), "unreadable");
     }
 
     #[test]
