@@ -475,7 +475,19 @@ fn table_is_aligned_and_plain_without_colour() {
     let out = run_all(home.path(), &["--no-color"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\x1b'), "no escape codes with --no-color");
-    assert!(text.starts_with("MCP SERVERS: 36 (0 running, 33 unmanaged)"));
+    assert!(
+        text.starts_with(&format!(
+            "scanned home {} (linux+macos+windows path conventions",
+            home.path().display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("MCP SERVERS: 36 (0 running, 33 unmanaged)")
+    );
     // Column alignment: every server row has its TRANSPORT at the header's offset.
     let lines: Vec<&str> = text.lines().collect();
     let h = lines

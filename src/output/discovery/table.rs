@@ -80,6 +80,28 @@ fn sev_paint(style: &Style, sev: &str, text: &str) -> String {
 
 pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
     let mut out = String::new();
+    let homes: Vec<String> = r
+        .scan
+        .homes
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}",
+        style.dim(&format!(
+            "scanned {} {} ({} path conventions, {} clients){}",
+            if homes.len() == 1 { "home" } else { "homes" },
+            homes.join(", "),
+            r.scan.os.join("+"),
+            crate::discovery::clients::CLIENTS.len(),
+            r.scan
+                .system_root
+                .as_ref()
+                .map(|p| format!(", managed files under {}", p.display()))
+                .unwrap_or_default()
+        ))
+    );
     let running = r.servers.iter().filter(|s| !s.pids.is_empty()).count();
     let unmanaged = r
         .servers
