@@ -183,26 +183,24 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
         o.processes = args.processes;
         o
     } else {
-        let homes = if args.all_users {
-            all_user_homes()
+        let mut o = if args.all_users {
+            Options {
+                homes: all_user_homes(),
+                system_root: Some(PathBuf::from("/")),
+                projects: Vec::new(),
+                follow_projects: true,
+                confine_to: None,
+                os: clients::host_os(),
+                processes: true,
+                proc_root: PathBuf::from("/proc"),
+                max_file_size: args.max_file_size,
+            }
         } else {
-            let env = |k: &str| std::env::var(k).ok();
-            vec![
-                Home::from_env(&env)
-                    .context("cannot tell the home directory: set HOME (or use --home)")?,
-            ]
+            Options::local().context("cannot tell the home directory: set HOME (or use --home)")?
         };
-        Options {
-            homes,
-            system_root: Some(PathBuf::from("/")),
-            projects: Vec::new(),
-            follow_projects: true,
-            confine_to: None,
-            os: os_mask(clients::host_os()),
-            processes: !args.no_processes,
-            proc_root: PathBuf::from("/proc"),
-            max_file_size: args.max_file_size,
-        }
+        o.os = os_mask(clients::host_os());
+        o.processes = !args.no_processes;
+        o
     };
     if let Some(root) = &args.system_root {
         opts.system_root = Some(root.clone());

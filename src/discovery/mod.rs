@@ -65,6 +65,24 @@ pub struct Options {
 }
 
 impl Options {
+    /// This machine as `assay discover --local` sees it: the current user's
+    /// home (from the environment), managed files under `/`, project roots
+    /// the clients know, running processes. `None` when no home can be told.
+    pub fn local() -> Option<Options> {
+        let env = |k: &str| std::env::var(k).ok();
+        Some(Options {
+            homes: vec![Home::from_env(&env)?],
+            system_root: Some(PathBuf::from("/")),
+            projects: Vec::new(),
+            follow_projects: true,
+            confine_to: None,
+            os: clients::host_os(),
+            processes: true,
+            proc_root: PathBuf::from("/proc"),
+            max_file_size: sources::MAX_FILE_SIZE,
+        })
+    }
+
     /// Scan exactly one home, nothing else of the machine.
     pub fn for_home(dir: &Path) -> Options {
         Options {
