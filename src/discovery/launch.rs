@@ -84,7 +84,11 @@ fn strip_ext(s: &str) -> &str {
     for ext in [
         ".exe", ".cmd", ".bat", ".ps1", ".js", ".mjs", ".cjs", ".ts", ".py", ".sh",
     ] {
-        if s.len() > ext.len() && s[s.len() - ext.len()..].eq_ignore_ascii_case(ext) {
+        // `get`: the cut may fall inside a multi-byte character.
+        if s.len() > ext.len()
+            && s.get(s.len() - ext.len()..)
+                .is_some_and(|t| t.eq_ignore_ascii_case(ext))
+        {
             return &s[..s.len() - ext.len()];
         }
     }
