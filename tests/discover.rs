@@ -94,6 +94,7 @@ fn every_client_is_found_with_exact_servers() {
         "claude-code/acme-search",
         "claude-code/corp-proxy",
         "claude-code/db",
+        "claude-code/linear-http",
         "claude-code/playwright",
         "claude-code/sentry",
         "claude-desktop/everything",
@@ -160,6 +161,7 @@ fn every_client_is_found_with_exact_servers() {
     let transport = |id: &str| server(id).transport.as_str().to_string();
     assert_eq!(transport("cursor/remote-insecure"), "sse");
     assert_eq!(transport("gemini-cli/stream"), "streamable-http");
+    assert_eq!(transport("claude-code/linear-http"), "streamable-http");
     assert_eq!(transport("vscode/ws-server"), "ws");
     assert_eq!(transport("windsurf/linear"), "sse");
     assert_eq!(transport("codex/remote"), "http");
@@ -208,7 +210,7 @@ fn every_client_is_found_with_exact_servers() {
     assert_eq!(status_of(".lmstudio/mcp.json").status, "unreadable");
     let empty = status_of(".config/Code/User/mcp.json");
     assert_eq!((empty.status.as_str(), empty.servers), ("found", 0));
-    assert_eq!(status_of(".claude.json").servers, 2);
+    assert_eq!(status_of(".claude.json").servers, 3);
     assert_eq!(status_of(".cursor/mcp.json").status, "found");
     assert!(
         r.sources.iter().any(|s| s.status == "absent"),
@@ -283,7 +285,7 @@ fn findings_are_exact() {
         ["goose/goose-remote", "kiro/fetch"]
     );
     let unmanaged = ids("unmanaged_server", "medium");
-    assert_eq!(unmanaged.len(), 33);
+    assert_eq!(unmanaged.len(), 34);
     for not in ["junie/managed-fs", "kiro/fetch", "goose/goose-remote"] {
         assert!(
             !unmanaged.iter().any(|u| u == not),
@@ -316,7 +318,7 @@ fn findings_are_exact() {
         gh.evidence.as_deref(),
         Some("env GITHUB_PERSONAL_ACCESS_TOKEN = ghp_****")
     );
-    assert_eq!(r.summary.unmanaged, 33);
+    assert_eq!(r.summary.unmanaged, 34);
 }
 
 #[test]
@@ -486,7 +488,7 @@ fn table_is_aligned_and_plain_without_colour() {
         text.lines()
             .nth(1)
             .unwrap()
-            .starts_with("MCP SERVERS: 36 (0 running, 33 unmanaged)")
+            .starts_with("MCP SERVERS: 37 (0 running, 34 unmanaged)")
     );
     // Column alignment: every server row has its TRANSPORT at the header's offset.
     let lines: Vec<&str> = text.lines().collect();
@@ -495,7 +497,7 @@ fn table_is_aligned_and_plain_without_colour() {
         .position(|l| l.trim_start().starts_with("ID "))
         .unwrap();
     let col = lines[h].find("TRANSPORT").unwrap();
-    for l in &lines[h + 1..h + 37] {
+    for l in &lines[h + 1..h + 38] {
         let before = &l[..col];
         assert!(before.ends_with("  "), "misaligned: {l}");
         assert!(!l[col..].starts_with(' '), "misaligned: {l}");

@@ -18,7 +18,8 @@ RUNS=${RUNS:-31}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Home 1: the all-clients fixture (36 servers) plus 15 more Cursor servers = 50 (35 in the home, corp-proxy needs --system-root).
+# Home 1: the all-clients fixture (36 servers in the home; corp-proxy needs
+# --system-root) plus 14 more Cursor servers = 50.
 home50=$work/home50
 cp -r tests/fixtures/discovery/home-all "$home50"
 grep -rl '@HOME@' "$home50" | while read -r f; do sed -i "s#@HOME@#$home50#g" "$f"; done
@@ -26,7 +27,7 @@ grep -rl '@HOME@' "$home50" | while read -r f; do sed -i "s#@HOME@#$home50#g" "$
 	printf '{"mcpServers": {\n'
 	printf '  "filesystem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/home/u/docs"]},\n'
 	printf '  "remote-insecure": {"url": "http://mcp.example.net:8080/sse"}'
-	for i in $(seq 1 15); do
+	for i in $(seq 1 14); do
 		printf ',\n  "extra-%d": {"command": "uvx", "args": ["mcp-server-extra-%d==1.0.%d"], "env": {"LOG_LEVEL": "info"}}' "$i" "$i" "$i"
 	done
 	printf '\n}}\n'
