@@ -4,6 +4,7 @@
 //! `monitor`, which is Linux-only and needs the BPF skeletons.
 
 pub mod cli;
+pub mod discovery;
 pub mod exit;
 pub mod kill_switch;
 pub mod output;

@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# Runs every benchmark script next to this one (scripts/bench/*.sh), in name
-# order, and fails if any of them fails. `make bench` calls this.
+# `make bench`: run every benchmark in this directory in turn.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$(dirname "$0")"
 status=0
-for script in "$here"/*.sh; do
-	[[ "$(basename "$script")" == "run.sh" ]] && continue
-	echo "== $(basename "$script")"
-	if ! "$script"; then
-		echo "FAILED: $(basename "$script")" >&2
-		status=1
-	fi
+for b in *.sh; do
+	[[ $b == run.sh ]] && continue
+	echo "== $b"
+	./"$b" || status=1
 done
-exit "$status"
+exit $status

@@ -7,6 +7,7 @@ use std::io::{self, IsTerminal, Write};
 
 use clap::ValueEnum;
 
+pub mod discovery;
 pub mod kill;
 #[cfg(all(target_os = "linux", feature = "monitor"))]
 pub mod monitor;
