@@ -476,6 +476,46 @@ mod tests {
         assert!(j["error"].is_null());
     }
 
+    fn summary() -> Summary {
+        use crate::monitor::events::RuleCount;
+        Summary {
+            delivered: 10,
+            dropped: 2,
+            by_rule: vec![RuleCount {
+                rule: "no-admin-ports".into(),
+                action: Action::Deny,
+                severity: Severity::High,
+                events: 10,
+            }],
+            unknown: 0,
+            kills: 1,
+            kill_failures: 0,
+            sink_error: None,
+        }
+    }
+
+    #[test]
+    fn summary_text_names_rules_drops_and_kills() {
+        let t = summary_text(&summary(), Style { color: false });
+        assert!(t.contains("no-admin-ports  deny"), "{t}");
+        assert!(t.contains("events delivered: 10"), "{t}");
+        assert!(t.contains("events dropped:   2"), "{t}");
+        assert!(t.contains("kills: 1 (0 failed)"), "{t}");
+    }
+
+    #[test]
+    fn summary_json_schema() {
+        let j: serde_json::Value = serde_json::from_str(&summary_json(&summary())).unwrap();
+        assert_eq!(j["v"], 1);
+        assert_eq!(j["kind"], "summary");
+        assert_eq!(j["delivered"], 10);
+        assert_eq!(j["dropped"], 2);
+        assert_eq!(j["by_rule"][0]["rule"], "no-admin-ports");
+        assert_eq!(j["by_rule"][0]["action"], "deny");
+        assert_eq!(j["by_rule"][0]["events"], 10);
+        assert!(j["sink_error"].is_null());
+    }
+
     #[test]
     fn json_lines_sink_writes_one_line_per_event() {
         let mut buf = Vec::new();
