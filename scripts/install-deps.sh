@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(clang llvm libelf-dev zlib1g-dev pkg-config bpftool clang-format iproute2 make)
 if [[ "${1:-}" == vm ]]; then
-	pkgs+=(qemu-system-x86 busybox-static cpio zstd)
+	pkgs+=(qemu-system-x86 busybox-static cpio zstd jq debian-archive-keyring)
 fi
 
 missing=()
