@@ -239,6 +239,9 @@ for k in "${selected[@]}"; do
 		esac
 		printf '%-26s %-4s %s %s\n' "$name" "$verdict" "$case" "$detail"
 	done < <(grep -a '^ASSAY-CASE ' "$log.txt")
+	grep -a '^ASSAY-BENCH ' "$log.txt" | while read -r _ metric value; do
+		printf '%-26s BENCH %s %s\n' "$name" "$metric" "$value"
+	done
 	if ! grep -aq '^ASSAY-DONE' "$log.txt"; then
 		unfinished+=("$name")
 		echo "verify: $name did not finish (qemu exit $rc after $((SECONDS - t0))s); last lines of $log.txt:" >&2
