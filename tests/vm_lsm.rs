@@ -829,8 +829,8 @@ mod suite {
     }
 
     fn bench(s: &mut Suite) {
-        const N: u32 = 4_000;
-        const ROUNDS: usize = 5;
+        const N: u32 = 2_000;
+        const ROUNDS: usize = 9;
         let dir = p("bench");
         let target = dir.join("a/b/c/d/e/target.txt");
         write(&target);

@@ -88,6 +88,33 @@ struct {
 	__type(value, __u64);
 } dropped SEC(".maps");
 
+/* struct cgroup before Linux 6.1 kept its ancestors' ids in an array. */
+struct cgroup___old {
+	int level;
+	__u64 ancestor_ids[];
+} __attribute__((preserve_access_index));
+
+/*
+ * The id of the current task's cgroup at `level`. LSM programs may call
+ * bpf_get_current_ancestor_cgroup_id only from Linux 5.14; kernels older than
+ * 6.1 have `ancestor_ids`, read directly. The relocated branch is constant, so
+ * each kernel's verifier only sees one of the two paths.
+ */
+static __always_inline __u64 ancestor_cgroup_id(__u32 level)
+{
+	if (bpf_core_field_exists(struct cgroup___old, ancestor_ids)) {
+		struct task_struct *task = (void *)bpf_get_current_task();
+		struct cgroup___old *cg = (void *)BPF_CORE_READ(task, cgroups, dfl_cgrp);
+		__u64 id = 0;
+
+		if (level > (__u32)BPF_CORE_READ(cg, level))
+			return 0;
+		bpf_core_read(&id, sizeof(id), &cg->ancestor_ids[level]);
+		return id;
+	}
+	return bpf_get_current_ancestor_cgroup_id(level);
+}
+
 struct verdict {
 	struct file_rule rule;
 	__u32 match;
@@ -237,7 +264,7 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 	if (ret)
 		return ret;
 	/* Out of scope: one helper call and a compare. */
-	if (bpf_get_current_ancestor_cgroup_id(target_level) != target_cgid)
+	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
 
 	d = BPF_CORE_READ(file, f_path.dentry);
