@@ -40,6 +40,7 @@ else
 	fi
 fi
 
+grep -q 'assay.bench=1' /proc/cmdline && export ASSAY_VM_BENCH=1
 ASSAY_VM_SUITE=1 ASSAY_VM_MODE=$mode ASSAY_BIN=/bin/assay /bin/vm_lsm
 rc=$?
 [ $rc = 0 ] || echo "ASSAY-CASE guest/suite-exit FAIL vm_lsm exited $rc"

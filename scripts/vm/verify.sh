@@ -17,6 +17,7 @@
 #   VM_KERNELS      which kernels to boot (default: all of KERNELS below)
 #   VM_TIMEOUT      seconds per boot (default 300)
 #   VM_TEST_BIN     a prebuilt static suite binary (default: built here)
+#   VM_BENCH=1      also run the benchmark in each guest (scripts/bench/lsm.sh)
 #   VM_QEMU         a qemu-system-x86_64 to use instead of the cached QEMU 10
 #   VM_MIRROR       Debian mirror (default http://deb.debian.org/debian)
 # Serial logs of each boot stay in .cache/vm/work/<boot>.log.txt.
@@ -226,7 +227,7 @@ for k in "${selected[@]}"; do
 	timeout --foreground -k 5 "$timeout_s" "${qemu[@]}" \
 		-accel tcg -cpu max -smp 2 -m 1024 -nographic -no-reboot \
 		-kernel "$kdir/vmlinuz" -initrd "$initrd" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 lsm=$lsm $extra" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 lsm=$lsm $extra${VM_BENCH:+ assay.bench=1}" \
 		</dev/null >"$log" 2>&1
 	rc=$?
 	set -e
@@ -239,8 +240,8 @@ for k in "${selected[@]}"; do
 		esac
 		printf '%-26s %-4s %s %s\n' "$name" "$verdict" "$case" "$detail"
 	done < <(grep -a '^ASSAY-CASE ' "$log.txt")
-	grep -a '^ASSAY-BENCH ' "$log.txt" | while read -r _ metric value; do
-		printf '%-26s BENCH %s %s\n' "$name" "$metric" "$value"
+	grep -a '^ASSAY-BENCH \|^ASSAY-INFO ' "$log.txt" | while read -r tag metric value; do
+		printf '%-26s %-5s %s %s\n' "$name" "${tag#ASSAY-}" "$metric" "$value"
 	done || true
 	if ! grep -aq '^ASSAY-DONE' "$log.txt"; then
 		unfinished+=("$name")
