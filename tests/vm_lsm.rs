@@ -336,6 +336,7 @@ mod suite {
     const R_PEM: u32 = 8;
     const R_LOG: u32 = 9;
     const R_KILL: u32 = 10;
+    const R_NODIR: u32 = 11;
 
     fn enforcement(s: &mut Suite) {
         let _ = std::fs::remove_dir_all(BASE);
@@ -390,6 +391,11 @@ mod suite {
                 "kill",
                 Action::TriggerKill,
                 vec![GlobForm::Exact(p("kill.txt"))],
+            ),
+            rule(
+                "nodir",
+                Action::Deny,
+                vec![GlobForm::Exact(p("nodir/deeper/secret"))],
             ),
         ];
 
@@ -621,6 +627,37 @@ mod suite {
                     format!("refresh added {n} keys"),
                 ),
                 Err(e) => s.fail("bypass/replacement-hardlink-after-refresh", e),
+            }
+        }
+
+        // A path whose directories do not exist at start: reported as
+        // unresolved, then followed by the inotify watch and refresh().
+        {
+            let name = "bypass/exact-whose-directory-appears-later";
+            let before: Vec<_> = guard.unresolved().iter().map(|u| u.path.clone()).collect();
+            let mut w = guard.watch().expect("inotify watch");
+            std::fs::create_dir_all(p("nodir/deeper")).unwrap();
+            write(p("nodir/deeper/secret"));
+            let mut rounds = 0;
+            while !guard.unresolved().is_empty() && rounds < 10 {
+                rounds += 1;
+                if w.wait(Duration::from_secs(1)).expect("inotify") {
+                    w = guard.watch().expect("inotify watch");
+                }
+                guard.refresh().expect("refresh");
+            }
+            if before.is_empty() || !guard.unresolved().is_empty() {
+                s.fail(
+                    name,
+                    format!(
+                        "unresolved before {before:?}, after {:?}",
+                        guard.unresolved()
+                    ),
+                );
+            } else {
+                case(s, name, Expect::Denied(R_NODIR), true, &|| {
+                    try_open(p("nodir/deeper/secret"))
+                });
             }
         }
 

@@ -621,6 +621,15 @@ impl FileGuard {
         Ok(added)
     }
 
+    /// Watches the directories the literal paths live in (or, when missing,
+    /// their nearest existing ancestor) for entries created or renamed in.
+    /// When [`PathWatch::wait`] says something changed, call `watch()` again
+    /// and then [`refresh`](Self::refresh): arming before refreshing leaves
+    /// no change unseen.
+    pub fn watch(&self) -> std::io::Result<PathWatch> {
+        PathWatch::for_plan(&self.plan)
+    }
+
     /// Literal paths (files' directories, subtree roots) that did not
     /// resolve at the last [`refresh`](Self::refresh): not enforced.
     pub fn unresolved(&self) -> &[Unresolved] {
@@ -652,6 +661,85 @@ impl FileGuard {
                 what: "finding the loaded program",
                 source: libbpf_rs::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound)),
             })
+    }
+}
+
+/// An inotify watch on the directories of a [`FileGuard`]'s literal paths.
+pub struct PathWatch {
+    fd: OwnedFd,
+}
+
+impl PathWatch {
+    /// The watch for the literal paths of `plan` (see [`FileGuard::watch`]).
+    pub fn for_plan(plan: &Plan) -> std::io::Result<PathWatch> {
+        // SAFETY: inotify_init1 has no preconditions.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just created and is owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let dirs = plan
+            .exact
+            .keys()
+            .filter_map(|p| p.parent())
+            .chain(plan.subtrees.keys().map(PathBuf::as_path));
+        let mut watched = std::collections::BTreeSet::new();
+        for dir in dirs {
+            // The directory itself if it exists (a file appears in it), and
+            // its parent (the directory is replaced), else the nearest
+            // existing ancestor (the directory is created).
+            let mut targets = vec![dir];
+            targets.extend(dir.parent());
+            for t in targets {
+                let Some(existing) = t.ancestors().find(|a| a.is_dir()) else {
+                    continue;
+                };
+                if !watched.insert(existing.to_path_buf()) {
+                    continue;
+                }
+                let c = CString::new(existing.as_os_str().as_bytes())?;
+                let mask = libc::IN_CREATE
+                    | libc::IN_MOVED_TO
+                    | libc::IN_MOVED_FROM
+                    | libc::IN_DELETE
+                    | libc::IN_ONLYDIR;
+                // SAFETY: fd is an inotify fd; c is a valid C string.
+                if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(PathWatch { fd })
+    }
+
+    /// Waits up to `timeout` for a change; true when something changed (the
+    /// caller re-arms with [`FileGuard::watch`] and calls `refresh`).
+    pub fn wait(&self, timeout: std::time::Duration) -> std::io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        // Drain: the events themselves do not matter, only that one came.
+        let mut buf = [0u8; 4096];
+        // SAFETY: reading into a live buffer of its own length.
+        while unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        Ok(true)
     }
 }
 
@@ -930,6 +1018,31 @@ mod tests {
         assert_eq!(decode(&bytes(&ev)[..10]), Err(DecodeError::Short(10)));
         ev.hdr.kind = 1;
         assert_eq!(decode(bytes(&ev)), Err(DecodeError::Kind(1)));
+    }
+
+    #[test]
+    fn path_watch_sees_a_missing_directory_appear() {
+        let base = std::env::temp_dir().join(format!("assay-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let p = compile(&[rule(
+            "r",
+            Action::Deny,
+            &[GlobForm::Exact(base.join("missing/deeper/secret"))],
+        )])
+        .unwrap();
+        let w = PathWatch::for_plan(&p).unwrap();
+        assert!(!w.wait(std::time::Duration::from_millis(10)).unwrap());
+        // Re-armed after each change, it follows the path as it appears.
+        std::fs::create_dir(base.join("missing")).unwrap();
+        assert!(w.wait(std::time::Duration::from_secs(2)).unwrap());
+        let w = PathWatch::for_plan(&p).unwrap();
+        std::fs::create_dir(base.join("missing/deeper")).unwrap();
+        assert!(w.wait(std::time::Duration::from_secs(2)).unwrap());
+        let w = PathWatch::for_plan(&p).unwrap();
+        std::fs::write(base.join("missing/deeper/secret"), b"x").unwrap();
+        assert!(w.wait(std::time::Duration::from_secs(2)).unwrap());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
