@@ -41,6 +41,10 @@ mod suite {
     const HOME: &str = "/root";
 
     pub fn run() -> ExitCode {
+        // The offender of the end-to-end cases: this binary, re-executed.
+        if let Ok(what) = std::env::var("ASSAY_VM_HELPER") {
+            return e2e::helper(&what);
+        }
         if std::env::var_os("ASSAY_VM_SUITE").is_none() {
             println!(
                 "SKIP vm_lsm: the BPF LSM suite runs inside the VMs of `make verify` \
@@ -53,8 +57,11 @@ mod suite {
         let mode = std::env::var("ASSAY_VM_MODE").unwrap_or_else(|_| "lsm".into());
         if mode == "nobpf" {
             nobpf(&mut s);
+            e2e::exit_40_without_bpf(&mut s);
         } else {
             enforcement(&mut s);
+            e2e::egress_denied(&mut s);
+            e2e::trigger_kill(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
             if std::env::var_os("ASSAY_VM_BENCH").is_some() {
@@ -838,11 +845,6 @@ mod suite {
             };
             println!("ASSAY-INFO nobpf/kernel-without-preflight {what}");
         }
-        s.skip(
-            "nobpf/monitor-exit-40",
-            "`assay monitor` is not on this branch yet; \
-             FileGuard's refusal above is what it will map to exit 40",
-        );
     }
 
     // ---- benchmark ----
@@ -977,5 +979,235 @@ mod suite {
             "bench/ran",
             format!("median of {ROUNDS} interleaved rounds of {N} open+close (TCG-emulated CPU)"),
         );
+    }
+
+    /// Cases through the `assay monitor` binary (the static one in the
+    /// initramfs). They need the monitor: on a build without it they are
+    /// reported as SKIP with the reason.
+    mod e2e {
+        use super::*;
+        use std::net::TcpListener;
+        use std::process::{Command, Stdio};
+
+        fn assay() -> Command {
+            let mut c = Command::new(std::env::var("ASSAY_BIN").unwrap_or_else(|_| "assay".into()));
+            c.env_clear().env("PATH", "/bin:/sbin").env("NO_COLOR", "1");
+            c
+        }
+
+        /// Why `assay monitor` cannot be used, if it cannot.
+        fn monitor_missing() -> Option<String> {
+            match assay().args(["monitor", "--help"]).output() {
+                Ok(o)
+                    if o.status.success()
+                        && String::from_utf8_lossy(&o.stdout).contains("--policy") =>
+                {
+                    None
+                }
+                Ok(o) => Some(format!(
+                    "`assay monitor` is not built on this branch (exit {:?}: {})",
+                    o.status.code(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => Some(format!("cannot run assay: {e}")),
+            }
+        }
+
+        /// The offender processes, run as `ASSAY_VM_HELPER=<what> vm_lsm`.
+        pub fn helper(what: &str) -> ExitCode {
+            let (verb, arg) = what.split_once(':').unwrap_or((what, ""));
+            match verb {
+                // Connect (denied), then linger: only a kill ends it early.
+                "connect-then-sleep" => {
+                    let r = std::net::TcpStream::connect((
+                        "127.0.0.1",
+                        arg.parse::<u16>().unwrap_or(1),
+                    ));
+                    eprintln!("helper: connect: {r:?}");
+                    std::thread::sleep(Duration::from_secs(300));
+                    println!("survived");
+                    ExitCode::SUCCESS
+                }
+                "connect" => {
+                    match std::net::TcpStream::connect((
+                        "127.0.0.1",
+                        arg.parse::<u16>().unwrap_or(1),
+                    )) {
+                        Ok(_) => ExitCode::SUCCESS,
+                        Err(e) => {
+                            println!("{}", e.raw_os_error().unwrap_or(0));
+                            ExitCode::from(3)
+                        }
+                    }
+                }
+                _ => ExitCode::from(99),
+            }
+        }
+
+        fn scratch(name: &str) -> PathBuf {
+            let d = Path::new("/tmp/e2e").join(name);
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        }
+
+        fn events(path: &Path) -> Vec<serde_json::Value> {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        }
+
+        fn time_ns(v: &serde_json::Value) -> Option<i128> {
+            // RFC 3339 UTC with nanoseconds: compare within one day.
+            let t = v["time"].as_str()?;
+            let clock = t.split('T').nth(1)?.trim_end_matches('Z');
+            let (hms, frac) = clock.split_once('.').unwrap_or((clock, "0"));
+            let mut it = hms.split(':').map(|x| x.parse::<i128>().ok());
+            let (h, m, sec) = (it.next()??, it.next()??, it.next()??);
+            let frac: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            Some(((h * 60 + m) * 60 + sec) * 1_000_000_000 + frac.parse::<i128>().ok()?)
+        }
+
+        pub fn egress_denied(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-egress-denied";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("egress");
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_nonblocking(true).unwrap();
+            let port = l.local_addr().unwrap().port();
+            let pol = d.join("p.yaml");
+            std::fs::write(&pol, format!(
+                "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: no-port\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: high\n      action: deny\n"
+            )).unwrap();
+            let ev = d.join("events.jsonl");
+            let me = std::env::current_exe().unwrap();
+            let out = assay()
+                .arg("monitor")
+                .arg("--policy")
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .arg("--")
+                .arg(&me)
+                .env("ASSAY_VM_HELPER", format!("connect:{port}"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let evs = events(&ev);
+            let accepted = l.accept().is_ok();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let denied = evs.iter().find(|e| {
+                e["kind"] == "net_connect" && e["action"] == "deny" && e["object"]["port"] == port
+            });
+            match (out.status.code(), stdout.trim(), accepted, denied) {
+                (Some(3), "1", false, Some(e)) => s.pass(NAME, format!("EPERM, event {e}")),
+                _ => s.fail(NAME, format!(
+                    "exit {:?}, errno {stdout:?}, accepted {accepted}, events {evs:?}, stderr {}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                )),
+            }
+        }
+
+        pub fn trigger_kill(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-trigger-kill";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("kill");
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            let incidents = d.join("incidents");
+            let pol = d.join("p.yaml");
+            std::fs::write(&pol, format!(
+                "version: \"2.0\"\nkill_switch:\n  enabled: true\n  mode: immediate\n  output_dir: {}\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: critical\n      action: trigger_kill\n",
+                incidents.display()
+            )).unwrap();
+            let ev = d.join("events.jsonl");
+            let me = std::env::current_exe().unwrap();
+            let t0 = Instant::now();
+            let out = assay()
+                .arg("monitor")
+                .arg("--policy")
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .arg("--")
+                .arg(&me)
+                .env("ASSAY_VM_HELPER", format!("connect-then-sleep:{port}"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let took = t0.elapsed();
+            let evs = events(&ev);
+            let net = evs
+                .iter()
+                .find(|e| e["kind"] == "net_connect" && e["action"] == "trigger_kill");
+            let kill = evs.iter().find(|e| e["kind"] == "kill");
+            let detail = format!(
+                "exit {:?} after {} ms, events {evs:?}, stderr {}",
+                out.status.code(),
+                took.as_millis(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (Some(net), Some(kill)) = (net, kill) else {
+                return s.fail(NAME, detail);
+            };
+            let incident = kill["incident"].as_str().map(PathBuf::from);
+            let latency_ms = time_ns(kill)
+                .zip(time_ns(net))
+                .map(|(k, n)| (k - n) as f64 / 1e6);
+            let ok = out.status.code() == Some(137)
+                && !String::from_utf8_lossy(&out.stdout).contains("survived")
+                && kill["all_gone"] == true
+                && kill["pid"] == net["tgid"]
+                && incident
+                    .as_ref()
+                    .is_some_and(|i| i.starts_with(&incidents) && i.join("incident.json").exists());
+            if !ok {
+                return s.fail(NAME, detail);
+            }
+            match latency_ms {
+                Some(ms) if ms <= 100.0 => s.pass(NAME, format!(
+                    "offender dead {ms:.1} ms after the denied connect (TCG-emulated CPU), incident {}",
+                    incident.unwrap().display()
+                )),
+                Some(ms) => s.fail(NAME, format!(
+                    "offender dead only {ms:.1} ms after the denied connect (limit 100 ms, TCG-emulated CPU)"
+                )),
+                None => s.fail(NAME, format!("no timestamps to compare: {detail}")),
+            }
+        }
+
+        pub fn exit_40_without_bpf(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-exit-40-without-bpf-lsm";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("nobpf");
+            let pol = d.join("p.yaml");
+            std::fs::write(&pol, "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: shadow\n      type: file_open\n      match:\n        path_globs: [\"/etc/shadow\"]\n      severity: critical\n      action: deny\n").unwrap();
+            let out = assay()
+                .arg("monitor")
+                .arg("--policy")
+                .arg(&pol)
+                .args(["--", "/bin/true"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.code() == Some(40) {
+                s.pass(
+                    NAME,
+                    format!("exit 40: {}", err.lines().next().unwrap_or("")),
+                );
+            } else {
+                s.fail(NAME, format!("exit {:?}: {err}", out.status.code()));
+            }
+        }
     }
 }
