@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod discovery;
 pub mod exit;
+pub mod kill_switch;
 pub mod output;
 pub mod policy;
 pub mod severity;

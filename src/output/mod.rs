@@ -8,6 +8,7 @@ use std::io::{self, IsTerminal, Write};
 use clap::ValueEnum;
 
 pub mod discovery;
+pub mod kill;
 pub mod policy;
 
 /// `--format`: `table` for people, `json` stable for machines, `sarif` where
