@@ -228,10 +228,11 @@ mod linux {
             scope.path.display()
         );
 
+        let changes = mon.file_changes().context("watching file rule paths")?;
         let status = match leaf {
             Some(leaf) => {
                 let child = process::spawn_argv_in_cgroup(leaf.path(), &args.command);
-                let mut child = match child {
+                let child = match child {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = mon.stop();
@@ -244,7 +245,24 @@ mod linux {
                 signals
                     .forward_to
                     .store(child.id() as i32, std::sync::atomic::Ordering::SeqCst);
-                let st = child.wait().context("waiting for the command")?;
+                let (exit_tx, exit_rx) = crossbeam_channel::bounded(1);
+                std::thread::Builder::new()
+                    .name("assay-wait".into())
+                    .spawn(move || {
+                        let mut child = child;
+                        let _ = exit_tx.send(child.wait());
+                    })
+                    .context("starting the wait thread")?;
+                let st = loop {
+                    crossbeam_channel::select! {
+                        recv(exit_rx) -> r => break r
+                            .context("the wait thread ended")?
+                            .context("waiting for the command")?,
+                        // Already forwarded to the command by the signal thread.
+                        recv(signals.rx) -> _ => {}
+                        recv(changes) -> _ => mon.refresh_files(),
+                    }
+                };
                 signals
                     .forward_to
                     .store(0, std::sync::atomic::Ordering::SeqCst);
@@ -260,12 +278,17 @@ mod linux {
             }
             None => {
                 loop {
-                    let sig = signals.rx.recv().context("signal thread ended")?;
-                    if matches!(
-                        sig,
-                        libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT
-                    ) {
-                        break;
+                    crossbeam_channel::select! {
+                        recv(signals.rx) -> sig => {
+                            let sig = sig.context("signal thread ended")?;
+                            if matches!(
+                                sig,
+                                libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT
+                            ) {
+                                break;
+                            }
+                        }
+                        recv(changes) -> _ => mon.refresh_files(),
                     }
                 }
                 if let Some(dir) = &args.pin {

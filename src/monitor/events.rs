@@ -97,6 +97,27 @@ pub struct KillEvent {
     pub error: Option<String>,
 }
 
+/// One decision on a file open (the BPF LSM program).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileEvent {
+    pub time_ns: i128,
+    pub rule: Arc<str>,
+    pub rule_index: usize,
+    pub severity: Severity,
+    pub action: Action,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    /// Kernel device number (`major << 20 | minor`) and inode of the file.
+    pub dev: u32,
+    pub ino: u64,
+    /// Which kernel form of the rule matched.
+    pub matched: super::fileguard::MatchKind,
+    /// Basename of the opened file.
+    pub name: String,
+}
+
 /// The process a `trigger_kill` decision is about.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Offense {
@@ -109,6 +130,7 @@ pub struct Offense {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Net(NetEvent),
+    File(FileEvent),
     /// Events the kernel could not put on the ring buffer since the last report.
     Drops {
         time_ns: i128,
@@ -182,6 +204,8 @@ pub fn now_ns() -> i128 {
 pub struct Decoder {
     /// By net rule bit: (id, action, severity, policy index).
     slots: Vec<(Arc<str>, Action, Severity, usize)>,
+    /// By policy index: (id, severity).
+    rules: Vec<(Arc<str>, Severity)>,
     offset_ns: i128,
 }
 
@@ -205,6 +229,11 @@ impl Decoder {
                         .unwrap_or_else(|| Arc::from(s.id.as_str()));
                     (id, s.action, s.severity, s.index)
                 })
+                .collect(),
+            rules: ids
+                .iter()
+                .zip(rules)
+                .map(|(id, r)| (id.clone(), r.severity))
                 .collect(),
             offset_ns: mono_to_wall_ns(),
         }
@@ -267,6 +296,29 @@ impl Decoder {
                     addr,
                     port: ev.port,
                     protocol: ev.protocol,
+                })
+            }
+            EV_FILE_OPEN => {
+                let Ok(f) = super::fileguard::decode(rec) else {
+                    return unknown;
+                };
+                let Some((rule, severity)) = self.rules.get(f.rule_idx as usize) else {
+                    return unknown;
+                };
+                Event::File(FileEvent {
+                    time_ns,
+                    rule: rule.clone(),
+                    rule_index: f.rule_idx as usize,
+                    severity: *severity,
+                    action: f.action,
+                    pid: f.pid,
+                    tgid: f.tgid,
+                    comm: f.comm,
+                    cgroup_id: f.cgroup_id,
+                    dev: f.dev,
+                    ino: f.ino,
+                    matched: f.matched,
+                    name: f.name,
                 })
             }
             _ => unknown,
@@ -475,6 +527,16 @@ fn consume(
                             n.addr,
                             n.port
                         ),
+                    })
+                }
+                Event::File(f) => {
+                    if let Some(c) = summary.by_rule.get_mut(f.rule_index) {
+                        c.events += 1;
+                    }
+                    (f.action == Action::TriggerKill).then(|| Offense {
+                        rule: f.rule.clone(),
+                        tgid: f.tgid,
+                        detail: format!("open of {} (dev {} ino {}) denied", f.name, f.dev, f.ino),
                     })
                 }
                 Event::Unknown { .. } => {

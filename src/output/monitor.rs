@@ -55,8 +55,33 @@ fn protocol_name(p: u32) -> &'static str {
 }
 
 #[derive(Serialize)]
+struct FileObject<'a> {
+    /// Kernel device number (major << 20 | minor) and inode.
+    dev: u32,
+    ino: u64,
+    /// Basename of the opened file.
+    name: &'a str,
+    /// Which kernel form of the rule matched.
+    #[serde(rename = "match")]
+    matched: crate::monitor::fileguard::MatchKind,
+}
+
+#[derive(Serialize)]
 #[serde(untagged)]
 enum Dto<'a> {
+    File {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        rule: &'a str,
+        severity: &'static str,
+        action: &'static str,
+        pid: u32,
+        tgid: u32,
+        comm: &'a str,
+        cgroup_id: u64,
+        object: FileObject<'a>,
+    },
     Drops {
         v: u32,
         time: String,
@@ -87,6 +112,24 @@ fn dto(ev: &Event) -> Dto<'_> {
     let v = EVENT_SCHEMA_VERSION;
     match ev {
         Event::Net(_) => unreachable!("net events use the direct writer"),
+        Event::File(f) => Dto::File {
+            v,
+            time: rfc3339(f.time_ns),
+            kind: "file_open",
+            rule: &f.rule,
+            severity: f.severity.as_str(),
+            action: action_name(f.action),
+            pid: f.pid,
+            tgid: f.tgid,
+            comm: &f.comm,
+            cgroup_id: f.cgroup_id,
+            object: FileObject {
+                dev: f.dev,
+                ino: f.ino,
+                name: &f.name,
+                matched: f.matched,
+            },
+        },
         Event::Drops {
             time_ns,
             new,
@@ -449,6 +492,37 @@ mod tests {
             assert_eq!(j["object"]["family"], "inet");
             assert_eq!(j["also_matched"], serde_json::json!([]));
         }
+    }
+
+    #[test]
+    fn file_event_schema() {
+        use crate::monitor::events::FileEvent;
+        use crate::monitor::fileguard::MatchKind;
+        let ev = Event::File(FileEvent {
+            time_ns: 0,
+            rule: Arc::from("creds"),
+            rule_index: 0,
+            severity: Severity::Critical,
+            action: Action::Deny,
+            pid: 5,
+            tgid: 5,
+            comm: "cat".into(),
+            cgroup_id: 7,
+            dev: 8 << 20 | 1,
+            ino: 1234,
+            matched: MatchKind::Inode,
+            name: "shadow".into(),
+        });
+        let j: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({
+                "v": 1, "time": "1970-01-01T00:00:00.000000000Z", "kind": "file_open",
+                "rule": "creds", "severity": "critical", "action": "deny", "pid": 5,
+                "tgid": 5, "comm": "cat", "cgroup_id": 7,
+                "object": {"dev": 8388609, "ino": 1234, "name": "shadow", "match": "inode"}
+            })
+        );
     }
 
     #[test]
