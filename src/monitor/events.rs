@@ -572,3 +572,124 @@ fn consume(
     flush(sink, &mut summary);
     summary
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::compile::net_plan;
+    use crate::monitor::fileguard::MatchKind;
+    use crate::monitor::fileguard_skel::types as ft;
+    use crate::policy::model::{
+        FileMatch, GlobForm, Loopback, Matcher, NetMatch, PathGlob, Protocol, Rule,
+    };
+
+    fn rules() -> Vec<Rule> {
+        vec![
+            Rule {
+                id: "creds".into(),
+                severity: Severity::Critical,
+                action: Action::TriggerKill,
+                matcher: Matcher::FileOpen(FileMatch {
+                    path_globs: vec![PathGlob {
+                        text: "/etc/shadow".into(),
+                        form: GlobForm::Exact("/etc/shadow".into()),
+                    }],
+                    except: vec![],
+                }),
+            },
+            Rule {
+                id: "watch".into(),
+                severity: Severity::Low,
+                action: Action::Log,
+                matcher: Matcher::NetConnect(NetMatch {
+                    ports: vec![53],
+                    outside_cidrs: vec![],
+                    protocols: vec![Protocol::Udp],
+                    loopback: Loopback::Match,
+                }),
+            },
+            Rule {
+                id: "ports".into(),
+                severity: Severity::High,
+                action: Action::Deny,
+                matcher: Matcher::NetConnect(NetMatch {
+                    ports: vec![22, 53],
+                    outside_cidrs: vec![],
+                    protocols: vec![Protocol::Tcp, Protocol::Udp],
+                    loopback: Loopback::Match,
+                }),
+            },
+        ]
+    }
+
+    #[test]
+    fn file_events_map_their_index_to_the_policy_rule() {
+        let r = rules();
+        let d = Decoder::new(&net_plan(&r).unwrap(), &r);
+        let mut ev = ft::file_event::default();
+        ev.hdr.kind = EV_FILE_OPEN;
+        ev.hdr.rule_idx = 0;
+        ev.hdr.action = 3;
+        ev.hdr.tgid = 77;
+        ev.ino = 99;
+        ev.r#match = 1;
+        for (d, s) in ev.name.iter_mut().zip(b"shadow") {
+            *d = *s as i8;
+        }
+        // SAFETY: generated plain C struct.
+        let Event::File(f) = d.decode(unsafe { plain::as_bytes(&ev) }) else {
+            panic!("not a file event");
+        };
+        assert_eq!(&*f.rule, "creds");
+        assert_eq!(f.rule_index, 0);
+        assert_eq!(f.action, Action::TriggerKill);
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.matched, MatchKind::Inode);
+        assert_eq!((f.tgid, f.ino, f.name.as_str()), (77, 99, "shadow"));
+        // An index past the policy is reported, not guessed.
+        ev.hdr.rule_idx = 9;
+        let e = d.decode(unsafe { plain::as_bytes(&ev) });
+        assert!(
+            matches!(
+                e,
+                Event::Unknown {
+                    kind: EV_FILE_OPEN,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn net_events_name_the_deciding_rule_and_the_others() {
+        let r = rules();
+        let plan = net_plan(&r).unwrap();
+        let d = Decoder::new(&plan, &r);
+        // Bits: 0 = "ports" (deny first), 1 = "watch" (log).
+        assert_eq!(plan.slots[0].id, "ports");
+        let mut ev = types::net_event::default();
+        ev.hdr.kind = EV_NET_SENDMSG;
+        ev.hdr.rule_idx = 0;
+        ev.hdr.action = 2;
+        ev.matched = 0b11;
+        ev.family = libc::AF_INET6 as u16;
+        ev.addr = std::net::Ipv6Addr::LOCALHOST.octets();
+        ev.port = 53;
+        ev.protocol = 17;
+        // SAFETY: generated plain C struct.
+        let Event::Net(n) = d.decode(unsafe { plain::as_bytes(&ev) }) else {
+            panic!("not a net event");
+        };
+        assert_eq!(&*n.rule, "ports");
+        assert_eq!(n.rule_index, 2, "position in the policy");
+        assert_eq!(n.hook, NetHook::Sendmsg);
+        assert_eq!(
+            n.also_matched.iter().map(|s| &**s).collect::<Vec<_>>(),
+            ["watch"]
+        );
+        assert_eq!(n.addr, IpAddr::V6(Ipv6Addr::LOCALHOST));
+        // Too short to be a net event.
+        assert!(matches!(d.decode(&[0u8; 8]), Event::Unknown { .. }));
+    }
+}
