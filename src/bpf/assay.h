@@ -54,4 +54,76 @@ struct net_event {
 	__u8 addr[16];
 };
 
+/* ---- file enforcement (fileguard.bpf.c) ---- */
+
+/* NAME_MAX + 1: a whole path component and its NUL. */
+#define ASSAY_NAME_LEN 256
+/* Longest suffix of a Suffix glob (any file whose name ends so). */
+#define ASSAY_SUFFIX_LEN 32
+/* Distinct suffix lengths the program tries per open. */
+#define ASSAY_MAX_SUFFIX_LENS 8
+/* Ancestors (directories, across mounts) a subtree rule looks at. */
+#define ASSAY_MAX_DEPTH 32
+/* `dir/name` pairs (DirAndBasename globs), one bit each in a mask. */
+#define ASSAY_MAX_PAIRS 64
+/* rule_idx of a name entry that only carries pair bits. */
+#define ASSAY_NO_RULE 0xffffffffu
+
+/* Which kernel form of a rule matched an open. */
+enum assay_file_match {
+	ASSAY_MATCH_INODE = 1,	  /* the opened inode is a rule's file */
+	ASSAY_MATCH_ENTRY = 2,	  /* name in a rule's parent directory */
+	ASSAY_MATCH_SUBTREE = 3,  /* below a rule's directory */
+	ASSAY_MATCH_BASENAME = 4, /* Basename: a name in any directory */
+	ASSAY_MATCH_DIRNAME = 5,  /* InDirNamed: any file in a dir so named */
+	ASSAY_MATCH_PAIR = 6,	  /* DirAndBasename: dir/name anywhere */
+	ASSAY_MATCH_SUFFIX = 7,	  /* Suffix: a name ending so */
+};
+
+/* What a matched rule asks for (value of every file rule map). */
+struct file_rule {
+	__u32 rule_idx;
+	__u32 action;
+};
+
+/* An inode as the kernel names it: `s_dev` is major<<20|minor. */
+struct inode_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+
+enum assay_name_kind {
+	ASSAY_NAME_BASE = 1,  /* basename of the opened file, any directory */
+	ASSAY_NAME_DIR = 2,   /* name of the opened file's parent directory */
+	ASSAY_NAME_ENTRY = 3, /* basename inside the directory dir_dev:dir_ino */
+};
+
+/* Key of the `names` map; `name` is NUL-padded to its full length. */
+struct name_key {
+	__u64 dir_ino;
+	__u32 dir_dev;
+	__u32 kind;
+	char name[ASSAY_NAME_LEN];
+};
+
+struct name_rule {
+	struct file_rule rule; /* rule_idx ASSAY_NO_RULE: only pair bits */
+	__u64 pair_mask;       /* DirAndBasename slots this name takes part in */
+};
+
+/* Key of the `suffixes` map: the last `len` bytes of a name, NUL-padded. */
+struct suffix_key {
+	__u32 len;
+	char tail[ASSAY_SUFFIX_LEN];
+};
+
+struct file_event {
+	struct event_hdr hdr;
+	__u64 ino;
+	__u32 dev;
+	__u32 match;		   /* enum assay_file_match */
+	char name[ASSAY_NAME_LEN]; /* basename of the opened file */
+};
+
 #endif /* ASSAY_H */

@@ -71,6 +71,13 @@ pub(super) fn check(cx: &mut Ctx, tool: &str, node: &Node) -> Option<Value> {
             return None;
         }
     };
+    // Compiling also checks the meta-schema, but stops at the first
+    // violation; only when it fails is the meta-schema run again to report
+    // every violation at its own position (the valid path pays once).
+    let why = match compile(&json) {
+        Ok(_) => return Some(json),
+        Err(why) => why,
+    };
     let meta = match draft {
         Draft::Draft7 => jsonschema::draft7::meta::validator(),
         _ => jsonschema::draft202012::meta::validator(),
@@ -93,17 +100,13 @@ pub(super) fn check(cx: &mut Ctx, tool: &str, node: &Node) -> Option<Value> {
             ),
         );
     }
-    if found {
-        return None;
-    }
-    if let Err(why) = compile(&json) {
+    if !found {
         cx.err(
             node.pos,
             format!("JSON Schema for tool `{tool}` does not compile: {why}"),
         );
-        return None;
     }
-    Some(json)
+    None
 }
 
 /// The node a JSON Pointer (RFC 6901) designates inside `root`.

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Cost of the BPF LSM file_open program, measured inside the verify VMs:
+# open+close latency of a file that matches no rule, with 1,000 exact-file
+# rules and 50 globs (every kernel form) loaded, for a process in the scope
+# and one outside it, each as a ratio against no program loaded, in the same
+# boot (rounds alternate loaded / not loaded). Also the verifier's processed
+# instruction count (0 on kernels before 5.16, which do not report it).
+#
+# The guest CPU is emulated (QEMU TCG): ratios are what this measures, not
+# absolute times, and both carry the emulator's noise.
+#
+#   scripts/bench/lsm.sh [static-assay-binary]
+#   VM_KERNELS=bookworm-6.1 scripts/bench/lsm.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+triple=$(rustc -vV | sed -n 's/^host: //p')
+bin=${1:-$root/target/$triple/release/assay}
+[[ -x $bin ]] || { echo "bench/lsm: build $bin first (make static)" >&2; exit 1; }
+VM_BENCH=1 VM_KERNELS=${VM_KERNELS:-bookworm-6.1,bookworm-backports-6.12,bullseye-5.10} \
+	"$root/scripts/vm/verify.sh" "$bin" | grep -E ' BENCH |passed, '

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * File enforcement with the BPF LSM: `lsm/file_open` for the tasks of one
+ * cgroup subtree. Every rule form is a map lookup keyed by what the kernel
+ * knows about the opened file (its inode, its name, its parent's inode and
+ * name, its ancestors' inodes), never by the path string the caller used, so
+ * symlinks, hardlinks, bind mounts, /proc/self/root and fd tricks all arrive
+ * at the same keys.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "assay.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Makes the event layout part of the skeleton's generated types for Rust. */
+const volatile struct file_event file_event_layout;
+
+#define EPERM 1
+
+/* The scope: tasks whose cgroup at `target_level` is `target_cgid`. */
+const volatile __u64 target_cgid;
+const volatile __u32 target_level;
+/* Which stages have rules; unused stages cost nothing. */
+const volatile __u8 have_inodes;
+const volatile __u8 have_entries;
+const volatile __u8 have_basenames;
+const volatile __u8 have_dirnames;
+const volatile __u8 have_pairs;
+const volatile __u8 have_subtrees;
+/* Distinct suffix lengths, longest first; 0 ends the list. */
+const volatile __u32 suffix_lens[ASSAY_MAX_SUFFIX_LENS];
+
+/* Exact files and subtree roots: (s_dev, i_ino) -> rule. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct inode_key);
+	__type(value, struct file_rule);
+} inodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct inode_key);
+	__type(value, struct file_rule);
+} subtrees SEC(".maps");
+
+/* Basenames, parent-directory names and (parent inode, basename) entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct name_key);
+	__type(value, struct name_rule);
+} names SEC(".maps");
+
+/*
+ * DirAndBasename: pair i owns bit i of the masks of its basename and its
+ * directory name. Both names of one open can share only one pair (pairs are
+ * unique), so the AND of the two masks is a single bit: the key here.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ASSAY_MAX_PAIRS);
+	__type(key, __u64);
+	__type(value, struct file_rule);
+} pairs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct suffix_key);
+	__type(value, struct file_rule);
+} suffixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+/* Ring buffer reservations that failed, per CPU: drops are never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+/* struct cgroup before Linux 6.1 kept its ancestors' ids in an array. */
+struct cgroup___old {
+	int level;
+	__u64 ancestor_ids[];
+} __attribute__((preserve_access_index));
+
+/*
+ * The id of the current task's cgroup at `level`. LSM programs may call
+ * bpf_get_current_ancestor_cgroup_id only from Linux 5.14; kernels older than
+ * 6.1 have `ancestor_ids`, read directly. The relocated branch is constant, so
+ * each kernel's verifier only sees one of the two paths.
+ */
+static __always_inline __u64 ancestor_cgroup_id(__u32 level)
+{
+	if (bpf_core_field_exists(struct cgroup___old, ancestor_ids)) {
+		struct task_struct *task = (void *)bpf_get_current_task();
+		struct cgroup___old *cg = (void *)BPF_CORE_READ(task, cgroups, dfl_cgrp);
+		__u64 id = 0;
+
+		if (level > (__u32)BPF_CORE_READ(cg, level))
+			return 0;
+		bpf_core_read(&id, sizeof(id), &cg->ancestor_ids[level]);
+		return id;
+	}
+	return bpf_get_current_ancestor_cgroup_id(level);
+}
+
+struct verdict {
+	struct file_rule rule;
+	__u32 match;
+	int found;
+};
+
+/* The strongest action wins: log < alert < deny < trigger_kill. */
+static __always_inline void consider(struct verdict *v, const struct file_rule *r, __u32 match)
+{
+	if (!r || r->rule_idx == ASSAY_NO_RULE)
+		return;
+	if (v->found && r->action <= v->rule.action)
+		return;
+	v->rule = *r;
+	v->match = match;
+	v->found = 1;
+}
+
+static __always_inline void inode_of(struct inode_key *k, struct inode *inode)
+{
+	k->ino = BPF_CORE_READ(inode, i_ino);
+	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	k->_pad = 0;
+}
+
+/* Reads a dentry's name into a zeroed key buffer; returns its length. */
+static __always_inline __u32 read_name(char *buf, struct dentry *d)
+{
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+
+	__builtin_memset(buf, 0, ASSAY_NAME_LEN);
+	bpf_probe_read_kernel_str(buf, ASSAY_NAME_LEN, name);
+	return BPF_CORE_READ(d, d_name.len);
+}
+
+/*
+ * Walks the ancestors of `d` (its parent first) looking for a subtree root.
+ * At a filesystem's root it continues at the mountpoint of the mount the file
+ * was opened through, so a filesystem mounted below a protected directory is
+ * covered too. The walk through the dentry tree itself ignores bind mounts:
+ * a file reached through a bind mount still has its real ancestors.
+ */
+static __always_inline void check_subtrees(struct verdict *v, struct file *file, struct dentry *d)
+{
+	struct vfsmount *vfs = BPF_CORE_READ(file, f_path.mnt);
+	/* container_of, with the offset relocated for the running kernel. */
+	struct mount *mnt = (void *)vfs - bpf_core_field_offset(struct mount, mnt);
+	const struct file_rule *r;
+	struct inode_key k;
+	struct dentry *parent;
+	int i, stop = 0;
+
+	/* Unrolled: no back-edges for the verifier of any kernel to refuse. */
+#pragma clang loop unroll(full)
+	for (i = 0; i < ASSAY_MAX_DEPTH; i++) {
+		if (stop)
+			continue;
+		parent = BPF_CORE_READ(d, d_parent);
+		if (parent == d) {
+			/* A filesystem root: cross to where it is mounted. */
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (up == mnt) {
+				stop = 1;
+				continue;
+			}
+			parent = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+		}
+		d = parent;
+		inode_of(&k, BPF_CORE_READ(d, d_inode));
+		r = bpf_map_lookup_elem(&subtrees, &k);
+		if (r) {
+			consider(v, r, ASSAY_MATCH_SUBTREE);
+			/* Nothing outranks it; an outer root may, so walk on. */
+			if (v->rule.action == ASSAY_ACT_TRIGGER_KILL)
+				stop = 1;
+		}
+	}
+}
+
+static __always_inline void check_suffixes(struct verdict *v, struct dentry *d, __u32 len)
+{
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	struct suffix_key k;
+	int i;
+
+#pragma clang loop unroll(full)
+	for (i = 0; i < ASSAY_MAX_SUFFIX_LENS; i++) {
+		__u32 n = suffix_lens[i];
+
+		if (n == 0 || n > ASSAY_SUFFIX_LEN)
+			return;
+		if (n > len)
+			continue;
+		__builtin_memset(&k, 0, sizeof(k));
+		k.len = n;
+		bpf_probe_read_kernel(k.tail, n, name + (len - n));
+		consider(v, bpf_map_lookup_elem(&suffixes, &k), ASSAY_MATCH_SUFFIX);
+	}
+}
+
+static __always_inline void report(struct file *file, const struct verdict *v)
+{
+	struct file_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	struct inode_key k;
+	__u64 id;
+
+	if (!ev) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&dropped, &zero);
+
+		if (n)
+			*n += 1;
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	id = bpf_get_current_pid_tgid();
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.cgroup_id = bpf_get_current_cgroup_id();
+	ev->hdr.kind = ASSAY_EV_FILE_OPEN;
+	ev->hdr.rule_idx = v->rule.rule_idx;
+	ev->hdr.action = v->rule.action;
+	ev->hdr.pid = (__u32)id;
+	ev->hdr.tgid = id >> 32;
+	bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
+	inode_of(&k, BPF_CORE_READ(file, f_inode));
+	ev->ino = k.ino;
+	ev->dev = k.dev;
+	ev->match = v->match;
+	bpf_probe_read_kernel_str(ev->name, sizeof(ev->name),
+				  BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	bpf_ringbuf_submit(ev, 0);
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(assay_file_open, struct file *file, int ret)
+{
+	struct verdict v = {};
+	struct inode_key ik;
+	struct name_key nk;
+	struct dentry *d, *parent;
+	struct name_rule *base = NULL, *dir = NULL;
+	__u32 len;
+
+	/* An earlier LSM already refused: keep its answer. */
+	if (ret)
+		return ret;
+	/* Out of scope: one helper call and a compare. */
+	if (ancestor_cgroup_id(target_level) != target_cgid)
+		return 0;
+
+	d = BPF_CORE_READ(file, f_path.dentry);
+	if (have_inodes) {
+		inode_of(&ik, BPF_CORE_READ(file, f_inode));
+		consider(&v, bpf_map_lookup_elem(&inodes, &ik), ASSAY_MATCH_INODE);
+	}
+	if (have_entries || have_basenames || have_dirnames || suffix_lens[0]) {
+		parent = BPF_CORE_READ(d, d_parent);
+		len = read_name(nk.name, d);
+		if (have_entries) {
+			inode_of(&ik, BPF_CORE_READ(parent, d_inode));
+			nk.dir_ino = ik.ino;
+			nk.dir_dev = ik.dev;
+			nk.kind = ASSAY_NAME_ENTRY;
+			consider(&v, bpf_map_lookup_elem(&names, &nk), ASSAY_MATCH_ENTRY);
+		}
+		if (suffix_lens[0])
+			check_suffixes(&v, d, len);
+		nk.dir_ino = 0;
+		nk.dir_dev = 0;
+		if (have_basenames) {
+			nk.kind = ASSAY_NAME_BASE;
+			base = bpf_map_lookup_elem(&names, &nk);
+			if (base)
+				consider(&v, &base->rule, ASSAY_MATCH_BASENAME);
+		}
+		if (have_dirnames && parent != d) {
+			read_name(nk.name, parent);
+			nk.kind = ASSAY_NAME_DIR;
+			dir = bpf_map_lookup_elem(&names, &nk);
+			if (dir)
+				consider(&v, &dir->rule, ASSAY_MATCH_DIRNAME);
+		}
+		if (have_pairs && base && dir) {
+			__u64 both = base->pair_mask & dir->pair_mask;
+
+			if (both)
+				consider(&v, bpf_map_lookup_elem(&pairs, &both), ASSAY_MATCH_PAIR);
+		}
+	}
+	if (have_subtrees && !(v.found && v.rule.action == ASSAY_ACT_TRIGGER_KILL))
+		check_subtrees(&v, file, d);
+
+	if (!v.found)
+		return 0;
+	report(file, &v);
+	return v.rule.action >= ASSAY_ACT_DENY ? -EPERM : 0;
+}

@@ -1,0 +1,1213 @@
+//! The kernel suite `make verify` runs inside QEMU on real distribution
+//! kernels with the BPF LSM active (scripts/vm/verify.sh boots them).
+//!
+//! It has its own `main` (harness = false) because the host reads one line per
+//! case from the serial console: `ASSAY-CASE <name> PASS|FAIL|SKIP <detail>`,
+//! and `ASSAY-BENCH <name> <value>` for measurements.
+//!
+//! On a host it does nothing unless `ASSAY_VM_SUITE=1` is set (the guest's
+//! init sets it): this machine's kernel refuses LSM programs, so running the
+//! suite here could only fail. With `ASSAY_VM_SUITE=1` every case runs and
+//! every failure counts. `ASSAY_VM_MODE=nobpf` runs the cases for a kernel
+//! booted without `bpf` in `lsm=`.
+
+fn main() -> std::process::ExitCode {
+    #[cfg(not(all(target_os = "linux", feature = "monitor")))]
+    {
+        println!("SKIP vm_lsm: built without the `monitor` feature (or not on Linux)");
+        std::process::ExitCode::SUCCESS
+    }
+    #[cfg(all(target_os = "linux", feature = "monitor"))]
+    suite::run()
+}
+
+#[cfg(all(target_os = "linux", feature = "monitor"))]
+mod suite {
+    use std::cell::RefCell;
+    use std::ffi::CString;
+    use std::fmt::Display;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use assay::monitor::fileguard::{self, FileEvent, FileGuard, Scope};
+    use assay::policy::model::{Action, FileMatch, GlobForm, Matcher, PathGlob, Rule};
+    use assay::severity::Severity;
+    use libbpf_rs::RingBufferBuilder;
+
+    const BASE: &str = "/tmp/vm";
+    const HOME: &str = "/root";
+
+    pub fn run() -> ExitCode {
+        // The offender of the end-to-end cases: this binary, re-executed.
+        if let Ok(what) = std::env::var("ASSAY_VM_HELPER") {
+            return e2e::helper(&what);
+        }
+        if std::env::var_os("ASSAY_VM_SUITE").is_none() {
+            println!(
+                "SKIP vm_lsm: the BPF LSM suite runs inside the VMs of `make verify` \
+             (scripts/vm/verify.sh); set ASSAY_VM_SUITE=1 to run it on a kernel \
+             booted with bpf in lsm="
+            );
+            return ExitCode::SUCCESS;
+        }
+        let mut s = Suite::default();
+        let mode = std::env::var("ASSAY_VM_MODE").unwrap_or_else(|_| "lsm".into());
+        if mode == "nobpf" {
+            nobpf(&mut s);
+            e2e::exit_40_without_bpf(&mut s);
+        } else {
+            enforcement(&mut s);
+            e2e::egress_denied(&mut s);
+            e2e::trigger_kill(&mut s);
+            // Measurements only when asked (scripts/bench/lsm.sh): tests
+            // check behaviour, benchmarks report figures.
+            if std::env::var_os("ASSAY_VM_BENCH").is_some() {
+                bench(&mut s);
+            }
+        }
+        s.finish()
+    }
+
+    #[derive(Default)]
+    struct Suite {
+        failed: usize,
+    }
+
+    impl Suite {
+        fn pass(&mut self, name: &str, detail: impl Display) {
+            println!("ASSAY-CASE {name} PASS {detail}");
+        }
+        fn fail(&mut self, name: &str, detail: impl Display) {
+            self.failed += 1;
+            println!("ASSAY-CASE {name} FAIL {detail}");
+        }
+        fn skip(&mut self, name: &str, detail: impl Display) {
+            println!("ASSAY-CASE {name} SKIP {detail}");
+        }
+        fn check(&mut self, name: &str, r: Result<String, String>) {
+            match r {
+                Ok(d) => self.pass(name, d),
+                Err(d) => self.fail(name, d),
+            }
+        }
+        fn finish(self) -> ExitCode {
+            if self.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    // ---- processes in and out of the scope ----
+
+    struct Cgroup {
+        dir: PathBuf,
+        scope: Scope,
+    }
+
+    impl Cgroup {
+        fn create(name: &str) -> Cgroup {
+            let root = cgroup2_mount().expect("cgroup2 is mounted in the guest");
+            let dir = root.join(name);
+            std::fs::create_dir_all(&dir).expect("create the test cgroup");
+            let scope = Scope::of_cgroup_dir(&root, &dir).expect("cgroup scope");
+            Cgroup { dir, scope }
+        }
+    }
+
+    impl Drop for Cgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+
+    fn cgroup2_mount() -> Option<PathBuf> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        info.lines().find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.split_whitespace().next()? == "cgroup2")
+                .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))?
+        })
+    }
+
+    /// Runs `op` in a forked child (inside `cg` when given); returns the child's
+    /// pid and `op`'s result (an errno, 0 for success). The suite is one thread,
+    /// so forking is safe.
+    fn in_child(cg: Option<&Cgroup>, op: impl FnOnce() -> i32) -> (u32, i32) {
+        // SAFETY: single-threaded process; the child only runs `op` and _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            if let Some(cg) = cg
+                && std::fs::write(cg.dir.join("cgroup.procs"), "0").is_err()
+            {
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(250) };
+            }
+            let code = op();
+            // SAFETY: leaving the forked child without running the parent's
+            // destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: pid is our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            255
+        };
+        (pid as u32, code)
+    }
+
+    fn cstr(p: impl AsRef<Path>) -> CString {
+        CString::new(p.as_ref().as_os_str().as_bytes()).expect("no NUL in test paths")
+    }
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(255)
+    }
+
+    /// open(O_RDONLY) + close; the errno, or 0.
+    fn try_open(p: impl AsRef<Path>) -> i32 {
+        let c = cstr(p);
+        // SAFETY: c is a valid C string.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return errno();
+        }
+        // SAFETY: fd was just opened.
+        unsafe { libc::close(fd) };
+        0
+    }
+
+    // ---- the events ----
+
+    struct Events {
+        rb: libbpf_rs::RingBuffer<'static>,
+        seen: Rc<RefCell<Vec<Result<FileEvent, String>>>>,
+    }
+
+    impl Events {
+        fn new(guard: &FileGuard) -> Events {
+            let seen = Rc::new(RefCell::new(Vec::new()));
+            let sink = seen.clone();
+            let mut b = RingBufferBuilder::new();
+            b.add(guard.events_map(), move |data: &[u8]| {
+                sink.borrow_mut()
+                    .push(fileguard::decode(data).map_err(|e| e.to_string()));
+                0
+            })
+            .expect("ring buffer callback");
+            Events {
+                rb: b.build().expect("ring buffer"),
+                seen,
+            }
+        }
+
+        /// Everything submitted so far (the child has exited, so its events are
+        /// in the buffer already).
+        fn take(&self) -> Vec<Result<FileEvent, String>> {
+            let _ = self.rb.poll(Duration::from_millis(20));
+            self.seen.borrow_mut().drain(..).collect()
+        }
+    }
+
+    /// What a case expects of one open.
+    #[derive(Clone, Copy)]
+    enum Expect {
+        /// EPERM, and an event of this rule from this process.
+        Denied(u32),
+        /// Success, and an event of this rule (log/alert rules).
+        Logged(u32),
+        /// Success, and no event.
+        Allowed,
+    }
+
+    fn judge(
+        expect: Expect,
+        errno: i32,
+        pid: Option<u32>,
+        events: Vec<Result<FileEvent, String>>,
+    ) -> Result<String, String> {
+        let events: Vec<FileEvent> = events.into_iter().collect::<Result<_, _>>()?;
+        let of_pid: Vec<&FileEvent> = events
+            .iter()
+            .filter(|e| pid.is_none_or(|p| e.tgid == p))
+            .collect();
+        let (want_errno, rule) = match expect {
+            Expect::Denied(r) => (libc::EPERM, Some(r)),
+            Expect::Logged(r) => (0, Some(r)),
+            Expect::Allowed => (0, None),
+        };
+        if errno != want_errno {
+            return Err(format!(
+                "open errno {errno}, expected {want_errno}; events {events:?}"
+            ));
+        }
+        match rule {
+            None if of_pid.is_empty() => Ok("open allowed, no event".into()),
+            None => Err(format!(
+                "allowed as expected but events arrived: {of_pid:?}"
+            )),
+            Some(r) => match of_pid.iter().find(|e| e.rule_idx == r) {
+                Some(e) => Ok(format!(
+                    "errno {errno}, event rule {} action {:?} match {:?} name {} pid {}",
+                    e.rule_idx, e.action, e.matched, e.name, e.tgid
+                )),
+                None => Err(format!(
+                    "errno {errno} as expected but no event of rule {r}: {events:?}"
+                )),
+            },
+        }
+    }
+
+    // ---- rules ----
+
+    fn rule(id: &str, action: Action, forms: Vec<GlobForm>) -> Rule {
+        Rule {
+            id: id.into(),
+            severity: Severity::Critical,
+            action,
+            matcher: Matcher::FileOpen(FileMatch {
+                path_globs: forms
+                    .into_iter()
+                    .map(|f| PathGlob {
+                        text: format!("{f:?}"),
+                        form: f,
+                    })
+                    .collect(),
+                except: vec![],
+            }),
+        }
+    }
+
+    fn p(rel: &str) -> PathBuf {
+        Path::new(BASE).join(rel)
+    }
+
+    fn write(path: impl AsRef<Path>) {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"data\n").unwrap();
+    }
+
+    fn mount_bind(src: &Path, dst: &Path) -> Result<(), String> {
+        let (s, d) = (cstr(src), cstr(dst));
+        // SAFETY: valid C strings; a bind mount with no data.
+        let r = unsafe {
+            libc::mount(
+                s.as_ptr(),
+                d.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "mount --bind {} {}: {}",
+                src.display(),
+                dst.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
+    fn mount_tmpfs(dst: &Path) -> Result<(), String> {
+        let (s, d, t) = (cstr("tmpfs"), cstr(dst), cstr("tmpfs"));
+        // SAFETY: valid C strings.
+        let r = unsafe { libc::mount(s.as_ptr(), d.as_ptr(), t.as_ptr(), 0, std::ptr::null()) };
+        if r != 0 {
+            return Err(format!("mount tmpfs {}: {}", dst.display(), errno()));
+        }
+        Ok(())
+    }
+
+    // Rule indices (positions in the rules vector).
+    const R_SECRET: u32 = 0;
+    const R_RENAMED: u32 = 1;
+    const R_LATER: u32 = 2;
+    const R_REPLACED: u32 = 3;
+    const R_SSH: u32 = 4;
+    const R_ENV: u32 = 5;
+    const R_DATA: u32 = 6;
+    const R_AWS: u32 = 7;
+    const R_PEM: u32 = 8;
+    const R_LOG: u32 = 9;
+    const R_KILL: u32 = 10;
+    const R_NODIR: u32 = 11;
+
+    fn enforcement(s: &mut Suite) {
+        let _ = std::fs::remove_dir_all(BASE);
+        write(p("secret.txt"));
+        write(p("rename-me.txt"));
+        write(p("replaced.txt"));
+        write(p("public.txt"));
+        write(p("data/sub/deep/file"));
+        write(p("data-other/file"));
+        write(p("logged.txt"));
+        write(p("kill.txt"));
+        write(Path::new(HOME).join(".sshx/a"));
+        std::fs::create_dir_all(Path::new(HOME).join(".ssh")).unwrap();
+        std::fs::create_dir_all(p("app")).unwrap();
+        std::fs::create_dir_all(p("x")).unwrap();
+
+        let rules = vec![
+            rule(
+                "secret",
+                Action::Deny,
+                vec![GlobForm::Exact(p("secret.txt"))],
+            ),
+            rule(
+                "renamed",
+                Action::Deny,
+                vec![GlobForm::Exact(p("rename-me.txt"))],
+            ),
+            rule("later", Action::Deny, vec![GlobForm::Exact(p("later.txt"))]),
+            rule(
+                "replaced",
+                Action::Deny,
+                vec![GlobForm::Exact(p("replaced.txt"))],
+            ),
+            rule(
+                "ssh",
+                Action::Deny,
+                vec![GlobForm::InDirNamed(".ssh".into())],
+            ),
+            rule("env", Action::Deny, vec![GlobForm::Basename(".env".into())]),
+            rule("data", Action::Deny, vec![GlobForm::Subtree(p("data"))]),
+            rule(
+                "aws",
+                Action::Deny,
+                vec![GlobForm::DirAndBasename {
+                    dir: ".aws".into(),
+                    name: "credentials".into(),
+                }],
+            ),
+            rule("pem", Action::Deny, vec![GlobForm::Suffix(".pem".into())]),
+            rule("log", Action::Log, vec![GlobForm::Exact(p("logged.txt"))]),
+            rule(
+                "kill",
+                Action::TriggerKill,
+                vec![GlobForm::Exact(p("kill.txt"))],
+            ),
+            rule(
+                "nodir",
+                Action::Deny,
+                vec![GlobForm::Exact(p("nodir/deeper/secret"))],
+            ),
+        ];
+
+        let cg = Cgroup::create("assay-vm-suite");
+        let t0 = Instant::now();
+        let mut guard = match FileGuard::load(&rules, cg.scope, None) {
+            Ok(g) => g,
+            Err(e) => {
+                s.fail("fileguard/load", format!("{e:#}"));
+                return;
+            }
+        };
+        s.pass(
+            "fileguard/load",
+            format!(
+                "scope cgroup {} level {}, loaded+attached in {} ms, unresolved {:?}",
+                cg.scope.cgroup_id,
+                cg.scope.level,
+                t0.elapsed().as_millis(),
+                guard.unresolved()
+            ),
+        );
+        match guard.verified_insns() {
+            Ok(n) => println!("ASSAY-BENCH verifier/assay_file_open/verified_insns {n}"),
+            Err(e) => s.fail("fileguard/verified-insns", e),
+        }
+        let ev = Events::new(&guard);
+
+        let case =
+            |s: &mut Suite, name: &str, expect: Expect, inside: bool, op: &dyn Fn() -> i32| {
+                let _ = ev.take();
+                let (pid, code) = in_child(if inside { Some(&cg) } else { None }, op);
+                s.check(name, judge(expect, code, Some(pid), ev.take()));
+            };
+
+        // Exact file, in and out of scope.
+        case(
+            s,
+            "exact/denied-in-scope",
+            Expect::Denied(R_SECRET),
+            true,
+            &|| try_open(p("secret.txt")),
+        );
+        case(
+            s,
+            "exact/allowed-out-of-scope",
+            Expect::Allowed,
+            false,
+            &|| try_open(p("secret.txt")),
+        );
+        case(
+            s,
+            "exact/other-file-allowed",
+            Expect::Allowed,
+            true,
+            &|| try_open(p("public.txt")),
+        );
+
+        // Children and grandchildren of a process in scope are in scope.
+        // The event comes from the (grand)child, whose pid the parent does not
+        // know: any event of the rule counts, and there is only this process.
+        {
+            let _ = ev.take();
+            let (_, code) = in_child(Some(&cg), || in_child(None, || try_open(p("secret.txt"))).1);
+            s.check(
+                "scope/child-denied",
+                judge(Expect::Denied(R_SECRET), code, None, ev.take()),
+            );
+        }
+        {
+            let _ = ev.take();
+            let (_, code) = in_child(Some(&cg), || {
+                in_child(None, || in_child(None, || try_open(p("secret.txt"))).1).1
+            });
+            s.check(
+                "scope/grandchild-denied",
+                judge(Expect::Denied(R_SECRET), code, None, ev.take()),
+            );
+        }
+
+        // Bypass attempts.
+        std::os::unix::fs::symlink(p("secret.txt"), p("link")).unwrap();
+        std::os::unix::fs::symlink(p("link"), p("link2")).unwrap();
+        std::os::unix::fs::symlink("link2", p("link3")).unwrap();
+        case(s, "bypass/symlink", Expect::Denied(R_SECRET), true, &|| {
+            try_open(p("link"))
+        });
+        case(
+            s,
+            "bypass/symlink-chain",
+            Expect::Denied(R_SECRET),
+            true,
+            &|| try_open(p("link3")),
+        );
+        std::fs::create_dir_all(p("elsewhere")).unwrap();
+        std::fs::hard_link(p("secret.txt"), p("elsewhere/hard")).unwrap();
+        case(
+            s,
+            "bypass/hardlink",
+            Expect::Denied(R_SECRET),
+            true,
+            &|| try_open(p("elsewhere/hard")),
+        );
+        std::fs::rename(p("rename-me.txt"), p("elsewhere/renamed.txt")).unwrap();
+        case(
+            s,
+            "bypass/rename-after-start",
+            Expect::Denied(R_RENAMED),
+            true,
+            &|| try_open(p("elsewhere/renamed.txt")),
+        );
+        write(p("bindfile"));
+        match mount_bind(&p("secret.txt"), &p("bindfile")) {
+            Ok(()) => case(
+                s,
+                "bypass/bind-mount-file",
+                Expect::Denied(R_SECRET),
+                true,
+                &|| try_open(p("bindfile")),
+            ),
+            Err(e) => s.fail("bypass/bind-mount-file", e),
+        }
+        std::fs::create_dir_all("/mnt/binddir").unwrap();
+        match mount_bind(Path::new(BASE), Path::new("/mnt/binddir")) {
+            Ok(()) => case(
+                s,
+                "bypass/bind-mount-dir",
+                Expect::Denied(R_SECRET),
+                true,
+                &|| try_open("/mnt/binddir/secret.txt"),
+            ),
+            Err(e) => s.fail("bypass/bind-mount-dir", e),
+        }
+        case(
+            s,
+            "bypass/proc-self-root",
+            Expect::Denied(R_SECRET),
+            true,
+            &|| try_open(format!("/proc/self/root{BASE}/secret.txt")),
+        );
+        case(
+            s,
+            "bypass/openat-dirfd",
+            Expect::Denied(R_SECRET),
+            true,
+            &|| {
+                let dir = cstr(BASE);
+                // SAFETY: valid C strings; fds closed by _exit.
+                unsafe {
+                    let d = libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                    if d < 0 {
+                        return 200;
+                    }
+                    let f = libc::openat(d, c"secret.txt".as_ptr(), libc::O_RDONLY);
+                    if f < 0 { errno() } else { 0 }
+                }
+            },
+        );
+        case(
+            s,
+            "bypass/proc-fd-reopen-of-o-path",
+            Expect::Denied(R_SECRET),
+            true,
+            &|| {
+                let c = cstr(p("secret.txt"));
+                // SAFETY: valid C string.
+                let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH) };
+                if fd < 0 {
+                    // O_PATH does not open the file: file_open must not see it.
+                    return 201;
+                }
+                // SAFETY: getpid has no preconditions.
+                let pid = unsafe { libc::getpid() };
+                try_open(format!("/proc/{pid}/fd/{fd}"))
+            },
+        );
+        write(p("app/.env"));
+        std::fs::create_dir_all(p("app/sub")).unwrap();
+        write(p("later.txt"));
+        case(
+            s,
+            "bypass/file-created-after-start-glob",
+            Expect::Denied(R_ENV),
+            true,
+            &|| try_open(p("app/.env")),
+        );
+        // Creating such a file from inside the scope is an open too: refused.
+        case(
+            s,
+            "bypass/create-in-scope-denied",
+            Expect::Denied(R_ENV),
+            true,
+            &|| {
+                let c = cstr(p("app/sub/.env"));
+                // SAFETY: valid C string.
+                let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o600) };
+                if fd < 0 { errno() } else { 0 }
+            },
+        );
+        case(
+            s,
+            "bypass/exact-created-after-start",
+            Expect::Denied(R_LATER),
+            true,
+            &|| try_open(p("later.txt")),
+        );
+        {
+            write(p("replacement.tmp"));
+            std::fs::rename(p("replacement.tmp"), p("replaced.txt")).unwrap();
+            case(
+                s,
+                "bypass/atomic-rename-replacement",
+                Expect::Denied(R_REPLACED),
+                true,
+                &|| try_open(p("replaced.txt")),
+            );
+            // The new inode under another name: caught once refreshed.
+            std::fs::hard_link(p("replaced.txt"), p("elsewhere/replaced-alias")).unwrap();
+            match guard.refresh() {
+                Ok(n) if n >= 1 => case(
+                    s,
+                    "bypass/replacement-hardlink-after-refresh",
+                    Expect::Denied(R_REPLACED),
+                    true,
+                    &|| try_open(p("elsewhere/replaced-alias")),
+                ),
+                Ok(n) => s.fail(
+                    "bypass/replacement-hardlink-after-refresh",
+                    format!("refresh added {n} keys"),
+                ),
+                Err(e) => s.fail("bypass/replacement-hardlink-after-refresh", e),
+            }
+        }
+
+        // A path whose directories do not exist at start: reported as
+        // unresolved, then followed by the inotify watch and refresh().
+        {
+            let name = "bypass/exact-whose-directory-appears-later";
+            let before: Vec<_> = guard.unresolved().iter().map(|u| u.path.clone()).collect();
+            let mut w = guard.watch().expect("inotify watch");
+            std::fs::create_dir_all(p("nodir/deeper")).unwrap();
+            write(p("nodir/deeper/secret"));
+            let mut rounds = 0;
+            while !guard.unresolved().is_empty() && rounds < 10 {
+                rounds += 1;
+                if w.wait(Duration::from_secs(1)).expect("inotify") {
+                    w = guard.watch().expect("inotify watch");
+                }
+                guard.refresh().expect("refresh");
+            }
+            if before.is_empty() || !guard.unresolved().is_empty() {
+                s.fail(
+                    name,
+                    format!(
+                        "unresolved before {before:?}, after {:?}",
+                        guard.unresolved()
+                    ),
+                );
+            } else {
+                case(s, name, Expect::Denied(R_NODIR), true, &|| {
+                    try_open(p("nodir/deeper/secret"))
+                });
+            }
+        }
+
+        // Globs.
+        write(Path::new(HOME).join(".ssh/id_ed25519"));
+        case(
+            s,
+            "glob/ssh-key-denied",
+            Expect::Denied(R_SSH),
+            true,
+            &|| try_open(Path::new(HOME).join(".ssh/id_ed25519")),
+        );
+        case(s, "glob/sshx-allowed", Expect::Allowed, true, &|| {
+            try_open(Path::new(HOME).join(".sshx/a"))
+        });
+        write(p("app/.env.example"));
+        case(
+            s,
+            "glob/env-example-allowed",
+            Expect::Allowed,
+            true,
+            &|| try_open(p("app/.env.example")),
+        );
+        case(
+            s,
+            "glob/subtree-denied",
+            Expect::Denied(R_DATA),
+            true,
+            &|| try_open(p("data/sub/deep/file")),
+        );
+        case(
+            s,
+            "glob/subtree-sibling-allowed",
+            Expect::Allowed,
+            true,
+            &|| try_open(p("data-other/file")),
+        );
+        case(
+            s,
+            "glob/subtree-root-itself-allowed",
+            Expect::Allowed,
+            true,
+            &|| try_open(p("data")),
+        );
+        std::fs::create_dir_all(p("data/mnt")).unwrap();
+        match mount_tmpfs(&p("data/mnt")) {
+            Ok(()) => {
+                write(p("data/mnt/inner"));
+                case(
+                    s,
+                    "glob/subtree-across-mount",
+                    Expect::Denied(R_DATA),
+                    true,
+                    &|| try_open(p("data/mnt/inner")),
+                );
+            }
+            Err(e) => s.fail("glob/subtree-across-mount", e),
+        }
+        write(Path::new(HOME).join(".aws/credentials"));
+        write(Path::new(HOME).join(".aws/config"));
+        write(Path::new(HOME).join("credentials"));
+        case(
+            s,
+            "glob/dir-and-name-denied",
+            Expect::Denied(R_AWS),
+            true,
+            &|| try_open(Path::new(HOME).join(".aws/credentials")),
+        );
+        case(
+            s,
+            "glob/dir-other-name-allowed",
+            Expect::Allowed,
+            true,
+            &|| try_open(Path::new(HOME).join(".aws/config")),
+        );
+        case(
+            s,
+            "glob/name-other-dir-allowed",
+            Expect::Allowed,
+            true,
+            &|| try_open(Path::new(HOME).join("credentials")),
+        );
+        write(p("x/server.pem"));
+        write(p("x/server.pem.bak"));
+        case(
+            s,
+            "glob/suffix-denied",
+            Expect::Denied(R_PEM),
+            true,
+            &|| try_open(p("x/server.pem")),
+        );
+        case(
+            s,
+            "glob/suffix-longer-allowed",
+            Expect::Allowed,
+            true,
+            &|| try_open(p("x/server.pem.bak")),
+        );
+
+        // Actions.
+        case(
+            s,
+            "action/log-allows-with-event",
+            Expect::Logged(R_LOG),
+            true,
+            &|| try_open(p("logged.txt")),
+        );
+        {
+            let _ = ev.take();
+            let (pid, code) = in_child(Some(&cg), || try_open(p("kill.txt")));
+            let r = judge(Expect::Denied(R_KILL), code, Some(pid), ev.take());
+            // The kill itself is the monitor's job; the kernel's part is the
+            // denial and an event that says trigger_kill.
+            s.check(
+                "action/trigger-kill-denies-and-reports",
+                r.and_then(|d| {
+                    if d.contains("TriggerKill") {
+                        Ok(d)
+                    } else {
+                        Err(format!("event action is not trigger_kill: {d}"))
+                    }
+                }),
+            );
+        }
+
+        // Detach: the same open succeeds once the guard is dropped.
+        drop(ev);
+        drop(guard);
+        let (_, code) = in_child(Some(&cg), || try_open(p("secret.txt")));
+        if code == 0 {
+            s.pass("fileguard/drop-detaches", "open allowed after drop");
+        } else {
+            s.fail(
+                "fileguard/drop-detaches",
+                format!("errno {code} after drop"),
+            );
+        }
+        // SAFETY: valid C strings; best effort cleanup of the suite's mounts.
+        unsafe {
+            libc::umount2(cstr(p("data/mnt")).as_ptr(), libc::MNT_DETACH);
+            libc::umount2(cstr("/mnt/binddir").as_ptr(), libc::MNT_DETACH);
+            libc::umount2(cstr(p("bindfile")).as_ptr(), libc::MNT_DETACH);
+        }
+    }
+
+    fn nobpf(s: &mut Suite) {
+        let cg = Cgroup::create("assay-vm-nobpf");
+        write(p("secret.txt"));
+        let rules = vec![rule(
+            "secret",
+            Action::Deny,
+            vec![GlobForm::Exact(p("secret.txt"))],
+        )];
+        match FileGuard::load(&rules, cg.scope, None) {
+            Ok(_) => s.fail(
+                "nobpf/fileguard-refuses",
+                "FileGuard loaded although bpf is not an active LSM",
+            ),
+            Err(e @ fileguard::FileGuardError::LsmInactive(_)) => {
+                s.pass("nobpf/fileguard-refuses", format!("{e}"))
+            }
+            Err(e) => s.fail("nobpf/fileguard-refuses", format!("wrong error: {e:#}")),
+        }
+        // What the kernel itself does without the preflight, for the record:
+        // the reason FileGuard checks the active LSM list first.
+        {
+            use assay::monitor::fileguard_skel::FileguardSkelBuilder;
+            use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+            let mut obj = std::mem::MaybeUninit::uninit();
+            let r = FileguardSkelBuilder::default()
+                .open(&mut obj)
+                .and_then(|o| o.load())
+                .map(|sk| sk.progs.assay_file_open.attach_lsm().map(|_| ()));
+            let what = match r {
+                Err(e) => format!("load refused: {e}"),
+                Ok(Err(e)) => format!("loaded, attach refused: {e}"),
+                Ok(Ok(())) => "loaded and attached (hooks would never run)".to_string(),
+            };
+            println!("ASSAY-INFO nobpf/kernel-without-preflight {what}");
+        }
+    }
+
+    // ---- benchmark ----
+
+    fn time_opens(cg: Option<&Cgroup>, path: &Path, n: u32) -> f64 {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let path = path.to_path_buf();
+        in_child(cg, move || {
+            let c = cstr(&path);
+            let t = Instant::now();
+            for _ in 0..n {
+                // SAFETY: valid C string; fd closed right away.
+                unsafe {
+                    let fd = libc::open(c.as_ptr(), libc::O_RDONLY);
+                    if fd < 0 {
+                        return 1;
+                    }
+                    libc::close(fd);
+                }
+            }
+            let ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+            let b = ns.to_ne_bytes();
+            // SAFETY: writing 8 bytes from a live buffer to our pipe.
+            unsafe { libc::write(fds[1], b.as_ptr().cast(), b.len()) };
+            0
+        });
+        let mut b = [0u8; 8];
+        // SAFETY: reading 8 bytes into a live buffer; closing our pipe ends.
+        unsafe {
+            libc::read(fds[0], b.as_mut_ptr().cast(), b.len());
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        f64::from_ne_bytes(b)
+    }
+
+    /// Median of timings (ns per open+close).
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    }
+
+    fn bench(s: &mut Suite) {
+        const N: u32 = 2_000;
+        const ROUNDS: usize = 9;
+        let dir = p("bench");
+        let target = dir.join("a/b/c/d/e/target.txt");
+        write(&target);
+        let mut rules = Vec::new();
+        // 1,000 exact files.
+        let forms: Vec<GlobForm> = (0..1000)
+            .map(|i| {
+                let f = dir.join(format!("rules/f{i}"));
+                write(&f);
+                GlobForm::Exact(f)
+            })
+            .collect();
+        rules.push(rule("inodes", Action::Deny, forms));
+        // 50 globs of every kernel form.
+        let mut globs = Vec::new();
+        for i in 0..15 {
+            globs.push(GlobForm::Basename(format!(".secret{i}")));
+        }
+        for i in 0..10 {
+            globs.push(GlobForm::InDirNamed(format!(".vault{i}")));
+        }
+        for i in 0..10 {
+            globs.push(GlobForm::DirAndBasename {
+                dir: format!(".cloud{i}"),
+                name: "credentials".into(),
+            });
+        }
+        for ext in [".pem", ".key", ".p12", ".kdbx", ".gpg"] {
+            globs.push(GlobForm::Suffix(ext.into()));
+        }
+        for i in 0..10 {
+            let d = dir.join(format!("protected{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            globs.push(GlobForm::Subtree(d));
+        }
+        assert_eq!(globs.len(), 50);
+        rules.push(rule("globs", Action::Deny, globs));
+
+        let cg = Cgroup::create("assay-vm-bench");
+        // Rounds alternate "no program" and "loaded" so drift of the emulated
+        // machine hits both sides alike.
+        let (mut base_in, mut base_out, mut in_scope, mut out_scope) =
+            (vec![], vec![], vec![], vec![]);
+        for round in 0..ROUNDS {
+            base_in.push(time_opens(Some(&cg), &target, N));
+            base_out.push(time_opens(None, &target, N));
+            let guard = match FileGuard::load(&rules, cg.scope, None) {
+                Ok(g) => g,
+                Err(e) => {
+                    s.fail("bench/load", format!("{e:#}"));
+                    return;
+                }
+            };
+            // Sanity: the rules are live (a rule file is denied in scope).
+            let (_, code) = in_child(Some(&cg), || try_open(dir.join("rules/f999")));
+            if code != libc::EPERM {
+                s.fail("bench/rules-live", format!("errno {code}"));
+                return;
+            }
+            if round == 0
+                && let Ok(n) = guard.verified_insns()
+            {
+                println!(
+                    "ASSAY-BENCH verifier/assay_file_open-1000-inodes-50-globs/verified_insns {n}"
+                );
+            }
+            in_scope.push(time_opens(Some(&cg), &target, N));
+            out_scope.push(time_opens(None, &target, N));
+        }
+        let (base_in, base_out) = (median(base_in), median(base_out));
+        let (in_scope, out_scope) = (median(in_scope), median(out_scope));
+        println!("ASSAY-BENCH open-close/no-program-in-cgroup-ns {base_in:.0}");
+        println!("ASSAY-BENCH open-close/no-program-outside-ns {base_out:.0}");
+        println!("ASSAY-BENCH open-close/in-scope-ns {in_scope:.0}");
+        println!("ASSAY-BENCH open-close/out-of-scope-ns {out_scope:.0}");
+        println!(
+            "ASSAY-BENCH open-close/in-scope-ratio {:.2}",
+            in_scope / base_in
+        );
+        println!(
+            "ASSAY-BENCH open-close/out-of-scope-ratio {:.2}",
+            out_scope / base_out
+        );
+        s.pass(
+            "bench/ran",
+            format!("median of {ROUNDS} interleaved rounds of {N} open+close (TCG-emulated CPU)"),
+        );
+    }
+
+    /// Cases through the `assay monitor` binary (the static one in the
+    /// initramfs). They need the monitor: on a build without it they are
+    /// reported as SKIP with the reason.
+    mod e2e {
+        use super::*;
+        use std::net::TcpListener;
+        use std::process::{Command, Stdio};
+
+        fn assay() -> Command {
+            let mut c = Command::new(std::env::var("ASSAY_BIN").unwrap_or_else(|_| "assay".into()));
+            c.env_clear().env("PATH", "/bin:/sbin").env("NO_COLOR", "1");
+            c
+        }
+
+        /// Why `assay monitor` cannot be used, if it cannot.
+        fn monitor_missing() -> Option<String> {
+            match assay().args(["monitor", "--help"]).output() {
+                Ok(o)
+                    if o.status.success()
+                        && String::from_utf8_lossy(&o.stdout).contains("--policy") =>
+                {
+                    None
+                }
+                Ok(o) => Some(format!(
+                    "`assay monitor` is not built on this branch (exit {:?}: {})",
+                    o.status.code(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => Some(format!("cannot run assay: {e}")),
+            }
+        }
+
+        /// The offender processes, run as `ASSAY_VM_HELPER=<what> vm_lsm`.
+        pub fn helper(what: &str) -> ExitCode {
+            let (verb, arg) = what.split_once(':').unwrap_or((what, ""));
+            match verb {
+                // Connect (denied), then linger: only a kill ends it early.
+                "connect-then-sleep" => {
+                    let r = std::net::TcpStream::connect((
+                        "127.0.0.1",
+                        arg.parse::<u16>().unwrap_or(1),
+                    ));
+                    eprintln!("helper: connect: {r:?}");
+                    std::thread::sleep(Duration::from_secs(300));
+                    println!("survived");
+                    ExitCode::SUCCESS
+                }
+                "connect" => {
+                    match std::net::TcpStream::connect((
+                        "127.0.0.1",
+                        arg.parse::<u16>().unwrap_or(1),
+                    )) {
+                        Ok(_) => ExitCode::SUCCESS,
+                        Err(e) => {
+                            println!("{}", e.raw_os_error().unwrap_or(0));
+                            ExitCode::from(3)
+                        }
+                    }
+                }
+                _ => ExitCode::from(99),
+            }
+        }
+
+        fn scratch(name: &str) -> PathBuf {
+            let d = Path::new("/tmp/e2e").join(name);
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        }
+
+        fn events(path: &Path) -> Vec<serde_json::Value> {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        }
+
+        fn time_ns(v: &serde_json::Value) -> Option<i128> {
+            // RFC 3339 UTC with nanoseconds: compare within one day.
+            let t = v["time"].as_str()?;
+            let clock = t.split('T').nth(1)?.trim_end_matches('Z');
+            let (hms, frac) = clock.split_once('.').unwrap_or((clock, "0"));
+            let mut it = hms.split(':').map(|x| x.parse::<i128>().ok());
+            let (h, m, sec) = (it.next()??, it.next()??, it.next()??);
+            let frac: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            Some(((h * 60 + m) * 60 + sec) * 1_000_000_000 + frac.parse::<i128>().ok()?)
+        }
+
+        pub fn egress_denied(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-egress-denied";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("egress");
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_nonblocking(true).unwrap();
+            let port = l.local_addr().unwrap().port();
+            let pol = d.join("p.yaml");
+            std::fs::write(&pol, format!(
+                "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: no-port\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: high\n      action: deny\n"
+            )).unwrap();
+            let ev = d.join("events.jsonl");
+            let me = std::env::current_exe().unwrap();
+            let out = assay()
+                .arg("monitor")
+                .arg("--policy")
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .arg("--")
+                .arg(&me)
+                .env("ASSAY_VM_HELPER", format!("connect:{port}"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let evs = events(&ev);
+            let accepted = l.accept().is_ok();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let denied = evs.iter().find(|e| {
+                e["kind"] == "net_connect" && e["action"] == "deny" && e["object"]["port"] == port
+            });
+            match (out.status.code(), stdout.trim(), accepted, denied) {
+                (Some(3), "1", false, Some(e)) => s.pass(NAME, format!("EPERM, event {e}")),
+                _ => s.fail(NAME, format!(
+                    "exit {:?}, errno {stdout:?}, accepted {accepted}, events {evs:?}, stderr {}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                )),
+            }
+        }
+
+        pub fn trigger_kill(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-trigger-kill";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("kill");
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            let incidents = d.join("incidents");
+            let pol = d.join("p.yaml");
+            std::fs::write(&pol, format!(
+                "version: \"2.0\"\nkill_switch:\n  enabled: true\n  mode: immediate\n  output_dir: {}\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: critical\n      action: trigger_kill\n",
+                incidents.display()
+            )).unwrap();
+            let ev = d.join("events.jsonl");
+            let me = std::env::current_exe().unwrap();
+            let t0 = Instant::now();
+            let out = assay()
+                .arg("monitor")
+                .arg("--policy")
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .arg("--")
+                .arg(&me)
+                .env("ASSAY_VM_HELPER", format!("connect-then-sleep:{port}"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let took = t0.elapsed();
+            let evs = events(&ev);
+            let net = evs
+                .iter()
+                .find(|e| e["kind"] == "net_connect" && e["action"] == "trigger_kill");
+            let kill = evs.iter().find(|e| e["kind"] == "kill");
+            let detail = format!(
+                "exit {:?} after {} ms, events {evs:?}, stderr {}",
+                out.status.code(),
+                took.as_millis(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (Some(net), Some(kill)) = (net, kill) else {
+                return s.fail(NAME, detail);
+            };
+            let incident = kill["incident"].as_str().map(PathBuf::from);
+            let latency_ms = time_ns(kill)
+                .zip(time_ns(net))
+                .map(|(k, n)| (k - n) as f64 / 1e6);
+            let ok = out.status.code() == Some(137)
+                && !String::from_utf8_lossy(&out.stdout).contains("survived")
+                && kill["all_gone"] == true
+                && kill["pid"] == net["tgid"]
+                && incident
+                    .as_ref()
+                    .is_some_and(|i| i.starts_with(&incidents) && i.join("incident.json").exists());
+            if !ok {
+                return s.fail(NAME, detail);
+            }
+            match latency_ms {
+                Some(ms) if ms <= 100.0 => s.pass(NAME, format!(
+                    "offender dead {ms:.1} ms after the denied connect (TCG-emulated CPU), incident {}",
+                    incident.unwrap().display()
+                )),
+                Some(ms) => s.fail(NAME, format!(
+                    "offender dead only {ms:.1} ms after the denied connect (limit 100 ms, TCG-emulated CPU)"
+                )),
+                None => s.fail(NAME, format!("no timestamps to compare: {detail}")),
+            }
+        }
+
+        pub fn exit_40_without_bpf(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-exit-40-without-bpf-lsm";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("nobpf");
+            let pol = d.join("p.yaml");
+            std::fs::write(&pol, "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: shadow\n      type: file_open\n      match:\n        path_globs: [\"/etc/shadow\"]\n      severity: critical\n      action: deny\n").unwrap();
+            let out = assay()
+                .arg("monitor")
+                .arg("--policy")
+                .arg(&pol)
+                .args(["--", "/bin/true"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.code() == Some(40) {
+                s.pass(
+                    NAME,
+                    format!("exit 40: {}", err.lines().next().unwrap_or("")),
+                );
+            } else {
+                s.fail(NAME, format!("exit {:?}: {err}", out.status.code()));
+            }
+        }
+    }
+}
