@@ -45,31 +45,39 @@ pub struct Args {
     /// Confirm --all.
     #[arg(long)]
     pub yes: bool,
-    /// graceful (SIGTERM, grace, SIGKILL) or immediate (SIGKILL) [default: graceful].
+    /// Take defaults from this policy's `kill_switch` block (mode,
+    /// grace_period_ms, kill_children, capture_state, output_dir). An invalid
+    /// policy exits 2 before anything is signalled.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// graceful (SIGTERM, grace, SIGKILL) or immediate (SIGKILL) [default:
+    /// policy, else graceful].
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// Graceful mode: time between SIGTERM and SIGKILL, e.g. 500ms, 3s, or
-    /// plain milliseconds [default: 3000ms].
+    /// plain milliseconds [default: policy grace_period_ms, else 3000ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
     /// Kill the whole tree: children, double-forked daemons that kept the
-    /// session or process group, and the leaf cgroup the target owns [default].
+    /// session or process group, and the leaf cgroup the target owns
+    /// [default: policy kill_children, else on].
     #[arg(long, overrides_with = "no_kill_children")]
     pub kill_children: bool,
     /// Kill only the named processes.
     #[arg(long, overrides_with = "kill_children")]
     pub no_kill_children: bool,
     /// Capture each process's state into an incident directory before the
-    /// first signal [default: off].
+    /// first signal [default: policy capture_state, else off].
     #[arg(long, overrides_with = "no_capture_state")]
     pub capture_state: bool,
-    /// Do not capture state.
+    /// Do not capture state, whatever the policy says.
     #[arg(long, overrides_with = "capture_state")]
     pub no_capture_state: bool,
     /// Keep secret-looking environment values and arguments in the capture.
     #[arg(long)]
     pub no_redact: bool,
-    /// Directory for incidents [default: .assay/incidents].
+    /// Directory for incidents [default: policy output_dir, else
+    /// .assay/incidents].
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// After SIGKILL, how long to wait for every process to exit before
@@ -196,7 +204,17 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    let defaults = Defaults::from_config(None);
+    let config = match &args.policy {
+        None => None,
+        Some(path) => {
+            // `kill_switch.enabled` governs the monitor's automatic triggers;
+            // a manual kill takes the block's settings either way.
+            crate::policy::load(path)
+                .map_err(|e| anyhow::Error::new(e.into_coded()))?
+                .kill_switch
+        }
+    };
+    let defaults = Defaults::from_config(config.as_ref());
     let mut req = request(&args, &defaults);
     if !args.server_id.is_empty() || args.all {
         let opts = discovery::Options::local().ok_or_else(|| {
