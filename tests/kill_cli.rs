@@ -60,3 +60,101 @@ fn a_cgroup_that_is_not_one_is_exit_30() {
     assert_eq!(out.status.code(), Some(30));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not a cgroup v2 directory"));
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("assay-killcli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn an_invalid_policy_is_exit_2_and_nothing_is_killed() {
+    let d = scratch("badpolicy");
+    let policy = d.join("bad.yaml");
+    std::fs::write(
+        &policy,
+        "version: \"2.0\"\nkill_switch:\n  mode: sometimes\n",
+    )
+    .unwrap();
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let out = assay(&[
+        "kill",
+        "--pid",
+        &child.id().to_string(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml:3:"),
+        "names file and position: {err}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn policy_kill_switch_block_sets_the_defaults_and_flags_win() {
+    let d = scratch("policy");
+    let policy = d.join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: \"2.0\"\nkill_switch:\n  mode: immediate\n  grace_period_ms: 1234\n  \
+             kill_children: false\n  capture_state: true\n  output_dir: \"{}\"\n",
+            d.join("incidents").display()
+        ),
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = child.id().to_string();
+    let out = assay(&["kill", "--pid", &pid, "--policy", p, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    child.wait().unwrap();
+    let r: assay::kill_switch::KillReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.request.mode, assay::kill_switch::report::Mode::Immediate);
+    assert_eq!(r.request.grace_ms, 1234);
+    assert!(!r.request.kill_children);
+    assert!(r.request.capture);
+    assert!(r.incident_dir.unwrap().starts_with(d.join("incidents")));
+
+    // Flags override the policy.
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = child.id().to_string();
+    let out = assay(&[
+        "kill",
+        "--pid",
+        &pid,
+        "--policy",
+        p,
+        "--mode",
+        "graceful",
+        "--grace",
+        "200ms",
+        "--no-capture-state",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    child.wait().unwrap();
+    let r: assay::kill_switch::KillReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.request.mode, assay::kill_switch::report::Mode::Graceful);
+    assert_eq!(r.request.grace_ms, 200);
+    assert!(!r.request.capture && r.incident_dir.is_none());
+    std::fs::remove_dir_all(&d).unwrap();
+}

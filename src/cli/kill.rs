@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use crate::cli::Global;
+use crate::discovery;
 use crate::exit::{Coded, Outcome, Status};
 use crate::kill_switch::{self, CaptureOptions, Defaults, KillMode, KillRequest, Reason, Target};
 
@@ -18,7 +19,12 @@ pub enum ModeArg {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).multiple(true).args(["pid", "cgroup"])))]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .required(true)
+        .multiple(true)
+        .args(["pid", "cgroup", "server_id", "all"])
+))]
 pub struct Args {
     /// Process to stop (repeatable). Its whole tree goes too unless
     /// --no-kill-children.
@@ -28,7 +34,24 @@ pub struct Args {
     /// to it as /proc/PID/cgroup shows it (repeatable).
     #[arg(long, value_name = "PATH")]
     pub cgroup: Vec<PathBuf>,
-    /// graceful (default, or the policy's kill_switch.mode) or immediate.
+    /// A server id (or alias) as `assay discover` prints it, e.g.
+    /// claude-desktop/filesystem: every running instance with its tree
+    /// (repeatable). Resolved as `assay discover --local` sees this machine.
+    #[arg(long, value_name = "ID")]
+    pub server_id: Vec<String>,
+    /// Every running MCP server discovery finds. Requires --yes.
+    #[arg(long, requires = "yes")]
+    pub all: bool,
+    /// Confirm --all.
+    #[arg(long)]
+    pub yes: bool,
+    /// Take defaults from this policy's `kill_switch` block (mode,
+    /// grace_period_ms, kill_children, capture_state, output_dir). An invalid
+    /// policy exits 2 before anything is signalled.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// graceful (SIGTERM, grace, SIGKILL) or immediate (SIGKILL) [default:
+    /// policy, else graceful].
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// Graceful mode: time between SIGTERM and SIGKILL, e.g. 500ms, 3s, or
@@ -36,23 +59,24 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
     /// Kill the whole tree: children, double-forked daemons that kept the
-    /// session or process group, and the leaf cgroup the target owns [default].
+    /// session or process group, and the leaf cgroup the target owns
+    /// [default: policy kill_children, else on].
     #[arg(long, overrides_with = "no_kill_children")]
     pub kill_children: bool,
     /// Kill only the named processes.
     #[arg(long, overrides_with = "kill_children")]
     pub no_kill_children: bool,
     /// Capture each process's state into an incident directory before the
-    /// first signal [default: policy kill_switch.capture_state, else off].
+    /// first signal [default: policy capture_state, else off].
     #[arg(long, overrides_with = "no_capture_state")]
     pub capture_state: bool,
-    /// Do not capture state even if the policy asks for it.
+    /// Do not capture state, whatever the policy says.
     #[arg(long, overrides_with = "capture_state")]
     pub no_capture_state: bool,
     /// Keep secret-looking environment values and arguments in the capture.
     #[arg(long)]
     pub no_redact: bool,
-    /// Directory for incidents [default: policy kill_switch.output_dir, else
+    /// Directory for incidents [default: policy output_dir, else
     /// .assay/incidents].
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -131,6 +155,44 @@ pub fn request(args: &Args, defaults: &Defaults) -> KillRequest {
     }
 }
 
+/// Server targets from discovery: `--server-id` ids (an unknown id is an
+/// unresolved target, a known one that is not running has no pids) and, with
+/// `--all`, every running server.
+pub fn server_targets(args: &Args, report: &discovery::Report) -> Vec<Target> {
+    let mut out = Vec::new();
+    for id in &args.server_id {
+        match report.server(id) {
+            Some(s) => out.push(Target::Server {
+                id: s.id.clone(),
+                pids: s.pids.clone(),
+            }),
+            None => out.push(Target::Unresolved(format!(
+                "server {id}: no such server id (see `assay discover`)"
+            ))),
+        }
+    }
+    if args.all {
+        let running = report.running();
+        if running.is_empty() {
+            out.push(Target::Unresolved(
+                "--all: discovery found no running MCP server; nothing was killed".to_string(),
+            ));
+        }
+        for (id, pids) in running {
+            if !out
+                .iter()
+                .any(|t| matches!(t, Target::Server { id: x, .. } if x == id))
+            {
+                out.push(Target::Server {
+                    id: id.to_string(),
+                    pids: pids.to_vec(),
+                });
+            }
+        }
+    }
+    out
+}
+
 pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
     // Refuse before anything is killed, not after.
     if g.format == crate::output::Format::Sarif {
@@ -142,8 +204,30 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    let defaults = Defaults::from_config(None);
-    let req = request(&args, &defaults);
+    let config = match &args.policy {
+        None => None,
+        Some(path) => {
+            // `kill_switch.enabled` governs the monitor's automatic triggers;
+            // a manual kill takes the block's settings either way.
+            crate::policy::load(path)
+                .map_err(|e| anyhow::Error::new(e.into_coded()))?
+                .kill_switch
+        }
+    };
+    let defaults = Defaults::from_config(config.as_ref());
+    let mut req = request(&args, &defaults);
+    if !args.server_id.is_empty() || args.all {
+        let opts = discovery::Options::local().ok_or_else(|| {
+            Coded::new(
+                Status::ConfigInvalid,
+                anyhow::anyhow!(
+                    "--server-id/--all: cannot tell the home directory for discovery; set HOME"
+                ),
+            )
+        })?;
+        let found = discovery::discover(&opts, None);
+        req.targets.extend(server_targets(&args, &found));
+    }
     let report = kill_switch::execute(&req);
     let t = &report.timings;
     crate::debug!(
@@ -176,6 +260,65 @@ mod tests {
 
     fn parse(v: &[&str]) -> Result<Args, clap::Error> {
         T::try_parse_from(std::iter::once("kill").chain(v.iter().copied())).map(|t| t.a)
+    }
+
+    #[test]
+    fn server_targets_from_discovery() {
+        let home =
+            std::env::temp_dir().join(format!("assay-kill-unit-home-{}", std::process::id()));
+        std::fs::create_dir_all(home.join(".cursor")).unwrap();
+        std::fs::write(
+            home.join(".cursor/mcp.json"),
+            r#"{"mcpServers": {"a": {"command": "mcp-a"}, "b": {"command": "mcp-b"}}}"#,
+        )
+        .unwrap();
+        let mut report = discovery::discover(&discovery::Options::for_home(&home), None);
+        std::fs::remove_dir_all(&home).unwrap();
+        let a = report
+            .servers
+            .iter_mut()
+            .find(|s| s.id == "cursor/a")
+            .unwrap();
+        a.pids = vec![41, 42];
+
+        let args = parse(&[
+            "--server-id",
+            "cursor/a",
+            "--server-id",
+            "cursor/b",
+            "--server-id",
+            "x/y",
+        ])
+        .unwrap();
+        assert_eq!(
+            server_targets(&args, &report),
+            [
+                Target::Server {
+                    id: "cursor/a".into(),
+                    pids: vec![41, 42]
+                },
+                Target::Server {
+                    id: "cursor/b".into(),
+                    pids: vec![]
+                },
+                Target::Unresolved("server x/y: no such server id (see `assay discover`)".into()),
+            ]
+        );
+        // --all: every running server once, even when also named.
+        let args = parse(&["--all", "--yes", "--server-id", "cursor/a"]).unwrap();
+        assert_eq!(
+            server_targets(&args, &report),
+            [Target::Server {
+                id: "cursor/a".into(),
+                pids: vec![41, 42]
+            }]
+        );
+        report.servers.iter_mut().for_each(|s| s.pids.clear());
+        let args = parse(&["--all", "--yes"]).unwrap();
+        assert!(
+            matches!(&server_targets(&args, &report)[..], [Target::Unresolved(m)] if m.contains("no running MCP server"))
+        );
+        assert!(parse(&["--all"]).is_err(), "--all requires --yes");
     }
 
     #[test]

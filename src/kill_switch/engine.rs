@@ -495,9 +495,14 @@ pub fn execute(req: &KillRequest) -> KillReport {
             Target::Pid(p) => pids.push(*p),
             Target::Pids(ps) => pids.extend(ps.iter().copied()),
             Target::Cgroup(c) => cgroups.push(c.clone()),
+            Target::Server { id, pids: ps } if ps.is_empty() => run.r.errors.push(format!(
+                "server {id}: not running (discovery found no process)"
+            )),
+            Target::Server { pids: ps, .. } => pids.extend(ps.iter().copied()),
+            Target::Unresolved(e) => run.r.errors.push(e.clone()),
         }
     }
-    if pids.is_empty() && cgroups.is_empty() {
+    if req.targets.is_empty() {
         run.r.errors.push("no target given".into());
     }
     let mount = cgroup::mount();

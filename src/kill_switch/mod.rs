@@ -57,6 +57,15 @@ pub enum Target {
     /// A cgroup v2 directory: an absolute path on the cgroup2 mount, or a path
     /// relative to that mount (`/assay/run-1` as in `/proc/<pid>/cgroup`).
     Cgroup(PathBuf),
+    /// A discovered MCP server: its id and the root pids discovery found
+    /// running (each killed with its tree). No pids is a failed target.
+    Server {
+        id: String,
+        pids: Vec<i32>,
+    },
+    /// A target the caller could not resolve (an unknown server id, …):
+    /// recorded as a failed target with this message.
+    Unresolved(String),
 }
 
 /// Why the kill happened (recorded in the incident).

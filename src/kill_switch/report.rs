@@ -84,8 +84,21 @@ impl From<KillMode> for Mode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TargetRecord {
-    Pid { pid: i32 },
-    Cgroup { path: PathBuf },
+    Pid {
+        pid: i32,
+    },
+    Cgroup {
+        path: PathBuf,
+    },
+    /// A discovered server (`--server-id`, `--all`) and the root pids it had.
+    Server {
+        id: String,
+        pids: Vec<i32>,
+    },
+    /// A target that could not be resolved; the reason is in `errors`.
+    Unresolved {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +213,11 @@ impl KillReport {
                 Target::Pid(p) => vec![TargetRecord::Pid { pid: *p }],
                 Target::Pids(ps) => ps.iter().map(|p| TargetRecord::Pid { pid: *p }).collect(),
                 Target::Cgroup(p) => vec![TargetRecord::Cgroup { path: p.clone() }],
+                Target::Server { id, pids } => vec![TargetRecord::Server {
+                    id: id.clone(),
+                    pids: pids.clone(),
+                }],
+                Target::Unresolved(e) => vec![TargetRecord::Unresolved { error: e.clone() }],
             })
             .collect();
         let label = match targets.first() {
@@ -210,6 +228,8 @@ impl KillReport {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             ),
+            Some(TargetRecord::Server { id, .. }) => format!("srv-{id}"),
+            Some(TargetRecord::Unresolved { .. }) => "unresolved".to_string(),
             None => "none".to_string(),
         };
         let label: String = label
