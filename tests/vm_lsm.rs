@@ -1004,8 +1004,11 @@ mod suite {
                 {
                     None
                 }
+                Ok(o) if o.status.success() => {
+                    Some("`assay monitor` has no --policy option: not built on this branch".into())
+                }
                 Ok(o) => Some(format!(
-                    "`assay monitor` is not built on this branch (exit {:?}: {})",
+                    "`assay monitor --help` failed (exit {:?}: {})",
                     o.status.code(),
                     String::from_utf8_lossy(&o.stderr).trim()
                 )),
