@@ -4,7 +4,9 @@
 //! `monitor`, which is Linux-only and needs the BPF skeletons.
 
 pub mod cli;
+pub mod discovery;
 pub mod exit;
+pub mod kill_switch;
 pub mod output;
 pub mod policy;
 pub mod severity;

@@ -52,19 +52,21 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
     let port = listener.local_addr().unwrap().port();
 
     let mut storage = MaybeUninit::uninit();
-    let open = NetguardSkelBuilder::default()
+    let mut open = NetguardSkelBuilder::default()
         .open(&mut storage)
         .expect("open");
+    // One rule in bit 7: deny (ASSAY_ACT_DENY) TCP to `port`.
+    let ro = open.maps.rodata_data.as_deref_mut().unwrap();
+    ro.tcp_mask = 1 << 7;
+    ro.rule_action[7] = 2;
     let skel = open.load().expect("load connect4 into the host kernel");
-    let rule = types::port_rule {
-        rule_idx: 7,
-        action: 2, /* ASSAY_ACT_DENY */
-    };
-    // SAFETY: port_rule is a plain C struct generated from assay.h.
-    let value = unsafe { plain::as_bytes(&rule) };
     skel.maps
-        .blocked_ports
-        .update(&port.to_ne_bytes(), value, MapFlags::ANY)
+        .port_rules
+        .update(
+            &port.to_ne_bytes(),
+            &(1u64 << 7).to_ne_bytes(),
+            MapFlags::ANY,
+        )
         .unwrap();
     let cg_fd = std::fs::File::open(&cg.0).unwrap();
     let _link = skel

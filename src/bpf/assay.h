@@ -29,6 +29,36 @@ struct port_rule {
 };
 
 /*
+ * Network rules are bits of a __u64 (at most ASSAY_MAX_NET_RULES). Userspace
+ * orders the bits by decision priority (most severe action first, then policy
+ * order), so the lowest set bit of the matched mask is the deciding rule.
+ */
+#define ASSAY_MAX_NET_RULES 64
+
+/* LPM trie keys for the CIDR allowlists; value: mask of the rules whose
+ * allowlist contains the prefix (userspace folds in every shorter prefix). */
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/*
+ * The monitored scope for programs on global hooks (LSM): a task is in scope
+ * when bpf_get_current_ancestor_cgroup_id(level) == cgroup_id. cgroup-attached
+ * programs (netguard) are scoped by where they are attached instead.
+ */
+struct scope {
+	__u64 cgroup_id;
+	__u32 level;
+	__u32 _pad;
+};
+
+/*
  * Every event on the ring buffer starts with this header; userspace reads
  * `kind` to know which struct follows. Every BPF object names its ring buffer
  * map `events` and its drop counter `dropped`, and the loader makes them share
@@ -48,6 +78,8 @@ struct event_hdr {
 
 struct net_event {
 	struct event_hdr hdr;
+	/* Every rule (bit) that matched; hdr.rule_idx is the one that decided. */
+	__u64 matched;
 	__u16 family;
 	__u16 port;
 	__u32 protocol;

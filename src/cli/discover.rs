@@ -1,11 +1,360 @@
-//! `assay discover`.
+//! `assay discover`: find every MCP server configured or running.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use crate::cli::Global;
-use crate::exit::Outcome;
+use crate::discovery::{self, Home, Options, Report, Rule, clients};
+use crate::exit::{Coded, Outcome, Status, Trip};
+use crate::output::{self, Style};
+use crate::policy::model::{DiscoveryConfig, OnFinding};
+use crate::severity::Severity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OsArg {
+    Linux,
+    Macos,
+    Windows,
+    All,
+}
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Scope: --local (the default) reads this user's configs, machine-wide managed
+files and running processes. --home DIR reads only DIR (as a home, with every
+OS's path conventions) and nothing else of the machine unless asked
+(--processes, --system-root). --all-users reads every home in /etc/passwd
+and /home.
 
-pub fn run(_args: Args, _g: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`assay discover` is not built yet")
+Gates: --fail-on unmanaged_server exits 10 when any server is unmanaged,
+--fail-on no_auth 11; any other rule id exits with its findings' severity
+code (3 critical, 4 high, 5 medium); --fail-on SEVERITY (or
+--fail-on-severity) exits 3/4/5 for findings at or above it. When several
+trip, the lowest code wins: 3 < 4 < 5 < 10 < 11. Without a gate: exit 0.")]
+pub struct Args {
+    /// Scan this machine: this user's configs, managed files, processes (default).
+    #[arg(long)]
+    pub local: bool,
+    /// Scan DIR as a home directory instead of this machine.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["local", "all_users"])]
+    pub home: Option<PathBuf>,
+    /// Also scan project-level configs in DIR (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub project: Vec<PathBuf>,
+    /// Scan every user's home (from /etc/passwd and /home); needs root to read them all.
+    #[arg(long)]
+    pub all_users: bool,
+    /// Read machine-wide managed configs (e.g. etc/claude-code/managed-mcp.json) under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub system_root: Option<PathBuf>,
+    /// Scan running processes (default with --local / --all-users).
+    #[arg(long, overrides_with = "no_processes")]
+    pub processes: bool,
+    /// Do not scan running processes.
+    #[arg(long)]
+    pub no_processes: bool,
+    /// Do not follow project roots named by Claude Code's `projects` map or
+    /// editor workspace storage.
+    #[arg(long)]
+    pub no_follow_projects: bool,
+    /// Which OS path conventions to try (default: this OS for --local, all for --home).
+    #[arg(long, value_enum)]
+    pub os: Option<OsArg>,
+    /// Fail (non-zero exit) on a finding kind (unmanaged_server, no_auth,
+    /// secret_in_config, ...) or a severity (critical, high, medium, low). Repeatable.
+    #[arg(long = "fail-on", value_name = "RULE|SEVERITY")]
+    pub fail_on: Vec<String>,
+    /// Fail on findings at or above this severity (same as --fail-on SEVERITY).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on_severity: Option<String>,
+    /// Policy whose `discovery` block applies: `managed` servers, `on_findings`
+    /// gates (`fail` = like --fail-on), `methods`. An invalid policy exits 2.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Config files larger than this many bytes are reported `too_large`.
+    #[arg(long, value_name = "BYTES", default_value_t = discovery::sources::MAX_FILE_SIZE)]
+    pub max_file_size: u64,
+}
+
+/// One gate from `--fail-on` or the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Rule(Rule),
+    AtLeast(Severity),
+}
+
+pub fn parse_gate(s: &str) -> Result<Gate, String> {
+    if let Some(r) = Rule::parse(s) {
+        return Ok(Gate::Rule(r));
+    }
+    if let Some(sev) = Severity::parse(&s.to_ascii_lowercase()) {
+        return Ok(Gate::AtLeast(sev));
+    }
+    let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+    Err(format!(
+        "unknown --fail-on value `{s}`: expected a rule ({}) or a severity (critical, high, medium, low, info)",
+        rules.join(", ")
+    ))
+}
+
+/// The trips a report produces under these gates. `unmanaged_server` and
+/// `no_auth` have their own codes (10, 11); other rules and severity gates
+/// trip at the findings' severities.
+pub fn trips(report: &Report, gates: &[Gate]) -> Vec<Trip> {
+    let mut out = Vec::new();
+    for g in gates {
+        for f in &report.findings {
+            match g {
+                Gate::Rule(r) if *r == f.rule => out.push(match r {
+                    Rule::UnmanagedServer => Trip::Unmanaged,
+                    Rule::NoAuth => Trip::NoAuth,
+                    _ => Trip::Severity(f.severity),
+                }),
+                Gate::AtLeast(s) if f.severity >= *s => out.push(Trip::Severity(f.severity)),
+                _ => {}
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// Gates from a policy's `discovery.on_findings` (`fail` entries).
+pub fn policy_gates(cfg: &DiscoveryConfig) -> Result<Vec<Gate>, String> {
+    cfg.on_findings
+        .iter()
+        .filter(|(_, v)| **v == OnFinding::Fail)
+        .map(|(k, _)| {
+            Rule::parse(k)
+                .map(Gate::Rule)
+                .ok_or_else(|| format!("policy discovery.on_findings: unknown finding kind `{k}`"))
+        })
+        .collect()
+}
+
+fn all_user_homes() -> Vec<Home> {
+    let mut homes: Vec<Home> = Vec::new();
+    let mut add = |dir: PathBuf, user: Option<String>| {
+        if dir.is_dir() && dir != Path::new("/") && !homes.iter().any(|h| h.dir == dir) {
+            let mut h = Home::from_dir(&dir);
+            h.user = user;
+            homes.push(h);
+        }
+    };
+    if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
+        for e in discovery::sources::passwd_entries(&text) {
+            let login = !e.shell.ends_with("nologin") && !e.shell.ends_with("false");
+            if e.uid == 0 || (e.uid >= 1000 && e.uid < 65534 && login) {
+                add(e.home, Some(e.name));
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/home") {
+        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for d in dirs {
+            let name = d.file_name().and_then(|n| n.to_str()).map(str::to_string);
+            add(d, name);
+        }
+    }
+    homes
+}
+
+/// Build scan options from the command line.
+pub fn options(args: &Args) -> anyhow::Result<Options> {
+    let os_mask = |default| match args.os {
+        None => default,
+        Some(OsArg::Linux) => clients::LINUX,
+        Some(OsArg::Macos) => clients::MACOS,
+        Some(OsArg::Windows) => clients::WINDOWS,
+        Some(OsArg::All) => clients::ALL_OS,
+    };
+    let mut opts = if let Some(dir) = &args.home {
+        if !dir.is_dir() {
+            return Err(Coded::new(
+                Status::ConfigInvalid,
+                anyhow::anyhow!("--home {}: not a directory", dir.display()),
+            )
+            .into());
+        }
+        let mut o = Options::for_home(dir);
+        o.os = os_mask(clients::ALL_OS);
+        o.processes = args.processes;
+        o
+    } else {
+        let mut o = if args.all_users {
+            Options {
+                homes: all_user_homes(),
+                system_root: Some(PathBuf::from("/")),
+                projects: Vec::new(),
+                follow_projects: true,
+                confine_to: None,
+                os: clients::host_os(),
+                processes: true,
+                proc_root: PathBuf::from("/proc"),
+                max_file_size: args.max_file_size,
+            }
+        } else {
+            Options::local().context("cannot tell the home directory: set HOME (or use --home)")?
+        };
+        o.os = os_mask(clients::host_os());
+        o.processes = !args.no_processes;
+        o
+    };
+    if let Some(root) = &args.system_root {
+        opts.system_root = Some(root.clone());
+    }
+    if args.no_processes {
+        opts.processes = false;
+    }
+    opts.follow_projects = !args.no_follow_projects;
+    opts.max_file_size = args.max_file_size;
+    for p in &args.project {
+        if !p.is_dir() {
+            return Err(Coded::new(
+                Status::ConfigInvalid,
+                anyhow::anyhow!("--project {}: not a directory", p.display()),
+            )
+            .into());
+        }
+        opts.projects.push(p.clone());
+    }
+    Ok(opts)
+}
+
+/// Discover, render, and compute the gate. `policy` is the loaded policy's
+/// `discovery` block, when a policy was given.
+pub fn run_with(
+    args: Args,
+    g: &Global,
+    policy: Option<&DiscoveryConfig>,
+) -> anyhow::Result<Outcome> {
+    let mut gates = Vec::new();
+    for s in args.fail_on.iter().chain(args.fail_on_severity.iter()) {
+        gates.push(
+            parse_gate(s).map_err(|e| Coded::new(Status::ConfigInvalid, anyhow::anyhow!(e)))?,
+        );
+    }
+    if let Some(cfg) = policy {
+        gates.extend(
+            policy_gates(cfg).map_err(|e| Coded::new(Status::ConfigInvalid, anyhow::anyhow!(e)))?,
+        );
+    }
+    let opts = options(&args)?;
+    let report = discovery::discover(&opts, policy);
+    let style = Style {
+        color: output::use_color(g.no_color),
+    };
+    let text = output::discovery::render(&report, g.format, &style, g.verbose > 0)?;
+    output::emit(&text)?;
+    Ok(Outcome::Findings(trips(&report, &gates)))
+}
+
+pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
+    let Some(path) = args.policy.clone() else {
+        return run_with(args, g, None);
+    };
+    let policy = crate::policy::load(&path).map_err(|e| anyhow::Error::new(e.into_coded()))?;
+    match policy.discovery {
+        Some(cfg) if cfg.enabled => run_with(args, g, Some(&cfg)),
+        Some(_) => {
+            eprintln!(
+                "assay: {}: discovery.enabled is false; its managed list and gates are not applied",
+                path.display()
+            );
+            run_with(args, g, None)
+        }
+        None => run_with(args, g, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::exit_status;
+
+    #[test]
+    fn gates_parse() {
+        assert_eq!(
+            parse_gate("unmanaged_server"),
+            Ok(Gate::Rule(Rule::UnmanagedServer))
+        );
+        assert_eq!(
+            parse_gate("discovery/no-auth"),
+            Ok(Gate::Rule(Rule::NoAuth))
+        );
+        assert_eq!(parse_gate("HIGH"), Ok(Gate::AtLeast(Severity::High)));
+        assert!(
+            parse_gate("bogus")
+                .unwrap_err()
+                .contains("unmanaged_server")
+        );
+    }
+
+    fn report_with(findings: Vec<(Rule, Severity)>) -> Report {
+        let t = tempfile::tempdir().unwrap();
+        let mut r = discovery::discover(&Options::for_home(t.path()), None);
+        r.findings = findings
+            .into_iter()
+            .map(|(rule, severity)| discovery::Finding {
+                rule,
+                severity,
+                server_id: None,
+                client: None,
+                path: None,
+                pid: None,
+                message: String::new(),
+                evidence: None,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn gates_map_to_exit_codes() {
+        let r = report_with(vec![
+            (Rule::UnmanagedServer, Severity::Medium),
+            (Rule::NoAuth, Severity::High),
+            (Rule::UnpinnedPackage, Severity::Low),
+        ]);
+        let code = |g: &[Gate]| exit_status(&Outcome::Findings(trips(&r, g)));
+        assert_eq!(code(&[]), 0);
+        assert_eq!(code(&[Gate::Rule(Rule::UnmanagedServer)]), 10);
+        assert_eq!(code(&[Gate::Rule(Rule::NoAuth)]), 11);
+        assert_eq!(
+            code(&[Gate::Rule(Rule::NoAuth), Gate::Rule(Rule::UnmanagedServer)]),
+            10
+        );
+        assert_eq!(code(&[Gate::AtLeast(Severity::High)]), 4);
+        assert_eq!(
+            code(&[Gate::AtLeast(Severity::Medium), Gate::Rule(Rule::NoAuth)]),
+            4
+        );
+        assert_eq!(
+            code(&[Gate::Rule(Rule::SecretInConfig)]),
+            0,
+            "no such finding"
+        );
+        assert_eq!(code(&[Gate::AtLeast(Severity::Critical)]), 0);
+    }
+
+    #[test]
+    fn policy_on_findings_become_gates() {
+        let mut cfg = DiscoveryConfig {
+            enabled: true,
+            methods: vec![],
+            on_findings: Default::default(),
+            managed: vec![],
+        };
+        cfg.on_findings
+            .insert("unmanaged_server".into(), OnFinding::Fail);
+        cfg.on_findings.insert("no_auth".into(), OnFinding::Warn);
+        assert_eq!(
+            policy_gates(&cfg),
+            Ok(vec![Gate::Rule(Rule::UnmanagedServer)])
+        );
+        cfg.on_findings.insert("nonsense".into(), OnFinding::Fail);
+        assert!(policy_gates(&cfg).is_err());
+    }
 }

@@ -1,11 +1,133 @@
-//! `assay policy`.
+//! `assay policy`: validate policy files, and check tool calls against one.
+
+use std::io::{self, BufRead};
+use std::path::PathBuf;
+
+use anyhow::Context;
 
 use crate::cli::Global;
-use crate::exit::Outcome;
+use crate::exit::{Coded, Outcome, Status};
+use crate::output::policy as render;
+use crate::output::{self, Format, Style};
+use crate::policy::{self, Gate, ToolCall};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-pub fn run(_args: Args, _g: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`assay policy` is not built yet")
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Validate policy files; every problem is reported as file:line:column.
+    ///
+    /// Exit 0 when every file is valid, 2 when any is not.
+    Validate(ValidateArgs),
+    /// Decide tool calls (JSON lines on stdin) against a policy's tools and schemas.
+    ///
+    /// Each input line is {"tool": "...", "arguments": {...}} (optional "id",
+    /// echoed back). One JSON decision per line goes to stdout. Exit 0 when
+    /// every call is allowed, 3 when any is denied, 2 on a malformed line or
+    /// an invalid policy.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Policy files (YAML).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The policy to judge calls against.
+    #[arg(long, short, value_name = "FILE")]
+    pub policy: PathBuf,
+}
+
+pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
+    match args.command {
+        Command::Validate(a) => validate(a, g),
+        Command::Check(a) => check(a, g),
+    }
+}
+
+fn validate(args: ValidateArgs, g: &Global) -> anyhow::Result<Outcome> {
+    let results: Vec<render::FileResult> = args
+        .files
+        .iter()
+        .map(|f| render::FileResult::new(f, policy::load(f)))
+        .collect();
+    // Diagnostics always go to stderr, whatever the stdout format.
+    let diagnostics = render::diagnostics_text(&results);
+    if !diagnostics.is_empty() {
+        eprint!("{diagnostics}");
+    }
+    let out = match g.format {
+        Format::Json => output::to_json_pretty(&render::ValidateReport::new(&results))?,
+        Format::Table => render::validate_table(
+            &results,
+            Style {
+                color: output::use_color(g.no_color),
+            },
+        ),
+        Format::Sarif => {
+            return Err(Coded::new(
+                Status::ConfigInvalid,
+                anyhow::anyhow!("`policy validate` supports --format table or json, not sarif"),
+            )
+            .into());
+        }
+    };
+    output::emit(&out)?;
+    Ok(if results.iter().all(|r| r.valid) {
+        Outcome::Success
+    } else {
+        Outcome::ConfigInvalid
+    })
+}
+
+fn check(args: CheckArgs, g: &Global) -> anyhow::Result<Outcome> {
+    if g.format == Format::Sarif {
+        return Err(Coded::new(
+            Status::ConfigInvalid,
+            anyhow::anyhow!("`policy check` writes JSON lines; --format sarif is not supported"),
+        )
+        .into());
+    }
+    let policy = match policy::load(&args.policy) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(Outcome::ConfigInvalid);
+        }
+    };
+    let gate =
+        Gate::new(&policy).map_err(|e| Coded::new(Status::ConfigInvalid, anyhow::anyhow!(e)))?;
+    let stdin = io::stdin().lock();
+    let mut denied = false;
+    for (i, line) in stdin.lines().enumerate() {
+        let n = i + 1;
+        let line = line
+            .map_err(|e| Coded::new(Status::ConfigInvalid, e))
+            .with_context(|| format!("stdin line {n}: cannot read a line of UTF-8 text"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let call = ToolCall::parse_line(&line).map_err(|e| {
+            Coded::new(
+                Status::ConfigInvalid,
+                anyhow::anyhow!("stdin line {n}: {e}"),
+            )
+        })?;
+        let decision = gate.decide(&call.tool, &call.arguments);
+        denied |= !decision.allowed;
+        output::emit(&render::decision_line(n, call.id.as_ref(), &decision)?)?;
+    }
+    Ok(if denied {
+        Outcome::CallsDenied
+    } else {
+        Outcome::Success
+    })
 }

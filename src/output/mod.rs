@@ -7,6 +7,12 @@ use std::io::{self, IsTerminal, Write};
 
 use clap::ValueEnum;
 
+pub mod discovery;
+pub mod kill;
+#[cfg(all(target_os = "linux", feature = "monitor"))]
+pub mod monitor;
+pub mod policy;
+
 /// `--format`: `table` for people, `json` stable for machines, `sarif` where
 /// there are findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

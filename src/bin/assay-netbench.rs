@@ -1,0 +1,486 @@
+//! Network probe and benchmark helper for the monitor's tests and
+//! `scripts/bench/monitor.sh`. Not part of the product surface.
+//!
+//! `probe`: attempt `--count` TCP connects (or UDP sendto) to one address and
+//! print what happened as JSON. Denied connects reuse the socket (EPERM leaves
+//! it unconnected), so a flood is cheap.
+//! `latency`: connect()+close() to a loopback listener it runs itself; prints
+//! ns per connect.
+//! `bench` (root, monitor feature): baseline vs monitored connect latency with
+//! 10 and 10,000 CIDR rules, start-up time, and event drain rates.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Probe {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        #[arg(long)]
+        udp: bool,
+    },
+    Latency {
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+        /// Connect a UDP socket instead (no handshake: BPF cost is a larger share).
+        #[arg(long)]
+        udp: bool,
+        /// Measure in each of these cgroups in turn: the process moves itself
+        /// between them every batch, so all are measured under the same load.
+        #[arg(long, value_delimiter = ',')]
+        cgroups: Vec<std::path::PathBuf>,
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+    },
+    #[cfg(all(target_os = "linux", feature = "monitor"))]
+    Bench {
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Probe { addr, count, udp } => {
+            let r = probe(addr, count, udp)?;
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        Cmd::Latency {
+            count,
+            udp,
+            cgroups,
+            batch,
+        } => {
+            let ns = latency(count, udp, &cgroups, batch)?;
+            println!(
+                "{}",
+                serde_json::json!({ "count": count, "ns_per_connect": ns })
+            );
+        }
+        #[cfg(all(target_os = "linux", feature = "monitor"))]
+        Cmd::Bench { count, rounds } => bench::run(count, rounds)?,
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize, Default)]
+struct ProbeResult {
+    attempts: u64,
+    ok: u64,
+    eperm: u64,
+    other_errors: u64,
+    last_error: Option<String>,
+    elapsed_ns: u128,
+}
+
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data, large enough for both families.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as _,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&raw mut ss).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as _,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&raw mut ss).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn socket(addr: &SocketAddr, udp: bool) -> io::Result<i32> {
+    let fam = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let ty = if udp {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_STREAM
+    };
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::socket(fam, ty | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fd)
+    }
+}
+
+fn probe(addr: SocketAddr, count: u64, udp: bool) -> io::Result<ProbeResult> {
+    let (ss, len) = sockaddr(&addr);
+    let sa: *const libc::sockaddr = (&raw const ss).cast();
+    let mut r = ProbeResult::default();
+    let mut fd = socket(&addr, udp)?;
+    let start = Instant::now();
+    for _ in 0..count {
+        r.attempts += 1;
+        // SAFETY: valid fd and address.
+        let rc = unsafe {
+            if udp {
+                libc::sendto(fd, b"x".as_ptr().cast(), 1, 0, sa, len) as i32
+            } else {
+                libc::connect(fd, sa, len)
+            }
+        };
+        if rc >= 0 {
+            r.ok += 1;
+            if !udp {
+                // SAFETY: our fd.
+                unsafe { libc::close(fd) };
+                fd = socket(&addr, udp)?;
+            }
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EPERM) {
+            r.eperm += 1;
+        } else {
+            r.other_errors += 1;
+            r.last_error = Some(e.to_string());
+            // SAFETY: our fd.
+            unsafe { libc::close(fd) };
+            fd = socket(&addr, udp)?;
+        }
+    }
+    r.elapsed_ns = start.elapsed().as_nanos();
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+    Ok(r)
+}
+
+/// ns per connect() for each cgroup (or for the current one when none is
+/// given), measured in interleaved batches after a warm-up; each figure is
+/// the median over batches of the batch's median connect().
+fn latency(
+    count: u64,
+    udp: bool,
+    cgroups: &[std::path::PathBuf],
+    batch: u64,
+) -> io::Result<Vec<f64>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let (ss, len) = sockaddr(&addr);
+    let sa: *const libc::sockaddr = (&raw const ss).cast();
+    let one = || -> io::Result<u128> {
+        let fd = socket(&addr, udp)?;
+        let t = Instant::now();
+        // SAFETY: valid fd and address.
+        let rc = unsafe { libc::connect(fd, sa, len) };
+        let ns = t.elapsed().as_nanos();
+        let err = io::Error::last_os_error();
+        // Accept each connection right away (same thread): the accept queue
+        // never overflows, so no SYN is dropped and retransmitted a second
+        // later (which would dominate any mean).
+        if !udp && rc == 0 {
+            drop(listener.accept()?);
+        }
+        // Reset instead of FIN: no TIME_WAIT, so a long run cannot exhaust
+        // the ephemeral ports and measure port search instead of connect().
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: our fd, a valid option value.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                size_of::<libc::linger>() as libc::socklen_t,
+            );
+            libc::close(fd)
+        };
+        if rc != 0 { Err(err) } else { Ok(ns) }
+    };
+    let enter = |cg: &std::path::Path| std::fs::write(cg.join("cgroup.procs"), "0");
+    let slots = cgroups.len().max(1);
+    let mut means: Vec<Vec<f64>> = vec![Vec::new(); slots];
+    for _ in 0..batch.min(count) {
+        one()?;
+    }
+    let mut done = 0;
+    while done < count {
+        let n = batch.min(count - done);
+        for (i, m) in means.iter_mut().enumerate() {
+            if let Some(cg) = cgroups.get(i) {
+                enter(cg)?;
+            }
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                v.push(one()?);
+            }
+            v.sort_unstable();
+            m.push(v[v.len() / 2] as f64);
+        }
+        done += n;
+    }
+    Ok(means
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        })
+        .collect())
+}
+
+#[cfg(all(target_os = "linux", feature = "monitor"))]
+mod bench {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    use assay::monitor::cgroup::{LeafCgroup, Scope};
+    use assay::monitor::events::{Decoder, Sink};
+    use assay::monitor::netguard::DEFAULT_RINGBUF_BYTES;
+    use assay::monitor::netguard_skel::types;
+    use assay::monitor::{Monitor, plan, process};
+    use assay::output::monitor::JsonLines;
+    use assay::policy::model::{Action, Cidr, Loopback, Matcher, NetMatch, Protocol, Rule};
+    use assay::severity::Severity;
+
+    /// Rules that never match loopback traffic to the listener: an allowlist
+    /// of `n_cidrs` entries (127.0.0.0/8 among them) and a port rule on
+    /// port 1.
+    fn rules(n_cidrs: usize) -> Vec<Rule> {
+        let mut cidrs = vec![Cidr {
+            addr: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+            prefix: 8,
+        }];
+        for i in 1..n_cidrs {
+            cidrs.push(Cidr {
+                addr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | ((i as u32) << 8))),
+                prefix: 24,
+            });
+        }
+        vec![
+            Rule {
+                id: "egress".into(),
+                severity: Severity::Medium,
+                action: Action::Deny,
+                matcher: Matcher::NetConnect(NetMatch {
+                    ports: vec![],
+                    outside_cidrs: cidrs,
+                    protocols: vec![Protocol::Tcp, Protocol::Udp],
+                    loopback: Loopback::Match,
+                }),
+            },
+            Rule {
+                id: "ports".into(),
+                severity: Severity::High,
+                action: Action::Deny,
+                matcher: Matcher::NetConnect(NetMatch {
+                    ports: vec![1],
+                    outside_cidrs: vec![],
+                    protocols: vec![Protocol::Tcp],
+                    loopback: Loopback::Match,
+                }),
+            },
+        ]
+    }
+
+    fn devnull() -> Box<dyn Sink> {
+        Box::new(JsonLines::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null"),
+        ))
+    }
+
+    fn self_cmd(args: &[&str]) -> anyhow::Result<Command> {
+        let mut c = Command::new(std::env::current_exe()?);
+        c.args(args).stdout(Stdio::piped());
+        Ok(c)
+    }
+
+    fn json_out(child: std::process::Child) -> anyhow::Result<serde_json::Value> {
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(out.status.success(), "helper failed: {:?}", out.status);
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// [baseline, 10 rules, 10,000 rules] ns per connect, interleaved.
+    fn latencies(cgs: [&LeafCgroup; 3], count: u64, udp: bool) -> anyhow::Result<Vec<f64>> {
+        let n = count.to_string();
+        let list = cgs
+            .iter()
+            .map(|c| c.path().display().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut args = vec!["latency", "--count", &n, "--cgroups", &list];
+        if udp {
+            args.push("--udp");
+        }
+        let child = process::spawn_in_cgroup(cgs[0].path(), self_cmd(&args)?)?;
+        let v = json_out(child)?;
+        let ns: Vec<f64> = v["ns_per_connect"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default();
+        anyhow::ensure!(ns.len() == 3, "bad latency output {v}");
+        Ok(ns)
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    }
+
+    fn start(
+        rules: &[Rule],
+        cg: &LeafCgroup,
+        ring: u32,
+        sink: Box<dyn Sink>,
+    ) -> anyhow::Result<(Monitor, f64)> {
+        let t = Instant::now();
+        let p = plan(rules, None)?;
+        let scope = Scope::of(cg.path())?;
+        let m = Monitor::start(&p, &scope, ring, sink, None)?;
+        Ok((m, t.elapsed().as_secs_f64() * 1e3))
+    }
+
+    fn synthetic_drain(n: u64) -> anyhow::Result<f64> {
+        let p = plan(&rules(1), None)?;
+        let decoder = Decoder::new(&p.net, &p.rules);
+        let mut ev = types::net_event::default();
+        ev.hdr.kind = 1;
+        ev.hdr.rule_idx = 0;
+        ev.hdr.action = 2;
+        ev.hdr.pid = 4242;
+        ev.hdr.tgid = 4242;
+        for (d, s) in ev.hdr.comm.iter_mut().zip(b"mcp-server") {
+            *d = *s as i8;
+        }
+        ev.matched = 1;
+        ev.family = libc::AF_INET as u16;
+        ev.port = 443;
+        ev.protocol = 6;
+        ev.addr[..4].copy_from_slice(&[93, 184, 216, 34]);
+        // SAFETY: generated plain C struct.
+        let rec = unsafe { plain::as_bytes(&ev) }.to_vec();
+        let mut sink = devnull();
+        let t = Instant::now();
+        for i in 0..n {
+            let mut r = rec.clone();
+            r[..8].copy_from_slice(&i.to_ne_bytes());
+            let e = decoder.decode(&r);
+            sink.event(&e)?;
+        }
+        sink.flush()?;
+        Ok(n as f64 / t.elapsed().as_secs_f64())
+    }
+
+    pub fn run(count: u64, rounds: u32) -> anyhow::Result<()> {
+        let base = LeafCgroup::create_tagged("bench-base")?;
+        let cg10 = LeafCgroup::create_tagged("bench-10")?;
+        let cg10k = LeafCgroup::create_tagged("bench-10k")?;
+        let (m10, _) = start(&rules(10), &cg10, DEFAULT_RINGBUF_BYTES, devnull())?;
+        let (m10k, startup_first) =
+            start(&rules(10_000), &cg10k, DEFAULT_RINGBUF_BYTES, devnull())?;
+
+        let mut report = serde_json::Map::new();
+        for udp in [false, true] {
+            let (mut b, mut a, mut c) = (vec![], vec![], vec![]);
+            for _ in 0..rounds {
+                let ns = latencies([&base, &cg10, &cg10k], count, udp)?;
+                b.push(ns[0]);
+                a.push(ns[1]);
+                c.push(ns[2]);
+            }
+            let (b, a, c) = (median(b), median(a), median(c));
+            let proto = if udp { "udp_connect" } else { "tcp_connect" };
+            println!(
+                "{proto}: baseline {b:.0} ns, 10 CIDR rules {a:.0} ns (x{:.3}), 10,000 CIDR rules {c:.0} ns (x{:.3})",
+                a / b,
+                c / b
+            );
+            report.insert(
+                proto.into(),
+                serde_json::json!({"baseline_ns": b, "cidr10_ns": a, "cidr10k_ns": c,
+                                   "ratio10": a / b, "ratio10k": c / b}),
+            );
+        }
+        drop((m10.stop(), m10k.stop()));
+
+        let mut ups = vec![startup_first];
+        for _ in 0..rounds {
+            let (m, ms) = start(&rules(10_000), &cg10k, DEFAULT_RINGBUF_BYTES, devnull())?;
+            ups.push(ms);
+            let _ = m.stop();
+        }
+        let startup = median(ups);
+        println!(
+            "start-up (plan + load + map fill + attach, 10,000 CIDR rules): {startup:.1} ms (median)"
+        );
+        report.insert("startup_ms_10k".into(), startup.into());
+
+        let synth = synthetic_drain(1_000_000)?;
+        println!("consumer drain (decode + JSON line to /dev/null, one core): {synth:.0} events/s");
+        report.insert("drain_events_per_s_consumer".into(), synth.into());
+
+        // End to end: a flood of denied connects, drained to /dev/null.
+        let flood = LeafCgroup::create_tagged("bench-flood")?;
+        let (m, _) = start(&rules(1), &flood, 64 << 20, devnull())?;
+        let t = Instant::now();
+        let n = "1000000";
+        let child = process::spawn_in_cgroup(
+            flood.path(),
+            self_cmd(&["probe", "--addr", "127.0.0.1:1", "--count", n])?,
+        )?;
+        let v = json_out(child)?;
+        let s = m.stop().map_err(anyhow::Error::msg)?;
+        let secs = t.elapsed().as_secs_f64();
+        let generated = v["eperm"].as_u64().unwrap_or(0);
+        println!(
+            "end to end: {generated} denied connects, {} delivered + {} dropped in {secs:.2} s = {:.0} events/s",
+            s.delivered,
+            s.dropped,
+            s.delivered as f64 / secs
+        );
+        report.insert(
+            "end_to_end".into(),
+            serde_json::json!({"generated": generated, "delivered": s.delivered,
+                               "dropped": s.dropped, "seconds": secs,
+                               "events_per_s": s.delivered as f64 / secs}),
+        );
+        println!("{}", serde_json::Value::Object(report));
+        Ok(())
+    }
+}

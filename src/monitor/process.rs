@@ -1,0 +1,151 @@
+//! Wrapper mode's process handling: start the command inside the leaf cgroup
+//! before it runs any code of its own, forward signals, and map its exit.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crossbeam_channel::{Receiver, unbounded};
+
+/// Signals assay handles itself: forwarded to the command in wrapper mode,
+/// "stop" in attach mode.
+pub const HANDLED: [libc::c_int; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in HANDLED {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Signals delivered to assay, received synchronously on a named thread.
+pub struct Signals {
+    pub rx: Receiver<libc::c_int>,
+    /// When > 0, every received signal is also sent to this pid.
+    pub forward_to: Arc<AtomicI32>,
+}
+
+impl Signals {
+    /// Block the handled signals in this thread (call before any other thread
+    /// starts, so every thread inherits the mask) and receive them on one
+    /// thread with sigwait.
+    pub fn install() -> io::Result<Signals> {
+        let set = handled_set();
+        // SAFETY: valid set pointer; null old-set pointer is allowed.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        let (tx, rx) = unbounded();
+        let forward_to = Arc::new(AtomicI32::new(0));
+        let fwd = forward_to.clone();
+        std::thread::Builder::new()
+            .name("assay-signals".into())
+            .spawn(move || {
+                loop {
+                    let mut sig: libc::c_int = 0;
+                    // SAFETY: valid pointers; the set is blocked in every thread.
+                    if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                        continue;
+                    }
+                    let pid = fwd.load(Ordering::SeqCst);
+                    if pid > 0 {
+                        // SAFETY: plain syscall.
+                        unsafe { libc::kill(pid, sig) };
+                    }
+                    if tx.send(sig).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Signals { rx, forward_to })
+    }
+}
+
+/// Start `argv` with its pid written into `cgroup`'s `cgroup.procs` between
+/// fork and exec, so not one instruction of the command runs outside the
+/// scope. stdin/stdout/stderr are inherited untouched. The child gets SIGKILL
+/// if assay dies (PR_SET_PDEATHSIG).
+pub fn spawn_argv_in_cgroup(cgroup: &Path, argv: &[OsString]) -> io::Result<Child> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
+    spawn_in_cgroup(cgroup, cmd)
+}
+
+/// [`spawn_argv_in_cgroup`] for a prepared command (its stdio settings kept).
+pub fn spawn_in_cgroup(cgroup: &Path, mut cmd: Command) -> io::Result<Child> {
+    // Opened before fork: the child only writes to it (async-signal-safe).
+    let procs = OpenOptions::new()
+        .write(true)
+        .open(cgroup.join("cgroup.procs"))?;
+    let procs_fd = procs.as_raw_fd();
+    // SAFETY: plain syscall.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: only async-signal-safe calls (write, prctl, getppid,
+    // sigprocmask) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // assay died between fork and prctl: do not run unguarded.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    drop(procs);
+    child
+}
+
+/// The shell convention: the exit code, or 128 + the signal that killed it.
+pub fn exit_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(s)) => 128u8.wrapping_add(s as u8),
+        (None, None) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGKILL)), 137);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGTERM)), 143);
+    }
+}

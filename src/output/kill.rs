@@ -1,0 +1,109 @@
+//! Renderers for `assay kill`: a table for people, the incident record as
+//! JSON for pipelines.
+
+use crate::cli::Global;
+use crate::kill_switch::report::{Fate, KillReport, Via};
+use crate::output::{self, Format, Style};
+
+pub fn render(r: &KillReport, g: &Global) -> anyhow::Result<()> {
+    let text = match g.format {
+        Format::Json => output::to_json_pretty(r)?,
+        Format::Table | Format::Sarif => table(
+            r,
+            Style {
+                color: output::use_color(g.no_color),
+            },
+        ),
+    };
+    output::emit(&text)?;
+    Ok(())
+}
+
+fn via(v: Via) -> &'static str {
+    match v {
+        Via::Target => "target",
+        Via::Child => "child",
+        Via::Session => "session",
+        Via::ProcessGroup => "process group",
+        Via::Cgroup => "cgroup",
+    }
+}
+
+pub fn table(r: &KillReport, s: Style) -> String {
+    let mut out = String::new();
+    if !r.processes.is_empty() {
+        let w_comm = r
+            .processes
+            .iter()
+            .map(|p| p.comm.len())
+            .max()
+            .unwrap_or(4)
+            .clamp(7, 24);
+        out.push_str(&s.bold(&format!(
+            "{:>8}  {:>8}  {:<w_comm$}  {:<13}  {:<13}  {}",
+            "PID", "PPID", "COMMAND", "FOUND VIA", "OUTCOME", "SIGNALS"
+        )));
+        out.push('\n');
+        for p in &r.processes {
+            let fate = match p.fate {
+                Fate::Gone => s.green(&format!("{:<13}", "gone")),
+                Fate::Survived => s.red(&format!("{:<13}", "SURVIVED")),
+                Fate::NotPermitted => s.red(&format!("{:<13}", "NOT PERMITTED")),
+            };
+            let sigs: Vec<String> = p
+                .signals
+                .iter()
+                .filter(|x| x.signal != "SIGCONT")
+                .map(|x| {
+                    if x.result == "delivered" {
+                        x.signal.clone()
+                    } else {
+                        format!("{}({})", x.signal, x.result)
+                    }
+                })
+                .collect();
+            let comm: String = p.comm.chars().take(w_comm).collect();
+            out.push_str(&format!(
+                "{:>8}  {:>8}  {:<w_comm$}  {:<13}  {}  {}\n",
+                p.pid,
+                p.ppid,
+                comm,
+                via(p.via),
+                fate,
+                sigs.join(" ")
+            ));
+        }
+    }
+    for p in &r.processes {
+        if p.fate != Fate::Gone {
+            if let Some(m) = &p.message {
+                out.push_str(&format!("{} {m}\n", s.red("error:")));
+            }
+        }
+    }
+    for e in &r.errors {
+        out.push_str(&format!("{} {e}\n", s.red("error:")));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("{} {n}\n", s.yellow("note:")));
+    }
+    if let Some(d) = &r.incident_dir {
+        out.push_str(&format!("incident: {}\n", d.display()));
+    }
+    if let Some(e) = &r.incident_error {
+        out.push_str(&format!("{} {e}\n", s.red("incident not written:")));
+    }
+    let gone = r.processes.iter().filter(|p| p.fate == Fate::Gone).count();
+    let summary = format!(
+        "{gone}/{} processes gone in {:.1} ms",
+        r.processes.len(),
+        r.timings.total_ms
+    );
+    if r.all_gone {
+        out.push_str(&s.green(&summary));
+    } else {
+        out.push_str(&s.red(&format!("{summary}; kill incomplete")));
+    }
+    out.push('\n');
+    out
+}

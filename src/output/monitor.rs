@@ -1,0 +1,606 @@
+//! `assay monitor` output: events as JSON lines (schema v1, see
+//! docs/monitor.md), the exit summary, and the enforcement report.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::Style;
+use crate::monitor::compile::Unenforceable;
+use crate::monitor::events::{Event, NetEvent, NetHook, Sink, Summary};
+use crate::policy::model::Action;
+
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// RFC 3339 UTC with nanoseconds, from ns since the Unix epoch.
+pub fn rfc3339(ns: i128) -> String {
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+pub fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Log => "log",
+        Action::Alert => "alert",
+        Action::Deny => "deny",
+        Action::TriggerKill => "trigger_kill",
+    }
+}
+
+fn protocol_name(p: u32) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        _ => "other",
+    }
+}
+
+#[derive(Serialize)]
+struct FileObject<'a> {
+    /// Kernel device number (major << 20 | minor) and inode.
+    dev: u32,
+    ino: u64,
+    /// Basename of the opened file.
+    name: &'a str,
+    /// Which kernel form of the rule matched.
+    #[serde(rename = "match")]
+    matched: crate::monitor::fileguard::MatchKind,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Dto<'a> {
+    File {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        rule: &'a str,
+        severity: &'static str,
+        action: &'static str,
+        pid: u32,
+        tgid: u32,
+        comm: &'a str,
+        cgroup_id: u64,
+        object: FileObject<'a>,
+    },
+    Drops {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        dropped: u64,
+        total_dropped: u64,
+    },
+    Kill {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        rule: &'a str,
+        pid: u32,
+        all_gone: bool,
+        incident: Option<&'a str>,
+        error: Option<&'a str>,
+    },
+    Unknown {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        bpf_kind: u32,
+        bytes: usize,
+    },
+}
+
+fn dto(ev: &Event) -> Dto<'_> {
+    let v = EVENT_SCHEMA_VERSION;
+    match ev {
+        Event::Net(_) => unreachable!("net events use the direct writer"),
+        Event::File(f) => Dto::File {
+            v,
+            time: rfc3339(f.time_ns),
+            kind: "file_open",
+            rule: &f.rule,
+            severity: f.severity.as_str(),
+            action: action_name(f.action),
+            pid: f.pid,
+            tgid: f.tgid,
+            comm: &f.comm,
+            cgroup_id: f.cgroup_id,
+            object: FileObject {
+                dev: f.dev,
+                ino: f.ino,
+                name: &f.name,
+                matched: f.matched,
+            },
+        },
+        Event::Drops {
+            time_ns,
+            new,
+            total,
+        } => Dto::Drops {
+            v,
+            time: rfc3339(*time_ns),
+            kind: "drops",
+            dropped: *new,
+            total_dropped: *total,
+        },
+        Event::Kill(k) => Dto::Kill {
+            v,
+            time: rfc3339(k.time_ns),
+            kind: "kill",
+            rule: &k.rule,
+            pid: k.pid,
+            all_gone: k.all_gone,
+            incident: k.incident.as_deref(),
+            error: k.error.as_deref(),
+        },
+        Event::Unknown { time_ns, kind, len } => Dto::Unknown {
+            v,
+            time: rfc3339(*time_ns),
+            kind: "unknown",
+            bpf_kind: *kind,
+            bytes: *len,
+        },
+    }
+}
+
+/// Writes net events (the hot path) straight into bytes: no intermediate
+/// values, and the date part of the timestamp formatted once per second.
+#[derive(Default)]
+struct NetWriter {
+    sec: i64,
+    prefix: Vec<u8>,
+}
+
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A JSON string literal (quotes, escapes) for any text.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+impl NetWriter {
+    fn time(&mut self, out: &mut Vec<u8>, ns: i128) {
+        let sec = ns.div_euclid(1_000_000_000) as i64;
+        if self.prefix.is_empty() || sec != self.sec {
+            let full = rfc3339(ns);
+            self.prefix = full.as_bytes()[..20].to_vec();
+            self.sec = sec;
+        }
+        out.push(b'"');
+        out.extend_from_slice(&self.prefix);
+        let nanos = ns.rem_euclid(1_000_000_000) as u64;
+        let mut digits = [b'0'; 9];
+        let mut v = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.extend_from_slice(b"Z\"");
+    }
+
+    fn write(&mut self, out: &mut Vec<u8>, n: &NetEvent) {
+        out.extend_from_slice(b"{\"v\":");
+        push_u64(out, u64::from(EVENT_SCHEMA_VERSION));
+        out.extend_from_slice(b",\"time\":");
+        self.time(out, n.time_ns);
+        out.extend_from_slice(match n.hook {
+            NetHook::Connect => b",\"kind\":\"net_connect\",\"rule\":",
+            NetHook::Sendmsg => b",\"kind\":\"net_sendmsg\",\"rule\":",
+        });
+        push_str(out, &n.rule);
+        out.extend_from_slice(b",\"severity\":\"");
+        out.extend_from_slice(n.severity.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"action\":\"");
+        out.extend_from_slice(action_name(n.action).as_bytes());
+        out.extend_from_slice(b"\",\"also_matched\":[");
+        for (i, r) in n.also_matched.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_str(out, r);
+        }
+        out.extend_from_slice(b"],\"pid\":");
+        push_u64(out, u64::from(n.pid));
+        out.extend_from_slice(b",\"tgid\":");
+        push_u64(out, u64::from(n.tgid));
+        out.extend_from_slice(b",\"comm\":");
+        push_str(out, &n.comm);
+        out.extend_from_slice(b",\"cgroup_id\":");
+        push_u64(out, n.cgroup_id);
+        out.extend_from_slice(b",\"object\":{\"family\":");
+        match n.addr {
+            IpAddr::V4(a) => {
+                out.extend_from_slice(b"\"inet\",\"address\":\"");
+                for (i, o) in a.octets().iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    push_u64(out, u64::from(*o));
+                }
+                out.push(b'"');
+            }
+            IpAddr::V6(a) => {
+                out.extend_from_slice(b"\"inet6\",\"address\":");
+                push_str(out, &a.to_string());
+            }
+        }
+        out.extend_from_slice(b",\"port\":");
+        push_u64(out, u64::from(n.port));
+        out.extend_from_slice(b",\"protocol\":\"");
+        out.extend_from_slice(protocol_name(n.protocol).as_bytes());
+        out.extend_from_slice(b"\"}}");
+    }
+}
+
+fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
+    match ev {
+        Event::Net(n) => w.write(out, n),
+        other => serde_json::to_writer(&mut *out, &dto(other)).expect("event DTOs serialize"),
+    }
+}
+
+/// One JSON object (no newline).
+pub fn event_json(ev: &Event) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_event(&mut NetWriter::default(), &mut out, ev);
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// The event sink: JSON lines into a buffered writer, flushed when idle.
+pub struct JsonLines<W: Write + Send> {
+    w: W,
+    buf: Vec<u8>,
+    net: NetWriter,
+}
+
+const FLUSH_AT: usize = 1 << 16;
+
+impl<W: Write + Send> JsonLines<W> {
+    pub fn new(w: W) -> Self {
+        JsonLines {
+            w,
+            buf: Vec::with_capacity(FLUSH_AT + 1024),
+            net: NetWriter::default(),
+        }
+    }
+}
+
+impl<W: Write + Send> Sink for JsonLines<W> {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        write_event(&mut self.net, &mut self.buf, ev);
+        self.buf.push(b'\n');
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.w.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.w.flush()
+    }
+}
+
+/// The exit summary for people (stderr).
+pub fn summary_text(s: &Summary, style: Style) -> String {
+    let mut out = String::new();
+    out.push_str(&style.bold("assay monitor summary"));
+    out.push('\n');
+    let w = s
+        .by_rule
+        .iter()
+        .map(|r| r.rule.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<w$}  {:<12}  {:>10}\n",
+        "rule", "action", "events"
+    ));
+    for r in &s.by_rule {
+        out.push_str(&format!(
+            "  {:<w$}  {:<12}  {:>10}\n",
+            r.rule,
+            action_name(r.action),
+            r.events
+        ));
+    }
+    out.push_str(&format!("  events delivered: {}\n", s.delivered));
+    let dropped = format!("  events dropped:   {}", s.dropped);
+    out.push_str(&if s.dropped > 0 {
+        style.red(&dropped)
+    } else {
+        dropped
+    });
+    out.push('\n');
+    if s.unknown > 0 {
+        out.push_str(&format!("  unknown records:  {}\n", s.unknown));
+    }
+    if s.kills > 0 {
+        out.push_str(&format!(
+            "  kills: {} ({} failed)\n",
+            s.kills, s.kill_failures
+        ));
+    }
+    if let Some(e) = &s.sink_error {
+        out.push_str(&style.red(&format!("  writing events failed: {e}")));
+        out.push('\n');
+    }
+    out
+}
+
+/// The summary as one JSON document (with `--format json`).
+pub fn summary_json(s: &Summary) -> String {
+    #[derive(Serialize)]
+    struct V1<'a> {
+        v: u32,
+        kind: &'static str,
+        #[serde(flatten)]
+        summary: &'a Summary,
+    }
+    let mut j = serde_json::to_string(&V1 {
+        v: EVENT_SCHEMA_VERSION,
+        kind: "summary",
+        summary: s,
+    })
+    .expect("summary serializes");
+    j.push('\n');
+    j
+}
+
+/// What cannot be enforced, one block per rule: what is missing, how to fix.
+pub fn unenforced_text(list: &[Unenforceable], style: Style, degraded: bool) -> String {
+    let mut out = String::new();
+    let head = if degraded {
+        "assay: WARNING: running DEGRADED (--allow-degraded); these rules are NOT enforced:"
+    } else {
+        "assay: cannot enforce the policy; nothing was started:"
+    };
+    out.push_str(&style.red(head));
+    out.push('\n');
+    for u in list {
+        out.push_str(&format!(
+            "  rule {}: {}\n    fix: {}\n",
+            u.rule_id, u.reason, u.fix
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::events::KillEvent;
+    use crate::severity::Severity;
+    use std::sync::Arc;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(1_795_305_600_123_456_789),
+            "2026-11-22T00:00:00.123456789Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+    }
+
+    fn net() -> NetEvent {
+        NetEvent {
+            time_ns: 0,
+            hook: NetHook::Connect,
+            rule: Arc::from("no-admin-ports"),
+            rule_index: 0,
+            severity: Severity::High,
+            action: Action::Deny,
+            also_matched: vec![Arc::from("egress")],
+            pid: 11,
+            tgid: 10,
+            comm: "cu\"rl".into(),
+            cgroup_id: 99,
+            addr: "::ffff:127.0.0.1".parse().unwrap(),
+            port: 22,
+            protocol: 6,
+        }
+    }
+
+    #[test]
+    fn net_event_schema() {
+        let j: serde_json::Value = serde_json::from_str(&event_json(&Event::Net(net()))).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({
+                "v": 1, "time": "1970-01-01T00:00:00.000000000Z", "kind": "net_connect",
+                "rule": "no-admin-ports", "severity": "high", "action": "deny",
+                "also_matched": ["egress"], "pid": 11, "tgid": 10, "comm": "cu\"rl",
+                "cgroup_id": 99,
+                "object": {"family": "inet6", "address": "::ffff:127.0.0.1", "port": 22,
+                           "protocol": "tcp"}
+            })
+        );
+    }
+
+    #[test]
+    fn direct_writer_escapes_and_tracks_seconds() {
+        let mut w = NetWriter::default();
+        let mut n = net();
+        n.comm = "a\\b\n\u{1}é".into();
+        n.addr = "10.1.2.3".parse().unwrap();
+        n.hook = NetHook::Sendmsg;
+        n.also_matched.clear();
+        for (ns, want) in [
+            (1_500_000_000, "1970-01-01T00:00:01.500000000Z"),
+            (2_000_000_001, "1970-01-01T00:00:02.000000001Z"),
+        ] {
+            n.time_ns = ns;
+            let mut out = Vec::new();
+            w.write(&mut out, &n);
+            let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(j["time"], want);
+            assert_eq!(j["comm"], "a\\b\n\u{1}é");
+            assert_eq!(j["kind"], "net_sendmsg");
+            assert_eq!(j["object"]["address"], "10.1.2.3");
+            assert_eq!(j["object"]["family"], "inet");
+            assert_eq!(j["also_matched"], serde_json::json!([]));
+        }
+    }
+
+    #[test]
+    fn file_event_schema() {
+        use crate::monitor::events::FileEvent;
+        use crate::monitor::fileguard::MatchKind;
+        let ev = Event::File(FileEvent {
+            time_ns: 0,
+            rule: Arc::from("creds"),
+            rule_index: 0,
+            severity: Severity::Critical,
+            action: Action::Deny,
+            pid: 5,
+            tgid: 5,
+            comm: "cat".into(),
+            cgroup_id: 7,
+            dev: 8 << 20 | 1,
+            ino: 1234,
+            matched: MatchKind::Inode,
+            name: "shadow".into(),
+        });
+        let j: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({
+                "v": 1, "time": "1970-01-01T00:00:00.000000000Z", "kind": "file_open",
+                "rule": "creds", "severity": "critical", "action": "deny", "pid": 5,
+                "tgid": 5, "comm": "cat", "cgroup_id": 7,
+                "object": {"dev": 8388609, "ino": 1234, "name": "shadow", "match": "inode"}
+            })
+        );
+    }
+
+    #[test]
+    fn drops_and_kill_schema() {
+        let j: serde_json::Value = serde_json::from_str(&event_json(&Event::Drops {
+            time_ns: 0,
+            new: 5,
+            total: 7,
+        }))
+        .unwrap();
+        assert_eq!(j["kind"], "drops");
+        assert_eq!(j["dropped"], 5);
+        assert_eq!(j["total_dropped"], 7);
+        let k = Event::Kill(KillEvent {
+            time_ns: 0,
+            rule: Arc::from("r"),
+            pid: 3,
+            all_gone: true,
+            incident: Some("/x".into()),
+            error: None,
+        });
+        let j: serde_json::Value = serde_json::from_str(&event_json(&k)).unwrap();
+        assert_eq!(j["kind"], "kill");
+        assert_eq!(j["incident"], "/x");
+        assert!(j["error"].is_null());
+    }
+
+    fn summary() -> Summary {
+        use crate::monitor::events::RuleCount;
+        Summary {
+            delivered: 10,
+            dropped: 2,
+            by_rule: vec![RuleCount {
+                rule: "no-admin-ports".into(),
+                action: Action::Deny,
+                severity: Severity::High,
+                events: 10,
+            }],
+            unknown: 0,
+            kills: 1,
+            kill_failures: 0,
+            sink_error: None,
+        }
+    }
+
+    #[test]
+    fn summary_text_names_rules_drops_and_kills() {
+        let t = summary_text(&summary(), Style { color: false });
+        assert!(t.contains("no-admin-ports  deny"), "{t}");
+        assert!(t.contains("events delivered: 10"), "{t}");
+        assert!(t.contains("events dropped:   2"), "{t}");
+        assert!(t.contains("kills: 1 (0 failed)"), "{t}");
+    }
+
+    #[test]
+    fn summary_json_schema() {
+        let j: serde_json::Value = serde_json::from_str(&summary_json(&summary())).unwrap();
+        assert_eq!(j["v"], 1);
+        assert_eq!(j["kind"], "summary");
+        assert_eq!(j["delivered"], 10);
+        assert_eq!(j["dropped"], 2);
+        assert_eq!(j["by_rule"][0]["rule"], "no-admin-ports");
+        assert_eq!(j["by_rule"][0]["action"], "deny");
+        assert_eq!(j["by_rule"][0]["events"], 10);
+        assert!(j["sink_error"].is_null());
+    }
+
+    #[test]
+    fn json_lines_sink_writes_one_line_per_event() {
+        let mut buf = Vec::new();
+        {
+            let mut s = JsonLines::new(&mut buf);
+            s.event(&Event::Net(net())).unwrap();
+            s.event(&Event::Net(net())).unwrap();
+            s.flush().unwrap();
+        }
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.ends_with('\n'));
+    }
+}

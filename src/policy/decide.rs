@@ -1,0 +1,254 @@
+//! Tool-call decisions: `tools.deny`, then `tools.allow`, then the tool's
+//! JSON Schema. A call is allowed only when every applicable check passes.
+
+use std::collections::BTreeMap;
+
+use jsonschema::Validator;
+use serde::Serialize;
+
+use super::model::Policy;
+use super::schema;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub tool: String,
+    /// Why the call was denied; empty when allowed.
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// The tool is listed in `tools.deny`.
+    DenyList,
+    /// `tools.allow` exists and does not list the tool.
+    NotInAllowList,
+    /// The arguments violate the tool's schema.
+    Schema {
+        /// The failing JSON Schema keyword (`pattern`, `required`, ...).
+        keyword: String,
+        /// JSON Pointer into the arguments.
+        instance_path: String,
+        /// JSON Pointer into the tool's schema.
+        schema_path: String,
+        message: String,
+    },
+}
+
+/// Compiled schemas of a policy, for judging many calls.
+pub struct Gate<'p> {
+    policy: &'p Policy,
+    validators: BTreeMap<&'p str, Validator>,
+}
+
+impl<'p> Gate<'p> {
+    /// Compile every schema once. The loader already compiled them, so this
+    /// only fails for a `Policy` built by hand with a broken schema.
+    pub fn new(policy: &'p Policy) -> Result<Gate<'p>, String> {
+        let mut validators = BTreeMap::new();
+        for (tool, s) in &policy.schemas {
+            let v = schema::compile(s).map_err(|e| format!("schema for tool `{tool}`: {e}"))?;
+            validators.insert(tool.as_str(), v);
+        }
+        Ok(Gate { policy, validators })
+    }
+
+    pub fn decide(&self, tool: &str, arguments: &serde_json::Value) -> Decision {
+        let mut reasons = list_reasons(self.policy, tool);
+        if reasons.is_empty() {
+            if let Some(v) = self.validators.get(tool) {
+                reasons.extend(schema_reasons(v, arguments));
+            }
+        }
+        Decision {
+            allowed: reasons.is_empty(),
+            tool: tool.to_string(),
+            reasons,
+        }
+    }
+}
+
+fn list_reasons(policy: &Policy, tool: &str) -> Vec<Reason> {
+    if policy.tools.deny.iter().any(|t| t == tool) {
+        return vec![Reason::DenyList];
+    }
+    match &policy.tools.allow {
+        Some(allow) if !allow.iter().any(|t| t == tool) => vec![Reason::NotInAllowList],
+        _ => Vec::new(),
+    }
+}
+
+fn schema_reasons(v: &Validator, arguments: &serde_json::Value) -> Vec<Reason> {
+    v.iter_errors(arguments)
+        .map(|e| Reason::Schema {
+            keyword: e.kind().keyword().to_string(),
+            instance_path: e.instance_path().as_str().to_string(),
+            schema_path: e.schema_path().as_str().to_string(),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
+/// Judge one tool call. Compiles only this tool's schema; to judge many
+/// calls, build a [`Gate`] once.
+pub fn decide(policy: &Policy, tool: &str, arguments: &serde_json::Value) -> Decision {
+    let mut reasons = list_reasons(policy, tool);
+    if reasons.is_empty() {
+        if let Some(s) = policy.schemas.get(tool) {
+            match schema::compile(s) {
+                Ok(v) => reasons.extend(schema_reasons(&v, arguments)),
+                // Fail closed: a schema that cannot be compiled denies.
+                Err(e) => reasons.push(Reason::Schema {
+                    keyword: "$schema".into(),
+                    instance_path: String::new(),
+                    schema_path: String::new(),
+                    message: format!("the tool's schema does not compile: {e}"),
+                }),
+            }
+        }
+    }
+    Decision {
+        allowed: reasons.is_empty(),
+        tool: tool.to_string(),
+        reasons,
+    }
+}
+
+/// One tool call as `policy check` reads it: `{"tool": "...", "arguments": {...}}`
+/// with an optional `id` that is echoed back. Unknown keys are errors, so a
+/// misspelt `argumnets` cannot make a call look argument-free.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: Option<serde_json::Value>,
+    pub tool: String,
+    pub arguments: serde_json::Value,
+}
+
+impl ToolCall {
+    pub fn parse_line(line: &str) -> Result<ToolCall, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+        let serde_json::Value::Object(mut obj) = v else {
+            return Err("expected a JSON object {\"tool\": ..., \"arguments\": {...}}".into());
+        };
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "tool" | "arguments" | "id"))
+        {
+            return Err(format!("unknown key `{k}` (allowed: tool, arguments, id)"));
+        }
+        let tool = match obj.remove("tool") {
+            Some(serde_json::Value::String(t)) if !t.is_empty() => t,
+            Some(_) => return Err("`tool` must be a non-empty string".into()),
+            None => return Err("missing `tool`".into()),
+        };
+        // MCP `tools/call` arguments are an object; absent means none.
+        let arguments = match obj.remove("arguments") {
+            None => serde_json::Value::Object(serde_json::Map::new()),
+            Some(a @ serde_json::Value::Object(_)) => a,
+            Some(_) => return Err("`arguments` must be a JSON object".into()),
+        };
+        Ok(ToolCall {
+            id: obj.remove("id"),
+            tool,
+            arguments,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn policy() -> Policy {
+        super::super::load_str(
+            r#"
+version: "2.0"
+tools:
+  allow: [read_file, list_directory]
+  deny: [exec]
+schemas:
+  read_file:
+    type: object
+    properties:
+      path: {type: string, pattern: "^/data/.*"}
+    required: [path]
+    additionalProperties: false
+"#,
+            Path::new("t.yaml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn allow_deny_and_schema() {
+        let p = policy();
+        let gate = Gate::new(&p).unwrap();
+        for d in [
+            decide(&p, "read_file", &json!({"path": "/data/x"})),
+            gate.decide("read_file", &json!({"path": "/data/x"})),
+        ] {
+            assert!(d.allowed, "{d:?}");
+        }
+        assert!(gate.decide("list_directory", &json!({})).allowed);
+        assert_eq!(
+            gate.decide("exec", &json!({})).reasons,
+            vec![Reason::DenyList]
+        );
+        assert_eq!(
+            gate.decide("write_file", &json!({})).reasons,
+            vec![Reason::NotInAllowList]
+        );
+        let d = decide(&p, "read_file", &json!({"path": "/etc/shadow"}));
+        assert!(!d.allowed);
+        let Reason::Schema {
+            keyword,
+            instance_path,
+            schema_path,
+            ..
+        } = &d.reasons[0]
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!(keyword, "pattern");
+        assert_eq!(instance_path, "/path");
+        assert_eq!(schema_path, "/properties/path/pattern");
+        // Every violation is reported, not only the first.
+        let d = gate.decide("read_file", &json!({"extra": 1}));
+        let kws: Vec<_> = d
+            .reasons
+            .iter()
+            .map(|r| match r {
+                Reason::Schema { keyword, .. } => keyword.as_str(),
+                _ => "",
+            })
+            .collect();
+        assert!(
+            kws.contains(&"required") && kws.contains(&"additionalProperties"),
+            "{kws:?}"
+        );
+    }
+
+    #[test]
+    fn tool_call_lines() {
+        let c = ToolCall::parse_line(r#"{"tool":"a","arguments":{"x":1},"id":7}"#).unwrap();
+        assert_eq!(c.tool, "a");
+        assert_eq!(c.id, Some(json!(7)));
+        assert_eq!(
+            ToolCall::parse_line(r#"{"tool":"a"}"#).unwrap().arguments,
+            json!({})
+        );
+        assert!(ToolCall::parse_line("[1]").is_err());
+        assert!(
+            ToolCall::parse_line(r#"{"tool":"a","argumnets":{}}"#)
+                .unwrap_err()
+                .contains("argumnets")
+        );
+        assert!(ToolCall::parse_line(r#"{"tool":"a","arguments":[1]}"#).is_err());
+        assert!(ToolCall::parse_line(r#"{"arguments":{}}"#).is_err());
+        assert!(ToolCall::parse_line("{").is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! Path globs: each accepted shape compiles into a [`GlobForm`] the kernel
+//! can match exactly. Every other shape is refused with the reason, because a
+//! glob enforced approximately would be a weaker rule than the one written.
+
+use std::path::PathBuf;
+
+use super::model::{Component, GlobForm};
+
+/// Longest glob accepted (Linux PATH_MAX).
+const MAX_LEN: usize = 4096;
+
+pub fn compile(text: &str) -> Result<GlobForm, String> {
+    if text.is_empty() {
+        return Err("empty glob".into());
+    }
+    if text.len() > MAX_LEN {
+        return Err(format!("glob longer than {MAX_LEN} bytes"));
+    }
+    if text.contains('\0') {
+        return Err("glob contains a NUL byte".into());
+    }
+    for (c, why) in [
+        ('?', "`?` (single-character wildcard) is not supported"),
+        ('[', "`[...]` character classes are not supported"),
+        (']', "`[...]` character classes are not supported"),
+        (
+            '{',
+            "`{a,b}` alternatives are not supported; write one glob per alternative",
+        ),
+        (
+            '}',
+            "`{a,b}` alternatives are not supported; write one glob per alternative",
+        ),
+        ('\\', "`\\` escapes are not supported"),
+    ] {
+        if text.contains(c) {
+            return Err(why.into());
+        }
+    }
+    if text.starts_with('~') {
+        return Err("`~` is not expanded; use `/home/*/...` or `**/...`".into());
+    }
+    if let Some(rest) = text.strip_prefix("**/") {
+        return anywhere(rest);
+    }
+    if text == "**" {
+        return Err("`**` alone matches every file; name a directory (`/dir/**`)".into());
+    }
+    if !text.starts_with('/') {
+        return Err("relative path: a glob starts with `/` (absolute) or `**/` (anywhere)".into());
+    }
+    absolute(text)
+}
+
+fn check_component(c: &str) -> Result<(), String> {
+    match c {
+        "" => Err("empty path component (`//` or a trailing `/`)".into()),
+        "." | ".." => Err(format!(
+            "`{c}` components are not allowed; write the normalised path"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The part after a leading `**/`.
+fn anywhere(rest: &str) -> Result<GlobForm, String> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    for p in &parts {
+        check_component(p)?;
+        if *p == "**" {
+            return Err(
+                "`**` is only supported at the start (`**/...`) or at the end of an \
+                        absolute path (`/dir/**`)"
+                    .into(),
+            );
+        }
+    }
+    match parts.as_slice() {
+        [name] => {
+            if *name == "*" {
+                return Err("`**/*` matches every file; name a directory or a suffix".into());
+            }
+            if let Some(suffix) = name.strip_prefix('*') {
+                if suffix.contains('*') {
+                    return Err("only one `*` is supported in a name: `**/*.suffix`".into());
+                }
+                return Ok(GlobForm::Suffix(suffix.to_string()));
+            }
+            if name.contains('*') {
+                return Err(
+                    "`*` inside a name is only supported as a prefix: `**/*.suffix`".into(),
+                );
+            }
+            Ok(GlobForm::Basename(name.to_string()))
+        }
+        [dir, name] => {
+            if dir.contains('*') {
+                return Err("the directory in `**/dir/...` must be a literal name".into());
+            }
+            if *name == "*" {
+                return Ok(GlobForm::InDirNamed(dir.to_string()));
+            }
+            if name.contains('*') {
+                return Err(
+                    "in `**/dir/name`, name is a literal or a whole `*`; partial wildcards \
+                     are not supported"
+                        .into(),
+                );
+            }
+            Ok(GlobForm::DirAndBasename {
+                dir: dir.to_string(),
+                name: name.to_string(),
+            })
+        }
+        _ => Err(
+            "after `**/` at most two components are supported (`**/name`, `**/dir/*`, \
+             `**/dir/name`); use an absolute path for deeper shapes"
+                .into(),
+        ),
+    }
+}
+
+fn absolute(text: &str) -> Result<GlobForm, String> {
+    if let Some(prefix) = text.strip_suffix("/**") {
+        if prefix.is_empty() {
+            return Ok(GlobForm::Subtree(PathBuf::from("/")));
+        }
+        let comps: Vec<&str> = prefix[1..].split('/').collect();
+        for c in &comps {
+            check_component(c)?;
+            if c.contains('*') {
+                return Err(
+                    "a subtree glob `/dir/**` needs a literal directory (no `*` before `/**`)"
+                        .into(),
+                );
+            }
+        }
+        return Ok(GlobForm::Subtree(PathBuf::from(prefix)));
+    }
+    let comps: Vec<&str> = text[1..].split('/').collect();
+    let mut out = Vec::with_capacity(comps.len());
+    for c in &comps {
+        check_component(c)?;
+        if *c == "**" {
+            return Err(
+                "`**` is only supported at the start (`**/...`) or at the end of an \
+                        absolute path (`/dir/**`)"
+                    .into(),
+            );
+        }
+        if *c == "*" {
+            out.push(Component::Any);
+        } else if c.contains('*') {
+            return Err(format!(
+                "`*` must be a whole path component in an absolute glob (`{c}` mixes it with \
+                 text); use `**/*.suffix` for suffixes"
+            ));
+        } else {
+            out.push(Component::Literal(c.to_string()));
+        }
+    }
+    if out.iter().all(|c| matches!(c, Component::Literal(_))) {
+        Ok(GlobForm::Exact(PathBuf::from(text)))
+    } else {
+        Ok(GlobForm::ComponentWildcards(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(t: &str) -> GlobForm {
+        compile(t).unwrap_or_else(|e| panic!("{t}: {e}"))
+    }
+
+    #[test]
+    fn accepted_shapes() {
+        assert_eq!(ok("/etc/shadow"), GlobForm::Exact("/etc/shadow".into()));
+        assert_eq!(ok("/data/**"), GlobForm::Subtree("/data".into()));
+        assert_eq!(ok("/**"), GlobForm::Subtree("/".into()));
+        assert_eq!(ok("**/.env"), GlobForm::Basename(".env".into()));
+        assert_eq!(ok("**/.ssh/*"), GlobForm::InDirNamed(".ssh".into()));
+        assert_eq!(
+            ok("**/.aws/credentials"),
+            GlobForm::DirAndBasename {
+                dir: ".aws".into(),
+                name: "credentials".into()
+            }
+        );
+        assert_eq!(ok("**/*.pem"), GlobForm::Suffix(".pem".into()));
+        assert_eq!(
+            ok("/home/*/.aws/credentials"),
+            GlobForm::ComponentWildcards(vec![
+                Component::Literal("home".into()),
+                Component::Any,
+                Component::Literal(".aws".into()),
+                Component::Literal("credentials".into()),
+            ])
+        );
+    }
+
+    #[test]
+    fn refused_shapes() {
+        for (t, why) in [
+            ("", "empty"),
+            ("etc/shadow", "relative"),
+            ("~/.ssh/id_rsa", "~"),
+            ("/etc/shado?", "?"),
+            ("/etc/[ab]", "character classes"),
+            ("**/{a,b}", "alternatives"),
+            ("/etc/*.conf", "whole path component"),
+            ("/data/**/x", "only supported at the start"),
+            ("**/a/**", "only supported"),
+            ("/etc/../shadow", "`..`"),
+            ("/etc//shadow", "empty path component"),
+            ("/etc/", "empty path component"),
+            ("**/*", "every file"),
+            ("**", "every file"),
+            ("**/a/b/c", "at most two"),
+            ("**/*.p*", "only one"),
+            ("**/a*b", "prefix"),
+            ("**/*/x", "literal name"),
+            ("**/d/x*", "partial"),
+            ("/da*/**", "literal directory"),
+        ] {
+            let e = compile(t).expect_err(t);
+            assert!(e.contains(why), "{t}: {e}");
+        }
+    }
+}

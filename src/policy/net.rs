@@ -1,0 +1,167 @@
+//! Ports and CIDRs for `net_connect` rules.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::model::Cidr;
+
+/// Parse `10.0.0.0/8` or `2001:db8::/32`. Host bits must be zero, so a typo
+/// like `10.1.2.3/8` (which most tools silently widen) is caught.
+pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let Some((addr, prefix)) = text.split_once('/') else {
+        let hint = match text.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => format!("; did you mean `{text}/32`?"),
+            Ok(IpAddr::V6(_)) => format!("; did you mean `{text}/128`?"),
+            Err(_) => String::new(),
+        };
+        return Err(format!("`{text}` is not a CIDR (ADDRESS/PREFIX){hint}"));
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}` in `{text}` is not an IPv4 or IPv6 address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = match prefix.parse::<u8>() {
+        Ok(p) if p <= max && prefix.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => {
+            return Err(format!(
+                "prefix `/{prefix}` in `{text}` is out of range (0..={max} for IPv{})",
+                if addr.is_ipv4() { 4 } else { 6 }
+            ));
+        }
+    };
+    if let IpAddr::V6(v6) = addr {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            if prefix >= 96 {
+                return Err(format!(
+                    "`{text}` is an IPv4-mapped IPv6 network; IPv4-mapped destinations are \
+                     judged as IPv4, so write `{v4}/{}`",
+                    prefix - 96
+                ));
+            }
+        }
+    }
+    let net = mask(addr, prefix);
+    if net != addr {
+        return Err(format!(
+            "`{text}` has host bits set; did you mean `{net}/{prefix}`?"
+        ));
+    }
+    Ok(Cidr { addr, prefix })
+}
+
+fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
+        }
+        IpAddr::V6(a) => {
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
+        }
+    }
+}
+
+/// Whether `ip` lies in `cidr` (families must match).
+pub fn contains(cidr: &Cidr, ip: IpAddr) -> bool {
+    match (cidr.addr, ip) {
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+            mask(ip, cidr.prefix) == cidr.addr
+        }
+        _ => false,
+    }
+}
+
+/// A port range `"8000-8100"` (inclusive). Single ports are plain integers.
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let bad =
+        || format!("`{text}` is not a port or port range (an integer 1..=65535 or \"LOW-HIGH\")");
+    let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
+    let lo = port(lo.trim()).ok_or_else(bad)?;
+    let hi = port(hi.trim()).ok_or_else(bad)?;
+    if lo > hi {
+        return Err(format!(
+            "port range `{text}` is reversed; did you mean \"{hi}-{lo}\"?"
+        ));
+    }
+    Ok((lo, hi))
+}
+
+fn port(t: &str) -> Option<u16> {
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match t.parse::<u32>() {
+        Ok(p) if (1..=65535).contains(&p) => Some(p as u16),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let c = parse_cidr("10.20.0.0/16").unwrap();
+        assert_eq!(c.to_string(), "10.20.0.0/16");
+        assert!(contains(&c, "10.20.3.4".parse().unwrap()));
+        assert!(!contains(&c, "10.21.0.1".parse().unwrap()));
+        assert!(!contains(&c, "::1".parse().unwrap()));
+        let c6 = parse_cidr("2001:db8::/32").unwrap();
+        assert!(contains(&c6, "2001:db8:1::1".parse().unwrap()));
+        assert!(parse_cidr("0.0.0.0/0").is_ok());
+        assert!(parse_cidr("::/0").is_ok());
+        assert!(parse_cidr("::1/128").is_ok());
+    }
+
+    #[test]
+    fn cidr_errors() {
+        let e = parse_cidr("10.1.2.3/8").unwrap_err();
+        assert!(e.contains("did you mean `10.0.0.0/8`"), "{e}");
+        let e = parse_cidr("2001:db8::1/32").unwrap_err();
+        assert!(e.contains("did you mean `2001:db8::/32`"), "{e}");
+        assert!(
+            parse_cidr("10.0.0.0/33")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(parse_cidr("::/129").unwrap_err().contains("out of range"));
+        assert!(
+            parse_cidr("10.0.0.0/+8")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            parse_cidr("300.0.0.0/8")
+                .unwrap_err()
+                .contains("not an IPv4")
+        );
+        assert!(
+            parse_cidr("10.0.0.1")
+                .unwrap_err()
+                .contains("`10.0.0.1/32`")
+        );
+        assert!(
+            parse_cidr("::ffff:10.0.0.0/104")
+                .unwrap_err()
+                .contains("10.0.0.0/8")
+        );
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("8000-8100"), Ok((8000, 8100)));
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("10-70000").is_err());
+        assert!(parse_port_range("100-10").unwrap_err().contains("reversed"));
+        assert!(parse_port_range("http").is_err());
+    }
+}

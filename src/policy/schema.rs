@@ -1,0 +1,205 @@
+//! Per-tool JSON Schemas: YAML to JSON, draft selection, and compilation with
+//! the `jsonschema` crate (default features off: no HTTP or file retrieval, so
+//! a `$ref` to a remote document is an error, never a network call).
+
+use jsonschema::{Draft, Validator};
+use serde_json::{Map, Number, Value};
+
+use super::validate::Ctx;
+use super::yaml::{Kind, Node, Pos, Scalar};
+
+const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
+const DRAFT_7: &str = "http://json-schema.org/draft-07/schema";
+
+/// The draft named by a schema's `$schema` (2020-12 when absent).
+pub fn draft_of(schema: &Value) -> Result<Draft, String> {
+    let Some(uri) = schema.get("$schema") else {
+        return Ok(Draft::Draft202012);
+    };
+    let Some(uri) = uri.as_str() else {
+        return Err("`$schema` must be a string".into());
+    };
+    let bare = uri.trim_end_matches('#');
+    let https_7 = DRAFT_7.replacen("http:", "https:", 1);
+    if bare == DRAFT_2020_12 {
+        Ok(Draft::Draft202012)
+    } else if bare == DRAFT_7 || bare == https_7 {
+        Ok(Draft::Draft7)
+    } else {
+        Err(format!(
+            "unsupported `$schema` `{uri}`; use {DRAFT_2020_12} (the default) or {DRAFT_7}#"
+        ))
+    }
+}
+
+/// Compile a schema for its draft. Formats are asserted (not just annotated):
+/// a policy that writes `format: uri` means it.
+pub fn compile(schema: &Value) -> Result<Validator, String> {
+    let draft = draft_of(schema)?;
+    jsonschema::options()
+        .with_draft(draft)
+        .should_validate_formats(true)
+        .build(schema)
+        .map_err(|e| e.to_string())
+}
+
+/// Convert and compile the schema of `tool`; report problems at the position
+/// of the offending part of the schema.
+pub(super) fn check(cx: &mut Ctx, tool: &str, node: &Node) -> Option<Value> {
+    if !matches!(node.kind, Kind::Map(_)) && !matches!(node.scalar(), Some((Scalar::Bool(_), _))) {
+        cx.err(
+            node.pos,
+            format!(
+                "schema for tool `{tool}` must be a mapping (a JSON Schema object) or a \
+                 boolean, found {}",
+                node.type_name()
+            ),
+        );
+        return None;
+    }
+    let before = cx.diags.len();
+    let json = to_json(cx, node);
+    if cx.diags.len() > before {
+        return None;
+    }
+    let json = json?;
+    let draft = match draft_of(&json) {
+        Ok(d) => d,
+        Err(why) => {
+            let pos = locate(node, "/$schema").unwrap_or(node.pos);
+            cx.err(pos, format!("schema for tool `{tool}`: {why}"));
+            return None;
+        }
+    };
+    // Compiling also checks the meta-schema, but stops at the first
+    // violation; only when it fails is the meta-schema run again to report
+    // every violation at its own position (the valid path pays once).
+    let why = match compile(&json) {
+        Ok(_) => return Some(json),
+        Err(why) => why,
+    };
+    let meta = match draft {
+        Draft::Draft7 => jsonschema::draft7::meta::validator(),
+        _ => jsonschema::draft202012::meta::validator(),
+    };
+    let mut found = false;
+    for e in meta.iter_errors(&json) {
+        found = true;
+        let pointer = e.instance_path().as_str().to_string();
+        let pos = locate(node, &pointer).unwrap_or(node.pos);
+        let at = if pointer.is_empty() {
+            String::new()
+        } else {
+            format!(" at `{pointer}`")
+        };
+        cx.err(
+            pos,
+            format!(
+                "invalid JSON Schema for tool `{tool}`{at}: {e} (meta-schema keyword `{}`)",
+                e.kind().keyword()
+            ),
+        );
+    }
+    if !found {
+        cx.err(
+            node.pos,
+            format!("JSON Schema for tool `{tool}` does not compile: {why}"),
+        );
+    }
+    None
+}
+
+/// The node a JSON Pointer (RFC 6901) designates inside `root`.
+fn locate(root: &Node, pointer: &str) -> Option<Pos> {
+    let mut node = root;
+    if pointer.is_empty() {
+        return Some(node.pos);
+    }
+    for raw in pointer.strip_prefix('/')?.split('/') {
+        let seg = raw.replace("~1", "/").replace("~0", "~");
+        node = match &node.kind {
+            Kind::Map(entries) => {
+                &entries
+                    .iter()
+                    .find(|(k, _)| k.scalar().map(|s| s.1) == Some(seg.as_str()))?
+                    .1
+            }
+            Kind::Seq(items) => items.get(seg.parse::<usize>().ok()?)?,
+            Kind::Scalar { .. } => return None,
+        };
+    }
+    Some(node.pos)
+}
+
+/// YAML (core schema) to JSON. Non-finite floats and integers outside
+/// i64/u64 have no JSON form and are errors.
+fn to_json(cx: &mut Ctx, node: &Node) -> Option<Value> {
+    match &node.kind {
+        Kind::Scalar { .. } => {
+            let (s, text) = node.scalar()?;
+            Some(match s {
+                Scalar::Null => Value::Null,
+                Scalar::Bool(b) => Value::Bool(b),
+                Scalar::Int(i) => {
+                    if let Ok(v) = i64::try_from(i) {
+                        Value::Number(v.into())
+                    } else if let Ok(v) = u64::try_from(i) {
+                        Value::Number(v.into())
+                    } else {
+                        cx.err(node.pos, format!("integer `{text}` is too large for JSON"));
+                        return None;
+                    }
+                }
+                Scalar::Float(f) => match Number::from_f64(f) {
+                    Some(n) => Value::Number(n),
+                    None => {
+                        cx.err(node.pos, format!("`{text}` has no JSON representation"));
+                        return None;
+                    }
+                },
+                Scalar::Str => Value::String(text.to_string()),
+            })
+        }
+        Kind::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items {
+                out.push(to_json(cx, i)?);
+            }
+            Some(Value::Array(out))
+        }
+        Kind::Map(entries) => {
+            let mut out = Map::new();
+            for (k, v) in entries {
+                let Some((_, key)) = k.scalar() else {
+                    cx.err(k.pos, "JSON Schema object keys must be scalars");
+                    return None;
+                };
+                let v = to_json(cx, v)?;
+                out.insert(key.to_string(), v);
+            }
+            Some(Value::Object(out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn drafts() {
+        assert!(matches!(draft_of(&json!({})), Ok(Draft::Draft202012)));
+        assert!(matches!(
+            draft_of(&json!({"$schema": "http://json-schema.org/draft-07/schema#"})),
+            Ok(Draft::Draft7)
+        ));
+        assert!(draft_of(&json!({"$schema": "http://json-schema.org/draft-04/schema#"})).is_err());
+    }
+
+    #[test]
+    fn remote_refs_do_not_compile() {
+        let e = compile(&json!({"$ref": "https://example.com/s.json"})).unwrap_err();
+        assert!(!e.is_empty());
+    }
+}

@@ -1,0 +1,845 @@
+//! `assay discover` end to end: the built binary against fixture homes.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assay::output::discovery::json::ReportV1;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/discovery")
+}
+
+fn copy_dir(from: &Path, to: &Path, home: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst, home);
+        } else {
+            // Fixtures name absolute project paths as @HOME@.
+            let text = fs::read(e.path()).unwrap();
+            let text = String::from_utf8(text)
+                .unwrap()
+                .replace("@HOME@", home.to_str().unwrap());
+            fs::write(dst, text).unwrap();
+        }
+    }
+}
+
+/// A private copy of a fixture home (so absolute paths inside it are real).
+fn fixture_home(name: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join(name), t.path(), t.path());
+    t
+}
+
+/// The binary with a scrubbed environment.
+fn assay(args: &[&str]) -> Output {
+    Command::new(common::assay_bin())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .args(args)
+        .output()
+        .expect("run assay")
+}
+
+fn run_all(home: &Path, extra: &[&str]) -> Output {
+    let sys = fixtures().join("sysroot");
+    let mut args = vec![
+        "discover",
+        "--home",
+        home.to_str().unwrap(),
+        "--system-root",
+        sys.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    assay(&args)
+}
+
+fn json_report(home: &Path) -> ReportV1 {
+    let out = run_all(home, &["--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output matches the v1 DTOs")
+}
+
+// Fake credentials present in the fixture (valid shapes, fake bodies).
+const SECRETS: &[&str] = &[
+    "ghp_FAKE0fake0FAKE0fake0FAKE0fake0FAKE0f",
+    "ghp_TEST1test1TEST1test1TEST1test1TEST1t",
+    "sk-proj-Fake0Key0For0Tests0Only0abc123XYZ0000",
+    "Sup3rS3cretPw0rd",
+    "BSAplaintextkey1234567890",
+    "ctx7-literal-key-0123456789",
+];
+
+#[test]
+fn every_client_is_found_with_exact_servers() {
+    let home = fixture_home("home-all");
+    let r = json_report(home.path());
+    assert_eq!(r.schema_version, "1");
+
+    let ids: BTreeSet<&str> = r.servers.iter().map(|s| s.id.as_str()).collect();
+    let expected: BTreeSet<&str> = [
+        "antigravity/ag-local",
+        "claude-code/acme-search",
+        "claude-code/corp-proxy",
+        "claude-code/db",
+        "claude-code/linear-http",
+        "claude-code/playwright",
+        "claude-code/sentry",
+        "claude-desktop/everything",
+        "claude-desktop/filesystem",
+        "claude-desktop/github",
+        "claude-desktop/memory",
+        "cline/brave",
+        "codex/remote",
+        "codex/sqlite",
+        "continue/sqlite-continue",
+        "copilot-cli/context7",
+        "crush/crush-http",
+        "cursor/remote-insecure",
+        "cursor/ws-tool",
+        "docker-mcp/duckduckgo",
+        "docker-mcp/fetch",
+        "gemini-cli/stream",
+        "goose/github-goose",
+        "goose/goose-remote",
+        "jetbrains-copilot/jb",
+        "junie/managed-fs",
+        "kiro/aws-docs",
+        "kiro/fetch",
+        "opencode/oc-local",
+        "opencode/oc-remote",
+        "roo-code/roo-sse",
+        "vscode/gh-remote",
+        "vscode/time",
+        "vscode/ws-server",
+        "windsurf/linear",
+        "zed/zed-new",
+        "zed/zed-old",
+    ]
+    .into();
+    assert_eq!(ids, expected);
+
+    // Every client in the table has at least one config in the fixture.
+    let found_clients: BTreeSet<&str> = r
+        .sources
+        .iter()
+        .filter(|s| s.status != "absent")
+        .map(|s| s.client.as_str())
+        .collect();
+    for c in assay::discovery::clients::CLIENTS {
+        assert!(
+            found_clients.contains(c.id),
+            "no fixture config for client {}",
+            c.id
+        );
+    }
+
+    let server = |id: &str| r.servers.iter().find(|s| s.id == id).unwrap();
+    // Same server in two clients: one server, both places.
+    let fs_server = server("claude-desktop/filesystem");
+    let clients: Vec<&str> = fs_server
+        .locations
+        .iter()
+        .map(|l| l.client.as_str())
+        .collect();
+    assert_eq!(clients, ["claude-desktop", "cursor"]);
+    assert_eq!(fs_server.aliases, ["cursor/filesystem"]);
+    assert_eq!(fs_server.key, "@modelcontextprotocol/server-filesystem");
+    // Transports of each shape.
+    let transport = |id: &str| server(id).transport.as_str().to_string();
+    assert_eq!(transport("cursor/remote-insecure"), "sse");
+    assert_eq!(transport("gemini-cli/stream"), "streamable-http");
+    assert_eq!(transport("claude-code/linear-http"), "streamable-http");
+    assert_eq!(transport("vscode/ws-server"), "ws");
+    assert_eq!(transport("windsurf/linear"), "sse");
+    assert_eq!(transport("codex/remote"), "http");
+    assert_eq!(transport("docker-mcp/fetch"), "other");
+    // Placeholders are kept as written.
+    let gh = server("vscode/gh-remote");
+    assert_eq!(gh.headers[0].value, "Bearer ${input:github_token}");
+    assert_eq!(
+        server("claude-code/acme-search").args,
+        ["${CLAUDE_PLUGIN_ROOT}/dist/acme-search-mcp.js"]
+    );
+    // Disabled servers.
+    assert!(server("kiro/fetch").disabled);
+    assert!(server("goose/goose-remote").disabled);
+    assert!(!server("kiro/aws-docs").disabled);
+    // The assay monitor wrapper makes a server managed; the wrapped server is reported.
+    let m = server("junie/managed-fs");
+    assert!(m.managed);
+    assert_eq!(m.managed_by, ["monitor_wrapper"]);
+    assert_eq!(m.key, "@modelcontextprotocol/server-filesystem");
+    assert!(m.locations[0].monitor_wrapped);
+    // Claude Code local scope from the projects map.
+    let db = server("claude-code/db");
+    assert_eq!(db.locations[0].scope, "local");
+    assert_eq!(
+        db.locations[0].project.as_deref(),
+        Some(home.path().join("proj").to_str().unwrap())
+    );
+    // Managed (system-wide) scope.
+    assert_eq!(
+        server("claude-code/corp-proxy").locations[0].scope,
+        "managed"
+    );
+
+    // Source statuses.
+    let status_of = |suffix: &str| {
+        r.sources
+            .iter()
+            .find(|s| s.path.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no source {suffix}"))
+    };
+    let q = status_of(".aws/amazonq/mcp.json");
+    assert_eq!(q.status, "parse_error");
+    let e = q.error.as_ref().unwrap();
+    assert_eq!((e.line, e.column), (Some(5), Some(1)));
+    assert_eq!(status_of(".lmstudio/mcp.json").status, "unreadable");
+    let empty = status_of(".config/Code/User/mcp.json");
+    assert_eq!((empty.status.as_str(), empty.servers), ("found", 0));
+    assert_eq!(status_of(".claude.json").servers, 3);
+    assert_eq!(status_of(".cursor/mcp.json").status, "found");
+    assert!(
+        r.sources.iter().any(|s| s.status == "absent"),
+        "absent user paths are listed"
+    );
+
+    // Project roots: from the projects map (inside and outside the home) and
+    // VS Code workspace storage (percent-decoded).
+    let roots: BTreeMap<&str, (&str, bool)> = r
+        .project_roots
+        .iter()
+        .map(|p| (p.path.as_str(), (p.origin.as_str(), p.scanned)))
+        .collect();
+    let proj = home.path().join("proj");
+    let ws = home.path().join("ws proj");
+    assert_eq!(roots[proj.to_str().unwrap()], ("claude-code", true));
+    assert_eq!(roots["/nonexistent/elsewhere"], ("claude-code", false));
+    assert_eq!(roots[ws.to_str().unwrap()], ("workspace-storage", true));
+    assert_eq!(r.scan.processes.status, "not_scanned");
+}
+
+#[test]
+fn findings_are_exact() {
+    let home = fixture_home("home-all");
+    let r = json_report(home.path());
+    let mut got: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for f in &r.findings {
+        got.entry((f.rule.clone(), f.severity.clone()))
+            .or_default()
+            .push(
+                f.server_id
+                    .clone()
+                    .unwrap_or_else(|| f.path.clone().unwrap()),
+            );
+    }
+    let ids = |rule: &str, sev: &str| {
+        let mut v = got
+            .get(&(rule.to_string(), sev.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids("no_auth", "high"),
+        [
+            "cursor/remote-insecure",
+            "vscode/ws-server",
+            "windsurf/linear"
+        ]
+    );
+    assert_eq!(ids("no_auth", "low"), ["antigravity/ag-local"]);
+    assert_eq!(
+        ids("insecure_transport", "high"),
+        ["cursor/remote-insecure"]
+    );
+    assert_eq!(
+        ids("secret_in_config", "high"),
+        [
+            "claude-code/db",
+            "claude-desktop/github",
+            "codex/sqlite",
+            "goose/github-goose"
+        ]
+    );
+    assert_eq!(
+        ids("secret_in_config", "medium"),
+        ["cline/brave", "copilot-cli/context7"]
+    );
+    assert_eq!(
+        ids("disabled_server", "info"),
+        ["goose/goose-remote", "kiro/fetch"]
+    );
+    let unmanaged = ids("unmanaged_server", "medium");
+    assert_eq!(unmanaged.len(), 34);
+    for not in ["junie/managed-fs", "kiro/fetch", "goose/goose-remote"] {
+        assert!(
+            !unmanaged.iter().any(|u| u == not),
+            "{not} must not be unmanaged"
+        );
+    }
+    let unpinned = ids("unpinned_package", "low");
+    assert!(
+        unpinned.contains(&"claude-desktop/github".to_string()),
+        "docker image without tag"
+    );
+    assert!(
+        !unpinned.contains(&"claude-desktop/memory".to_string()),
+        "pinned npm version"
+    );
+    assert!(!unpinned.contains(&"kiro/fetch".to_string()), "disabled");
+    let source_errors = ids("source_error", "low");
+    assert_eq!(source_errors.len(), 2);
+    assert!(source_errors[0].ends_with(".aws/amazonq/mcp.json"));
+    assert!(source_errors[1].ends_with(".lmstudio/mcp.json"));
+    // Evidence is redacted.
+    let gh = r
+        .findings
+        .iter()
+        .find(|f| {
+            f.rule == "secret_in_config" && f.server_id.as_deref() == Some("claude-desktop/github")
+        })
+        .unwrap();
+    assert_eq!(
+        gh.evidence.as_deref(),
+        Some("env GITHUB_PERSONAL_ACCESS_TOKEN = ghp_****")
+    );
+    assert_eq!(r.summary.unmanaged, 34);
+}
+
+#[test]
+fn no_secret_is_printed_in_any_format() {
+    let home = fixture_home("home-all");
+    for format in ["table", "json", "sarif"] {
+        for verbose in [false, true] {
+            let mut extra = vec!["--format", format];
+            if verbose {
+                extra.push("-v");
+            }
+            let out = run_all(home.path(), &extra);
+            assert_eq!(out.status.code(), Some(0));
+            let text = String::from_utf8_lossy(&out.stdout);
+            let err = String::from_utf8_lossy(&out.stderr);
+            for s in SECRETS {
+                assert!(!text.contains(s), "{format}: secret {s} printed");
+                assert!(!err.contains(s), "{format}: secret {s} on stderr");
+                // Not even a long piece of it.
+                assert!(
+                    !text.contains(&s[s.len() - 10..]),
+                    "{format}: tail of {s} printed"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gates_and_exit_codes() {
+    let home = fixture_home("home-all");
+    let code = |extra: &[&str]| {
+        run_all(home.path(), &[&["--format", "json"], extra].concat())
+            .status
+            .code()
+    };
+    assert_eq!(code(&[]), Some(0), "no gate: exit 0 despite findings");
+    assert_eq!(code(&["--fail-on", "unmanaged_server"]), Some(10));
+    assert_eq!(code(&["--fail-on", "no_auth"]), Some(11));
+    assert_eq!(
+        code(&["--fail-on", "no_auth", "--fail-on", "unmanaged_server"]),
+        Some(10)
+    );
+    assert_eq!(code(&["--fail-on", "secret_in_config"]), Some(4));
+    assert_eq!(code(&["--fail-on", "high"]), Some(4));
+    assert_eq!(code(&["--fail-on-severity", "medium"]), Some(4));
+    assert_eq!(code(&["--fail-on", "critical"]), Some(0));
+    assert_eq!(
+        code(&["--fail-on", "unpinned_package"]),
+        Some(0),
+        "low findings have no gate code"
+    );
+    assert_eq!(
+        code(&["--fail-on", "high", "--fail-on", "unmanaged_server"]),
+        Some(4)
+    );
+    let bad = run_all(home.path(), &["--fail-on", "sometimes"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown --fail-on value `sometimes`"));
+    assert!(bad.stdout.is_empty(), "nothing half-written");
+    let missing = assay(&["discover", "--home", "/nonexistent/home/dir"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn sarif_is_valid_against_the_official_schema() {
+    let home = fixture_home("home-all");
+    let out = run_all(home.path(), &["--format", "sarif"]);
+    assert_eq!(out.status.code(), Some(0));
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut schema: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/sarif/sarif-schema-2.1.0.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // Known erratum of the published schema: the `language` patterns have a
+    // stray `]`, which ECMA-262 reads as a literal but the validator's
+    // meta-schema check rejects. Escaping it keeps the meaning exactly.
+    fn fix(v: &mut serde_json::Value, n: &mut usize) {
+        const BAD: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
+        match v {
+            serde_json::Value::String(s) if s == BAD => {
+                *s = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}\\]?$".into();
+                *n += 1;
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| fix(x, n)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| fix(x, n)),
+            _ => {}
+        }
+    }
+    let mut fixed = 0;
+    fix(&mut schema, &mut fixed);
+    assert!(fixed > 0, "the erratum is in the vendored schema");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&sarif)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "SARIF invalid:\n{}", errors.join("\n"));
+    // A broken document is rejected, so the check can fail.
+    let mut broken = sarif.clone();
+    broken["runs"][0]["results"][0]["level"] = "severe".into();
+    assert!(!validator.is_valid(&broken));
+
+    let run = &sarif["runs"][0];
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(run["originalUriBaseIds"]["DISCOVERY_ROOT"]["uri"], "mcp://");
+    let results = run["results"].as_array().unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| r["ruleId"].as_str().unwrap().starts_with("discovery/"))
+    );
+    let unmanaged = results
+        .iter()
+        .find(|r| {
+            r["ruleId"] == "discovery/unmanaged-server"
+                && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                    == "mcp://claude-desktop/filesystem"
+        })
+        .expect("unmanaged filesystem server");
+    let loc = &unmanaged["locations"][0]["physicalLocation"]["artifactLocation"];
+    assert_eq!(loc["uriBaseId"], "DISCOVERY_ROOT");
+    assert_eq!(
+        unmanaged["properties"]["server_cmd"],
+        "npx -y @modelcontextprotocol/server-filesystem /home/u/docs"
+    );
+    assert_eq!(unmanaged["level"], "warning");
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "discovery/unmanaged-server",
+        "discovery/no-auth",
+        "discovery/secret-in-config",
+    ] {
+        assert!(rules.contains(&id), "{id}");
+    }
+    // A finding about the Cursor copy of the server points at Cursor.
+    assert!(results.iter().any(
+        |r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            == "mcp://cursor/remote-insecure"
+            && r["ruleId"] == "discovery/insecure-transport"
+    ));
+}
+
+#[test]
+fn table_is_aligned_and_plain_without_colour() {
+    let home = fixture_home("home-all");
+    let out = run_all(home.path(), &["--no-color"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\x1b'), "no escape codes with --no-color");
+    assert!(
+        text.starts_with(&format!(
+            "scanned home {} (linux+macos+windows path conventions",
+            home.path().display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("MCP SERVERS: 37 (0 running, 34 unmanaged)")
+    );
+    // Column alignment: every server row has its TRANSPORT at the header's offset.
+    let lines: Vec<&str> = text.lines().collect();
+    let h = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("ID "))
+        .unwrap();
+    let col = lines[h].find("TRANSPORT").unwrap();
+    for l in &lines[h + 1..h + 38] {
+        let before = &l[..col];
+        assert!(before.ends_with("  "), "misaligned: {l}");
+        assert!(!l[col..].starts_with(' '), "misaligned: {l}");
+    }
+    assert!(text.contains("parse_error  amazon-q"));
+    // NO_COLOR in the environment works too (stdout is a pipe here anyway).
+    let out = Command::new(common::assay_bin())
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .args(["discover", "--home", home.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+}
+
+#[test]
+fn output_is_deterministic() {
+    let home = fixture_home("home-all");
+    let a = run_all(home.path(), &["--format", "json"]).stdout;
+    let b = run_all(home.path(), &["--format", "json"]).stdout;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn home_mode_never_reads_outside_the_home() {
+    // A projects map pointing at a real directory outside the home is not followed.
+    let home = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(
+        outside.path().join(".mcp.json"),
+        r#"{"mcpServers": {"leak": {"command": "x-mcp"}}}"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        r#"{{"projects": {{"{}": {{}}}}}}"#,
+        outside.path().display()
+    );
+    fs::write(home.path().join(".claude.json"), cfg).unwrap();
+    let out = assay(&[
+        "discover",
+        "--home",
+        home.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r.servers.is_empty());
+    assert!(!r.project_roots[0].scanned);
+    assert!(
+        r.sources
+            .iter()
+            .all(|s| s.path.starts_with(home.path().to_str().unwrap()))
+    );
+    // ...unless asked for explicitly.
+    let out = assay(&[
+        "discover",
+        "--home",
+        home.path().to_str().unwrap(),
+        "--project",
+        outside.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.servers.len(), 1);
+    assert_eq!(r.servers[0].id, "claude-code/leak");
+}
+
+#[test]
+fn too_large_files_are_reported_not_parsed() {
+    let home = fixture_home("home-all");
+    let out = run_all(home.path(), &["--format", "json", "--max-file-size", "64"]);
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let big = r
+        .sources
+        .iter()
+        .find(|s| s.path.ends_with(".claude.json"))
+        .unwrap();
+    assert_eq!(big.status, "too_large");
+    assert_eq!(big.error.as_ref().unwrap().limit, Some(64));
+    // Small files still parse.
+    assert!(r.sources.iter().any(|s| s.status == "found"));
+}
+
+#[test]
+fn permission_denied_is_unreadable_and_others_still_found() {
+    // Root reads anything, so this variant only runs unprivileged; the
+    // directory-as-file fixture and the unit test on the error mapping cover root.
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!("SKIP permission_denied_is_unreadable: root can read mode-000 files");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    fs::create_dir_all(home.path().join(".cursor")).unwrap();
+    let f = home.path().join(".cursor/mcp.json");
+    fs::write(&f, "{}").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o000)).unwrap();
+    fs::write(
+        home.path().join(".claude.json"),
+        r#"{"mcpServers": {"a": {"command": "a-mcp"}}}"#,
+    )
+    .unwrap();
+    let out = assay(&[
+        "discover",
+        "--home",
+        home.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let s = r
+        .sources
+        .iter()
+        .find(|s| s.path.ends_with(".cursor/mcp.json"))
+        .unwrap();
+    assert_eq!(s.status, "unreadable");
+    assert_eq!(r.servers.len(), 1);
+}
+
+#[test]
+fn docs_list_every_client_and_rule() {
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/discovery.md"))
+        .unwrap();
+    for c in assay::discovery::clients::CLIENTS {
+        assert!(
+            doc.contains(&format!("(`{}`)", c.id)),
+            "docs/discovery.md misses client {}",
+            c.id
+        );
+        for p in c.paths {
+            assert!(
+                doc.contains(p.rel),
+                "docs/discovery.md misses path {} of {}",
+                p.rel,
+                c.id
+            );
+        }
+    }
+    for r in assay::discovery::Rule::ALL {
+        assert!(
+            doc.contains(&format!("`{}`", r.id())),
+            "docs miss rule {}",
+            r.id()
+        );
+        assert!(
+            doc.contains(&format!("`{}`", r.sarif_id())),
+            "docs miss {}",
+            r.sarif_id()
+        );
+    }
+}
+
+#[test]
+fn policy_managed_list_and_methods() {
+    use assay::discovery::{Options, Rule, discover};
+    use assay::policy::model::{DiscoveryConfig, DiscoveryMethod};
+    let home = fixture_home("home-all");
+    let cfg = DiscoveryConfig {
+        enabled: true,
+        methods: vec![DiscoveryMethod::ConfigFiles],
+        on_findings: Default::default(),
+        // By id, by alias, by bare name.
+        managed: vec![
+            "claude-desktop/github".into(),
+            "cursor/filesystem".into(),
+            "linear".into(),
+        ],
+    };
+    let mut opts = Options::for_home(home.path());
+    opts.processes = true; // the policy's methods exclude processes
+    let r = discover(&opts, Some(&cfg));
+    for id in [
+        "claude-desktop/github",
+        "claude-desktop/filesystem",
+        "windsurf/linear",
+    ] {
+        let s = r.server(id).unwrap();
+        assert!(s.managed, "{id}");
+        assert_eq!(s.managed_by, [assay::discovery::ManagedBy::Policy]);
+        assert!(
+            !r.findings
+                .iter()
+                .any(|f| f.rule == Rule::UnmanagedServer && f.server_id.as_deref() == Some(id))
+        );
+    }
+    assert!(!r.server("cursor/remote-insecure").unwrap().managed);
+    assert!(matches!(
+        r.processes,
+        assay::discovery::Processes::NotScanned { .. }
+    ));
+    // Managed servers keep their other findings.
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == Rule::NoAuth && f.server_id.as_deref() == Some("windsurf/linear"))
+    );
+}
+
+#[test]
+fn policy_flag_applies_the_discovery_block() {
+    let home = fixture_home("home-all");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    let h = home.path().to_str().unwrap();
+    // Gates from on_findings; managed servers drop out of unmanaged_server.
+    fs::write(
+        &p,
+        "version: \"2.0\"\ndiscovery:\n  enabled: true\n  on_findings:\n    no_auth: fail\n    unmanaged_server: warn\n",
+    )
+    .unwrap();
+    let out = assay(&[
+        "discover",
+        "--home",
+        h,
+        "--policy",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both gates: 10 wins over 11.
+    let out = assay(&[
+        "discover",
+        "--home",
+        h,
+        "--policy",
+        p.to_str().unwrap(),
+        "--fail-on",
+        "unmanaged_server",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(10));
+    // Every remote server without auth declared managed: no_auth still fires
+    // (managed is about launch, not auth), unmanaged_server does not for them.
+    fs::write(
+        &p,
+        "version: \"2.0\"\ndiscovery:\n  managed: [\"windsurf/linear\"]\n  on_findings:\n    unmanaged_server: fail\n",
+    )
+    .unwrap();
+    let out = assay(&[
+        "discover",
+        "--home",
+        h,
+        "--policy",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(10));
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let linear = r
+        .servers
+        .iter()
+        .find(|s| s.id == "windsurf/linear")
+        .unwrap();
+    assert!(linear.managed);
+    assert_eq!(linear.managed_by, ["policy"]);
+    // An invalid policy: exit 2, position named, nothing on stdout.
+    fs::write(
+        &p,
+        "version: \"2.0\"\ndiscovery:\n  on_findings:\n    unmanaged_server: block\n",
+    )
+    .unwrap();
+    let out = assay(&["discover", "--home", h, "--policy", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:4:", p.display())), "{err}");
+}
+
+#[test]
+fn local_mode_honours_environment_overrides() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    w(
+        "home/.cursor/mcp.json",
+        r#"{"mcpServers": {"h": {"command": "h-mcp"}}}"#,
+    );
+    w(
+        "xdg/zed/settings.json",
+        r#"{"context_servers": {"x": {"command": "x-mcp"}}}"#,
+    );
+    w("cx/config.toml", "[mcp_servers.c]\ncommand = \"c-mcp\"\n");
+    w(
+        "cc/.claude.json",
+        r#"{"mcpServers": {"cc": {"command": "cc-mcp"}}}"#,
+    );
+    w(
+        "oc.json",
+        r#"{"mcp": {"o": {"type": "local", "command": ["o-mcp"]}}}"#,
+    );
+    // Files at the default locations that the overrides replace are not read.
+    w(
+        "home/.codex/config.toml",
+        "[mcp_servers.default]\ncommand = \"d-mcp\"\n",
+    );
+    fs::create_dir_all(root.join("sys")).unwrap();
+    let out = Command::new(common::assay_bin())
+        .env_clear()
+        .env("HOME", root.join("home"))
+        .env("XDG_CONFIG_HOME", root.join("xdg"))
+        .env("CODEX_HOME", root.join("cx"))
+        .env("CLAUDE_CONFIG_DIR", root.join("cc"))
+        .env("OPENCODE_CONFIG", root.join("oc.json"))
+        .args(["discover", "--local", "--no-processes", "--system-root"])
+        .arg(root.join("sys"))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: BTreeSet<&str> = r.servers.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "claude-code/cc",
+            "codex/c",
+            "cursor/h",
+            "opencode/o",
+            "zed/x"
+        ]
+        .into()
+    );
+    assert_eq!(r.scan.os, ["linux"]);
+    // Round trip of the typed DTOs.
+    let again: ReportV1 = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(again, r);
+}

@@ -1,0 +1,555 @@
+//! Root tier: `assay monitor` as a user runs it (the built binary, scrubbed
+//! environment, loopback traffic only).
+#![cfg(all(target_os = "linux", feature = "monitor"))]
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn netbench() -> &'static str {
+    env!("CARGO_BIN_EXE_assay-netbench")
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let p =
+            std::env::temp_dir().join(format!("assay-monitor-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn policy(rules: &str) -> String {
+    format!(
+        "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  provider: ebpf\n  rules:\n{rules}"
+    )
+}
+
+fn deny_port(port: u16) -> String {
+    format!(
+        "    - id: no-admin-ports\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: high\n      action: deny\n"
+    )
+}
+
+fn assay() -> Command {
+    let mut c = Command::new(common::assay_bin());
+    c.env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("NO_COLOR", "1");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("assay runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn leaf_of(pid: u32) -> PathBuf {
+    common::cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-monitor-{pid}"))
+}
+
+#[test]
+fn wrapper_denies_blocked_port_passes_stdout_and_cleans_up() {
+    if !common::require_root("wrapper_denies_blocked_port_passes_stdout_and_cleans_up") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = Scratch::new("wrap");
+    let pol = s.file("p.yaml", &policy(&deny_port(port)));
+    let child = assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--")
+        .arg(netbench())
+        .args(["probe", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let assay_pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    // stdout is the command's, byte for byte: one JSON document, ours nowhere.
+    let probe: serde_json::Value = serde_json::from_str(stdout.trim()).expect(&stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert_eq!(probe["eperm"], 1, "{stdout}");
+    assert_eq!(probe["ok"], 0);
+    // Events default to stderr in wrapper mode.
+    let evs = json_lines(&stderr);
+    let ev = evs
+        .iter()
+        .find(|e| e["kind"] == "net_connect")
+        .unwrap_or_else(|| panic!("no event in {stderr}"));
+    assert_eq!(ev["rule"], "no-admin-ports");
+    assert_eq!(ev["action"], "deny");
+    assert_eq!(ev["severity"], "high");
+    assert_eq!(ev["comm"], "assay-netbench");
+    assert_eq!(ev["object"]["port"], port);
+    assert_eq!(ev["object"]["address"], "127.0.0.1");
+    assert_eq!(ev["object"]["family"], "inet");
+    assert_eq!(ev["object"]["protocol"], "tcp");
+    assert!(ev["pid"].as_u64().unwrap() > 0);
+    assert!(ev["cgroup_id"].as_u64().unwrap() > 0);
+    assert!(ev["time"].as_str().unwrap().ends_with('Z'));
+    assert!(stderr.contains("assay monitor summary"), "{stderr}");
+    assert!(stderr.contains("events dropped:   0"), "{stderr}");
+    assert!(
+        !leaf_of(assay_pid).exists(),
+        "leaf cgroup removed after exit"
+    );
+}
+
+#[test]
+fn wrapper_exits_with_the_command_status_and_signal() {
+    if !common::require_root("wrapper_exits_with_the_command_status_and_signal") {
+        return;
+    }
+    let s = Scratch::new("status");
+    let pol = s.file("p.yaml", &policy(&deny_port(9)));
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .args(["--", "sh", "-c", "exit 7"]));
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    let out = run(assay().arg("monitor").arg("--policy").arg(&pol).args([
+        "--",
+        "sh",
+        "-c",
+        "kill -KILL $$",
+    ]));
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn procs_of(cg: &Path) -> Vec<i32> {
+    std::fs::read_to_string(cg.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+#[test]
+fn wrapper_forwards_sigterm_and_kills_leftovers() {
+    if !common::require_root("wrapper_forwards_sigterm_and_kills_leftovers") {
+        return;
+    }
+    let s = Scratch::new("sig");
+    let pol = s.file("p.yaml", &policy(&deny_port(9)));
+    // The command leaves a background grandchild that ignores SIGTERM.
+    let mut child: Child = assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "(trap '' TERM; exec sleep 300) & trap 'exit 42' TERM; while :; do sleep 0.05; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let leaf = leaf_of(child.id());
+    wait_for("the command and its grandchild in the leaf", || {
+        procs_of(&leaf).len() >= 2
+    });
+    let members = procs_of(&leaf);
+    // SAFETY: plain syscall on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(42), "the command's trap ran: {err}");
+    assert!(!leaf.exists(), "leaf removed");
+    for pid in members {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "process {pid} outlived the monitor"
+        );
+    }
+}
+
+#[test]
+fn file_rule_on_this_host_exits_40_without_starting_the_command() {
+    if !common::require_root("file_rule_on_this_host_exits_40_without_starting_the_command") {
+        return;
+    }
+    let s = Scratch::new("file40");
+    let marker = s.0.join("ran");
+    let rules = "    - id: sensitive-file-access\n      type: file_open\n      match:\n        path_globs: [\"/etc/shadow\", \"**/.ssh/*\"]\n      severity: critical\n      action: deny\n";
+    let pol = s.file("p.yaml", &policy(&format!("{rules}{}", deny_port(9))));
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--")
+        .arg("touch")
+        .arg(&marker));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(40), "{err}");
+    assert!(!marker.exists(), "the command must not have run");
+    assert!(err.contains("rule sensitive-file-access"), "{err}");
+    assert!(err.contains("fix:"), "{err}");
+    assert!(err.contains("--allow-degraded"), "{err}");
+
+    // Degraded: the rest is enforced, and it says so loudly.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let pol = s.file("p2.yaml", &policy(&format!("{rules}{}", deny_port(port))));
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--allow-degraded")
+        .arg("--")
+        .arg(netbench())
+        .args(["probe", "--addr", &format!("127.0.0.1:{port}")]));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("DEGRADED"), "{err}");
+    assert!(err.contains("rule sensitive-file-access"), "{err}");
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(probe["eperm"], 1, "net rules still enforced");
+}
+
+#[test]
+fn disabled_runtime_monitor_is_refused_unless_overridden() {
+    if !common::require_root("disabled_runtime_monitor_is_refused_unless_overridden") {
+        return;
+    }
+    let s = Scratch::new("disabled");
+    let pol = s.file(
+        "p.yaml",
+        &policy(&deny_port(9)).replace("enabled: true", "enabled: false"),
+    );
+    let marker = s.0.join("ran");
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--")
+        .arg("touch")
+        .arg(&marker));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--ignore-disabled"));
+    assert!(!marker.exists());
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--ignore-disabled")
+        .arg("--")
+        .arg("touch")
+        .arg(&marker));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(marker.exists());
+}
+
+#[test]
+fn attach_mode_enforces_on_an_existing_cgroup_until_sigint() {
+    if !common::require_root("attach_mode_enforces_on_an_existing_cgroup_until_sigint") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = Scratch::new("attach");
+    let pol = s.file("p.yaml", &policy(&deny_port(port)));
+    let events = s.0.join("events.jsonl");
+    let cg = common::cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-test-attach-{}", std::process::id()));
+    std::fs::create_dir(&cg).unwrap();
+    let mut mon = assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&cg)
+        .arg("--events")
+        .arg(&events)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let probe_in_cg = || {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec {} probe --addr {addr}",
+                cg.display(),
+                netbench()
+            ))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    wait_for("enforcement", || probe_in_cg()["eperm"] == 1);
+    // SAFETY: plain syscall on our child.
+    unsafe { libc::kill(mon.id() as i32, libc::SIGINT) };
+    let status = mon.wait().unwrap();
+    let mut err = String::new();
+    mon.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let mut out = String::new();
+    mon.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(out.is_empty(), "events went to --events: {out}");
+    assert!(err.contains("assay monitor summary"), "{err}");
+    let evs = json_lines(&std::fs::read_to_string(&events).unwrap());
+    assert!(
+        evs.iter()
+            .any(|e| e["kind"] == "net_connect" && e["object"]["port"] == port)
+    );
+    // Detached: the same connect now passes.
+    assert_eq!(probe_in_cg()["ok"], 1);
+    let _ = std::fs::remove_dir(&cg);
+}
+
+#[test]
+fn pinned_enforcement_outlives_the_monitor_until_unpinned() {
+    if !common::require_root("pinned_enforcement_outlives_the_monitor_until_unpinned") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = Scratch::new("pin");
+    let pol = s.file("p.yaml", &policy(&deny_port(port)));
+    let bpffs = s.0.join("bpffs");
+    std::fs::create_dir(&bpffs).unwrap();
+    let fs = std::ffi::CString::new(bpffs.to_str().unwrap()).unwrap();
+    // SAFETY: valid strings; unmounted below.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            fs.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
+    let pins = bpffs.join("assay");
+    let cg = common::cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-test-pin-{}", std::process::id()));
+    std::fs::create_dir(&cg).unwrap();
+    let probe_in_cg = || {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port}",
+                cg.display(),
+                netbench()
+            ))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let mut mon = assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&cg)
+        .arg("--pin")
+        .arg(&pins)
+        .arg("--events")
+        .arg(s.0.join("ev"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("enforcement", || probe_in_cg()["eperm"] == 1);
+    // SAFETY: plain syscall on our child.
+    unsafe { libc::kill(mon.id() as i32, libc::SIGTERM) };
+    let mut err = String::new();
+    mon.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(mon.wait().unwrap().code(), Some(0), "{err}");
+    assert!(err.contains("--unpin"), "{err}");
+    assert_eq!(probe_in_cg()["eperm"], 1, "still enforced after exit");
+    let out = run(assay().arg("monitor").arg("--unpin").arg(&pins));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    wait_for("detach after unpin", || probe_in_cg()["ok"] == 1);
+    // SAFETY: valid path.
+    unsafe { libc::umount2(fs.as_ptr(), libc::MNT_DETACH) };
+    let _ = std::fs::remove_dir(&cg);
+}
+
+#[test]
+fn trigger_kill_kills_the_offending_tree_and_writes_an_incident() {
+    if !common::require_root("trigger_kill_kills_the_offending_tree_and_writes_an_incident") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = Scratch::new("kill");
+    let incidents = s.0.join("incidents");
+    let pol = s.file(
+        "p.yaml",
+        &format!(
+            "version: \"2.0\"\nkill_switch:\n  enabled: true\n  mode: graceful\n  output_dir: {}\n  triggers:\n    - on_rule: exfil\n      mode: immediate\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: critical\n      action: trigger_kill\n",
+            incidents.display()
+        ),
+    );
+    let events = s.0.join("events.jsonl");
+    let started = Instant::now();
+    // The offender (bash) survives its denied connect and waits on a child:
+    // only the kill ends it, well before the 300 s sleep.
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--events")
+        .arg(&events)
+        .args([
+            "--",
+            "bash",
+            "-c",
+            &format!("echo x > /dev/tcp/127.0.0.1/{port}; sleep 300; echo survived"),
+        ]));
+    let err = text(&out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the tree was not killed: {err}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "command killed by SIGKILL: {err}"
+    );
+    assert!(!text(&out.stdout).contains("survived"));
+    let evs = json_lines(&std::fs::read_to_string(&events).unwrap());
+    let net = evs
+        .iter()
+        .find(|e| e["kind"] == "net_connect")
+        .expect("net event");
+    assert_eq!(net["action"], "trigger_kill");
+    assert_eq!(net["rule"], "exfil");
+    assert_eq!(net["comm"], "bash");
+    let kill = evs
+        .iter()
+        .find(|e| e["kind"] == "kill")
+        .expect("kill event");
+    assert_eq!(kill["rule"], "exfil");
+    assert_eq!(kill["pid"], net["tgid"]);
+    assert_eq!(kill["all_gone"], true, "{kill}");
+    let dir = PathBuf::from(kill["incident"].as_str().expect("incident written"));
+    assert!(dir.starts_with(&incidents), "{}", dir.display());
+    assert!(dir.join("incident.json").exists());
+    assert!(err.contains("kills: 1 (0 failed)"), "{err}");
+}
+
+#[test]
+fn daemon_mode_detaches_with_pid_file_and_log() {
+    if !common::require_root("daemon_mode_detaches_with_pid_file_and_log") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = Scratch::new("daemon");
+    let pol = s.file("p.yaml", &policy(&deny_port(port)));
+    let (pid_file, log) = (s.0.join("m.pid"), s.0.join("m.log"));
+    let cg = common::cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-test-daemon-{}", std::process::id()));
+    std::fs::create_dir(&cg).unwrap();
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&cg)
+        .arg("--daemon")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--log-file")
+        .arg(&log));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("in the background"));
+    wait_for("the pid file", || pid_file.exists());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let probe = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port}",
+            cg.display(),
+            netbench()
+        ))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(v["eperm"], 1, "the daemon enforces");
+    // SAFETY: plain syscall on the daemon we started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for("the pid file to go", || !pid_file.exists());
+    wait_for("the summary in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("assay monitor summary"))
+    });
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        json_lines(&logged)
+            .iter()
+            .any(|e| e["kind"] == "net_connect" && e["object"]["port"] == port),
+        "{logged}"
+    );
+    let _ = std::fs::remove_dir(&cg);
+}
