@@ -15,7 +15,6 @@
 //! - `Basename(n)`, `InDirNamed(d)`, `DirAndBasename{dir, name}`: the opened
 //!   file's name and its parent directory's name, compared whole.
 //! - `Suffix(s)`: the last `len(s)` bytes of the opened file's name.
-//! - `ComponentWildcards`: not enforceable by this program; refused.
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
@@ -202,14 +201,6 @@ pub fn compile(rules: &[Rule]) -> Result<Plan, FileGuardError> {
                             format!("more than {MAX_SUFFIX_LENS} distinct suffix lengths"),
                         ));
                     }
-                }
-                GlobForm::ComponentWildcards(_) => {
-                    return Err(unsupported(
-                        &g.text,
-                        "`*` standing for a whole directory in an absolute path is not \
-                         enforced by the file_open program (use `**/dir/name` or an exact path)"
-                            .into(),
-                    ));
                 }
             }
         }
@@ -935,13 +926,7 @@ mod tests {
 
     #[test]
     fn unenforceable_globs_are_refused_with_the_rule_named() {
-        use crate::policy::model::Component;
         let cases = [
-            GlobForm::ComponentWildcards(vec![
-                Component::Literal("home".into()),
-                Component::Any,
-                Component::Literal(".aws".into()),
-            ]),
             GlobForm::Suffix("x".repeat(SUFFIX_MAX + 1)),
             GlobForm::Basename("a/b".into()),
             GlobForm::Basename("n".repeat(NAME_MAX + 1)),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::model::{Component, GlobForm};
+use super::model::GlobForm;
 
 /// Longest glob accepted (Linux PATH_MAX).
 const MAX_LEN: usize = 4096;
@@ -38,7 +38,7 @@ pub fn compile(text: &str) -> Result<GlobForm, String> {
         }
     }
     if text.starts_with('~') {
-        return Err("`~` is not expanded; use `/home/*/...` or `**/...`".into());
+        return Err("`~` is not expanded; use an absolute path or `**/...`".into());
     }
     if let Some(rest) = text.strip_prefix("**/") {
         return anywhere(rest);
@@ -138,7 +138,6 @@ fn absolute(text: &str) -> Result<GlobForm, String> {
         return Ok(GlobForm::Subtree(PathBuf::from(prefix)));
     }
     let comps: Vec<&str> = text[1..].split('/').collect();
-    let mut out = Vec::with_capacity(comps.len());
     for c in &comps {
         check_component(c)?;
         if *c == "**" {
@@ -149,21 +148,24 @@ fn absolute(text: &str) -> Result<GlobForm, String> {
             );
         }
         if *c == "*" {
-            out.push(Component::Any);
-        } else if c.contains('*') {
+            // The file_open program matches inodes and names, not path
+            // strings, so a wildcard directory in the middle of an absolute
+            // path has no exact kernel form yet.
+            return Err(
+                "a `*` standing for a whole directory in an absolute path (`/home/*/...`) \
+                 is not enforced yet; use `**/dir/name` (e.g. `**/.aws/credentials`) or \
+                 exact paths"
+                    .into(),
+            );
+        }
+        if c.contains('*') {
             return Err(format!(
                 "`*` must be a whole path component in an absolute glob (`{c}` mixes it with \
                  text); use `**/*.suffix` for suffixes"
             ));
-        } else {
-            out.push(Component::Literal(c.to_string()));
         }
     }
-    if out.iter().all(|c| matches!(c, Component::Literal(_))) {
-        Ok(GlobForm::Exact(PathBuf::from(text)))
-    } else {
-        Ok(GlobForm::ComponentWildcards(out))
-    }
+    Ok(GlobForm::Exact(PathBuf::from(text)))
 }
 
 #[cfg(test)]
@@ -189,15 +191,6 @@ mod tests {
             }
         );
         assert_eq!(ok("**/*.pem"), GlobForm::Suffix(".pem".into()));
-        assert_eq!(
-            ok("/home/*/.aws/credentials"),
-            GlobForm::ComponentWildcards(vec![
-                Component::Literal("home".into()),
-                Component::Any,
-                Component::Literal(".aws".into()),
-                Component::Literal("credentials".into()),
-            ])
-        );
     }
 
     #[test]

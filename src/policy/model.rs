@@ -135,7 +135,9 @@ pub enum Matcher {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileMatch {
     pub path_globs: Vec<PathGlob>,
-    /// Opens matching these are exempt from the rule.
+    /// Opens matching these would be exempt from the rule. Policies cannot set
+    /// it yet (validation refuses a non-empty `except`: the kernel program
+    /// does not enforce exemptions), and the monitor refuses it too.
     pub except: Vec<PathGlob>,
 }
 
@@ -163,16 +165,6 @@ pub enum GlobForm {
     DirAndBasename { dir: String, name: String },
     /// `**/*.pem`: any file whose name ends with this suffix.
     Suffix(String),
-    /// `/home/*/.aws/credentials`: absolute, each `*` stands for exactly one
-    /// whole path component.
-    ComponentWildcards(Vec<Component>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Component {
-    Literal(String),
-    Any,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

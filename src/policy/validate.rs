@@ -1008,7 +1008,19 @@ fn file_match(cx: &mut Ctx, node: &Node) -> Option<FileMatch> {
         Some(g)
     });
     let except = match f.get("except") {
-        Some(n) => globs(cx, n, "except"),
+        Some(n) => globs(cx, n, "except").and_then(|g| {
+            if g.is_empty() {
+                return Some(g);
+            }
+            // Refused rather than ignored: an ignored exemption would make the
+            // rule stricter than written, a weakened one looser.
+            cx.err(
+                n.pos,
+                "`except` is not enforced by the kernel program yet; narrow `path_globs` \
+                 instead",
+            );
+            None
+        }),
         None => Some(Vec::new()),
     };
     Some(FileMatch {
