@@ -495,6 +495,67 @@ fn trigger_kill_kills_the_offending_tree_and_writes_an_incident() {
 }
 
 #[test]
+fn trigger_kill_in_wrapper_mode_stops_the_whole_server() {
+    if !common::require_root("trigger_kill_in_wrapper_mode_stops_the_whole_server") {
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = Scratch::new("killsrv");
+    let incidents = s.0.join("incidents");
+    let pol = s.file(
+        "p.yaml",
+        &format!(
+            "version: \"2.0\"\nkill_switch:\n  enabled: true\n  output_dir: {}\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: critical\n      action: trigger_kill\n",
+            incidents.display()
+        ),
+    );
+    let events = s.0.join("events.jsonl");
+    // The offender is a helper the server spawned; the server itself only
+    // waits for it. Killing just the helper's tree would let the server go
+    // on ("server-survived", exit 0); the whole wrapped server must stop.
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--events")
+        .arg(&events)
+        .args([
+            "--",
+            "bash",
+            "-c",
+            &format!(
+                "bash -c 'echo x > /dev/tcp/127.0.0.1/{port}; sleep 300' & wait; \
+                 echo server-survived"
+            ),
+        ]));
+    let err = text(&out.stderr);
+    assert!(!text(&out.stdout).contains("server-survived"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "server killed by SIGKILL: {err}"
+    );
+    let evs = json_lines(&std::fs::read_to_string(&events).unwrap());
+    let kill = evs
+        .iter()
+        .find(|e| e["kind"] == "kill")
+        .expect("kill event");
+    assert_eq!(kill["all_gone"], true, "{kill}");
+    let dir = PathBuf::from(kill["incident"].as_str().expect("incident written"));
+    let incident: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("incident.json")).unwrap()).unwrap();
+    // The server (bash) and the helper (whose bash execs its last command,
+    // sleep) are both in the incident: the kill took the whole leaf.
+    let procs = incident["processes"].as_array().expect("processes");
+    assert!(procs.len() >= 2, "server and helper captured: {incident}");
+    assert!(
+        procs.iter().all(|p| p["fate"] == "gone"),
+        "every process gone: {incident}"
+    );
+}
+
+#[test]
 fn daemon_mode_detaches_with_pid_file_and_log() {
     if !common::require_root("daemon_mode_detaches_with_pid_file_and_log") {
         return;

@@ -83,7 +83,7 @@ pub fn run(_args: Args, _g: &Global) -> anyhow::Result<Outcome> {
 mod linux {
     use std::fs::File;
     use std::io::{self, Write};
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use anyhow::{Context, anyhow};
 
@@ -171,7 +171,14 @@ mod linux {
         libbpf_log(g);
         let style = stderr_style(g);
         let rules = rules(policy, &args)?;
-        let (killer, kill_unavailable) = match kill_action(policy) {
+        // Wrapper mode makes its own scope; attach mode uses the given one.
+        let leaf = if args.cgroup.is_none() {
+            Some(LeafCgroup::create().map_err(failed)?)
+        } else {
+            None
+        };
+        let server_cgroup = leaf.as_ref().map(|l| l.path().to_path_buf());
+        let (killer, kill_unavailable) = match kill_action(policy, server_cgroup) {
             Ok(k) => (Some(k), None),
             Err(why) => (None, Some(why)),
         };
@@ -180,12 +187,6 @@ mod linux {
             refuse_or_degrade(&plan.unenforced, &args, style, !plan.enforces_something())?;
         }
 
-        // Wrapper mode makes its own scope; attach mode uses the given one.
-        let leaf = if args.cgroup.is_none() {
-            Some(LeafCgroup::create().map_err(failed)?)
-        } else {
-            None
-        };
         let scope_path = match (&leaf, &args.cgroup) {
             (Some(l), _) => l.path().to_path_buf(),
             (None, Some(p)) => p.clone(),
@@ -359,9 +360,13 @@ mod linux {
     }
 
     /// The `trigger_kill` action, or why there is none: the kill switch
-    /// stops the offending process tree with capture, in the mode of the
-    /// rule's `kill_switch.triggers` entry (immediate when it has none).
-    fn kill_action(policy: &Policy) -> Result<Killer, String> {
+    /// stops the offender with capture, in the mode of the rule's
+    /// `kill_switch.triggers` entry (immediate when it has none). In wrapper
+    /// mode the unit is the whole wrapped server (its leaf cgroup): killing
+    /// only a helper it spawned would leave the misbehaving server running.
+    /// In attach mode the scope may hold unrelated services, so the unit is
+    /// the offender's process tree.
+    fn kill_action(policy: &Policy, server_cgroup: Option<PathBuf>) -> Result<Killer, String> {
         use crate::kill_switch::{
             self, CaptureOptions, DEFAULT_CAPTURE_BUDGET, Defaults, Reason, Target,
         };
@@ -388,8 +393,12 @@ mod linux {
                 .iter()
                 .find(|(r, _)| *r == *o.rule)
                 .map_or(KillMode::Immediate, |(_, m)| *m);
+            let target = match &server_cgroup {
+                Some(cg) => Target::Cgroup(cg.clone()),
+                None => Target::Pid(o.tgid as i32),
+            };
             let mut req = defaults.request(
-                vec![Target::Pid(o.tgid as i32)],
+                vec![target],
                 mode,
                 Reason::Rule {
                     rule_id: o.rule.to_string(),
