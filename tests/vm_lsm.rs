@@ -62,6 +62,10 @@ mod suite {
             enforcement(&mut s);
             e2e::egress_denied(&mut s);
             e2e::trigger_kill(&mut s);
+            e2e::file_denied(&mut s);
+            e2e::file_denied_descendants(&mut s);
+            e2e::file_trigger_kill(&mut s);
+            e2e::file_glob(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
             if std::env::var_os("ASSAY_VM_BENCH").is_some() {
@@ -1189,6 +1193,329 @@ mod suite {
                     )
                 }
                 None => s.fail(NAME, format!("no timestamps to compare: {detail}")),
+            }
+        }
+
+        /// A policy with one `file_open` rule (and a kill switch writing
+        /// incidents under `incidents`, when given).
+        fn file_policy(
+            dir: &Path,
+            id: &str,
+            glob: &str,
+            action: &str,
+            incidents: Option<&Path>,
+        ) -> PathBuf {
+            let pol = dir.join("p.yaml");
+            let kill = incidents.map_or(String::new(), |i| {
+                format!(
+                    "kill_switch:\n  enabled: true\n  mode: immediate\n  output_dir: {}\n",
+                    i.display()
+                )
+            });
+            std::fs::write(
+                &pol,
+                format!(
+                    "version: \"2.0\"\n{kill}runtime_monitor:\n  enabled: true\n  rules:\n    - id: {id}\n      type: file_open\n      match:\n        path_globs: [\"{glob}\"]\n      severity: critical\n      action: {action}\n"
+                ),
+            )
+            .unwrap();
+            pol
+        }
+
+        /// `assay monitor --policy P --events E -- sh -c SCRIPT`, run in `dir`.
+        fn monitor_sh(dir: &Path, pol: &Path, ev: &Path, script: &str) -> Command {
+            let mut c = assay();
+            c.arg("monitor")
+                .arg("--policy")
+                .arg(pol)
+                .arg("--events")
+                .arg(ev)
+                .args(["--", "/bin/sh", "-c", script])
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c
+        }
+
+        /// The pids a script printed as `<tag> <pid>` lines.
+        fn printed_pid(stdout: &str, tag: &str) -> Option<u64> {
+            stdout.lines().find_map(|l| {
+                let (t, pid) = l.split_once(' ')?;
+                (t == tag).then(|| pid.trim().parse().ok()).flatten()
+            })
+        }
+
+        fn file_denials<'a>(
+            evs: &'a [serde_json::Value],
+            rule: &str,
+            name: &str,
+        ) -> Vec<&'a serde_json::Value> {
+            evs.iter()
+                .filter(|e| {
+                    e["kind"] == "file_open"
+                        && e["rule"] == rule
+                        && e["action"] == "deny"
+                        && e["object"]["name"] == name
+                })
+                .collect()
+        }
+
+        /// A `deny` file rule: the wrapped `cat` gets EPERM and a `file_open`
+        /// event names it; the suite itself (not in the wrapped cgroup) reads
+        /// the same file while the monitor runs.
+        pub fn file_denied(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-file-denied";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("file-deny");
+            let secret = d.join("secret.txt");
+            std::fs::write(&secret, "s3cret\n").unwrap();
+            let pol = file_policy(&d, "secret", &secret.display().to_string(), "deny", None);
+            let ev = d.join("events.jsonl");
+            // The wrapped shell prints the pid that `exec cat` keeps, then
+            // waits (bounded) for the suite's go-ahead so that the outside
+            // read happens while the monitor enforces.
+            let script = format!(
+                "sh -c 'echo cat $$; exec cat {0}'; echo rc $?; touch ready; \
+                 i=0; while [ ! -e go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+                secret.display()
+            );
+            let child = monitor_sh(&d, &pol, &ev, &script).spawn().unwrap();
+            let t0 = Instant::now();
+            while !d.join("ready").exists() && t0.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let outside = std::fs::read_to_string(&secret);
+            std::fs::write(d.join("go"), "").unwrap();
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let evs = events(&ev);
+            let pid = printed_pid(&stdout, "cat");
+            let hits = file_denials(&evs, "secret", "secret.txt");
+            let ev_ok = hits
+                .iter()
+                .any(|e| e["comm"] == "cat" && pid.is_some() && e["tgid"].as_u64() == pid);
+            let detail = format!(
+                "exit {:?}, outside read {outside:?}, stdout {stdout:?}, events {evs:?}, stderr {stderr}",
+                out.status.code()
+            );
+            let ok = out.status.code() == Some(0)
+                && stderr.contains("Operation not permitted")
+                && stdout.lines().any(|l| l == "rc 1")
+                && !stdout.contains("s3cret")
+                && outside.as_deref().ok() == Some("s3cret\n")
+                && ev_ok;
+            if ok {
+                s.pass(
+                    NAME,
+                    format!("cat EPERM, event {}, outside read ok", hits[0]),
+                );
+            } else {
+                s.fail(NAME, detail);
+            }
+        }
+
+        /// A child and a grandchild of the wrapped command are denied too.
+        pub fn file_denied_descendants(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-file-denied-child-grandchild";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("file-tree");
+            let secret = d.join("secret.txt");
+            std::fs::write(&secret, "s3cret\n").unwrap();
+            let pol = file_policy(&d, "secret", &secret.display().to_string(), "deny", None);
+            let ev = d.join("events.jsonl");
+            std::fs::write(
+                d.join("gc.sh"),
+                format!("echo grandchild $$\nexec cat {}\n", secret.display()),
+            )
+            .unwrap();
+            std::fs::write(
+                d.join("child.sh"),
+                format!(
+                    "echo child $$\nsh ./gc.sh\necho gcrc $?\nexec cat {}\n",
+                    secret.display()
+                ),
+            )
+            .unwrap();
+            let out = monitor_sh(&d, &pol, &ev, "echo top $$; sh ./child.sh; echo childrc $?")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let evs = events(&ev);
+            let hits = file_denials(&evs, "secret", "secret.txt");
+            let denied = |tag: &str| {
+                let pid = printed_pid(&stdout, tag);
+                pid.is_some()
+                    && hits
+                        .iter()
+                        .any(|e| e["comm"] == "cat" && e["tgid"].as_u64() == pid)
+            };
+            let ok = out.status.code() == Some(0)
+                && denied("child")
+                && denied("grandchild")
+                && printed_pid(&stdout, "child") != printed_pid(&stdout, "grandchild")
+                && stdout.lines().any(|l| l == "gcrc 1")
+                && stdout.lines().any(|l| l == "childrc 1")
+                && stderr.matches("Operation not permitted").count() == 2
+                && !stdout.contains("s3cret");
+            if ok {
+                s.pass(
+                    NAME,
+                    format!("child and grandchild EPERM, {} deny events", hits.len()),
+                );
+            } else {
+                s.fail(
+                    NAME,
+                    format!(
+                        "exit {:?}, stdout {stdout:?}, events {evs:?}, stderr {stderr}",
+                        out.status.code()
+                    ),
+                );
+            }
+        }
+
+        /// `trigger_kill` on a file rule: the wrapped command is killed, a
+        /// kill event and an incident record exist.
+        pub fn file_trigger_kill(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-file-trigger-kill";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("file-kill");
+            let secret = d.join("id_rsa");
+            std::fs::write(&secret, "key\n").unwrap();
+            let incidents = d.join("incidents");
+            let pol = file_policy(
+                &d,
+                "ssh-key",
+                &secret.display().to_string(),
+                "trigger_kill",
+                Some(&incidents),
+            );
+            let ev = d.join("events.jsonl");
+            let t0 = Instant::now();
+            let out = monitor_sh(
+                &d,
+                &pol,
+                &ev,
+                &format!("cat {}; sleep 300; echo survived", secret.display()),
+            )
+            .output()
+            .unwrap();
+            let took = t0.elapsed();
+            let evs = events(&ev);
+            let open = evs
+                .iter()
+                .find(|e| e["kind"] == "file_open" && e["rule"] == "ssh-key");
+            let kill = evs.iter().find(|e| e["kind"] == "kill");
+            let detail = format!(
+                "exit {:?} after {} ms, events {evs:?}, stderr {}",
+                out.status.code(),
+                took.as_millis(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (Some(open), Some(kill)) = (open, kill) else {
+                return s.fail(NAME, detail);
+            };
+            let incident = kill["incident"].as_str().map(PathBuf::from);
+            let ok = out.status.code() == Some(137)
+                && open["action"] == "trigger_kill"
+                && open["object"]["name"] == "id_rsa"
+                && kill["rule"] == "ssh-key"
+                && kill["all_gone"] == true
+                && !String::from_utf8_lossy(&out.stdout).contains("survived")
+                && incident
+                    .as_ref()
+                    .is_some_and(|i| i.starts_with(&incidents) && i.join("incident.json").exists());
+            if !ok {
+                return s.fail(NAME, detail);
+            }
+            // From the file_open event's timestamp to the kill event (written
+            // when the kill has completed). The target is 100 ms on real
+            // hardware; here the CPU is emulated (TCG, many times slower),
+            // so the bound is a generous 2 s that only catches a kill that
+            // waits on something (a poll interval, a timeout) and the figure
+            // is reported.
+            let Some(ms) = time_ns(kill)
+                .zip(time_ns(open))
+                .map(|(k, o)| (k - o) as f64 / 1e6)
+            else {
+                return s.fail(NAME, format!("no timestamps to compare: {detail}"));
+            };
+            println!("ASSAY-BENCH e2e/file-trigger-kill-event-to-kill-done-ms {ms:.1}");
+            if (0.0..2000.0).contains(&ms) {
+                s.pass(
+                    NAME,
+                    format!(
+                        "killed (exit 137), kill done {ms:.1} ms after the file_open event \
+                         (TCG-emulated CPU), incident {}",
+                        incident.unwrap().display()
+                    ),
+                );
+            } else {
+                s.fail(
+                    NAME,
+                    format!("kill done {ms:.1} ms after the open (bound 2000 ms): {detail}"),
+                );
+            }
+        }
+
+        /// A glob through the monitor: `**/.env` denies `app/.env` and
+        /// leaves `app/.env.example` readable.
+        pub fn file_glob(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-file-glob-dotenv";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("file-glob");
+            std::fs::create_dir_all(d.join("app")).unwrap();
+            std::fs::write(d.join("app/.env"), "TOKEN=secret\n").unwrap();
+            std::fs::write(d.join("app/.env.example"), "TOKEN=changeme\n").unwrap();
+            let pol = file_policy(&d, "dotenv", "**/.env", "deny", None);
+            let ev = d.join("events.jsonl");
+            let out = monitor_sh(
+                &d,
+                &pol,
+                &ev,
+                "cat app/.env; echo env $?; cat app/.env.example; echo example $?",
+            )
+            .output()
+            .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let evs = events(&ev);
+            let hits = file_denials(&evs, "dotenv", ".env");
+            let example_events = evs
+                .iter()
+                .filter(|e| e["object"]["name"] == ".env.example")
+                .count();
+            let ok = out.status.code() == Some(0)
+                && stdout.lines().any(|l| l == "env 1")
+                && stdout.lines().any(|l| l == "example 0")
+                && stdout.contains("TOKEN=changeme")
+                && !stdout.contains("TOKEN=secret")
+                && stderr.contains("Operation not permitted")
+                && hits.iter().any(|e| e["comm"] == "cat")
+                && example_events == 0;
+            if ok {
+                s.pass(
+                    NAME,
+                    format!("app/.env EPERM (event {}), app/.env.example read", hits[0]),
+                );
+            } else {
+                s.fail(
+                    NAME,
+                    format!(
+                        "exit {:?}, stdout {stdout:?}, events {evs:?}, stderr {stderr}",
+                        out.status.code()
+                    ),
+                );
             }
         }
 
