@@ -19,6 +19,8 @@ const FREEZE_WAIT: Duration = Duration::from_millis(50);
 /// growing past this many rounds is killed as found (the final scan after
 /// SIGKILL catches late children too).
 const MAX_STOP_ROUNDS: usize = 16;
+/// Scans after the kill for processes forked while it happened.
+const MAX_SWEEPS: usize = 8;
 
 struct Member {
     stat: Stat,
@@ -628,6 +630,20 @@ pub fn execute(req: &KillRequest) -> KillReport {
     // 6. Wait until every pinned process has exited.
     let deadline = Instant::now() + req.wait_timeout;
     run.wait(deadline);
+    // A fork can complete between the last stop round's scan and the SIGKILL
+    // (a signal sent to one process is not passed to a child it is still
+    // forking), so sweep: whatever now descends from the tree (a re-parented
+    // child keeps its dead leader's session and group) is captured and killed
+    // too, until a scan finds nothing new.
+    for _ in 0..MAX_SWEEPS {
+        let known = run.members.len();
+        if run.grow(None) == 0 {
+            break;
+        }
+        run.capture_from(known);
+        run.kill_now();
+        run.wait(Instant::now() + req.wait_timeout);
+    }
     if run.all_pinned_gone() {
         run.r.timings.all_gone_ms = run
             .r
