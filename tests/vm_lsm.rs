@@ -60,12 +60,14 @@ mod suite {
             e2e::exit_40_without_bpf(&mut s);
         } else {
             enforcement(&mut s);
+            anchored_and_except(&mut s);
             e2e::egress_denied(&mut s);
             e2e::trigger_kill(&mut s);
             e2e::file_denied(&mut s);
             e2e::file_denied_descendants(&mut s);
             e2e::file_trigger_kill(&mut s);
             e2e::file_glob(&mut s);
+            e2e::anchored_except(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
             if std::env::var_os("ASSAY_VM_BENCH").is_some() {
@@ -814,6 +816,294 @@ mod suite {
         }
     }
 
+    fn anchored(dir: &Path, comps: &[&str]) -> GlobForm {
+        GlobForm::Anchored {
+            dir: dir.to_path_buf(),
+            components: comps.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    fn except(mut r: Rule, forms: Vec<GlobForm>) -> Rule {
+        if let Matcher::FileOpen(m) = &mut r.matcher {
+            m.except = forms
+                .into_iter()
+                .map(|f| PathGlob {
+                    text: format!("{f:?}"),
+                    form: f,
+                })
+                .collect();
+        }
+        r
+    }
+
+    /// `/home/*/.aws/credentials`-style globs and `except` lists.
+    fn anchored_and_except(s: &mut Suite) {
+        let q = |rel: &str| Path::new(BASE).join("anch").join(rel);
+        let _ = std::fs::remove_dir_all(q(""));
+        for f in [
+            "homes/alice/.aws/credentials",
+            "homes/alice/.aws/config",
+            "homes/alice/x/.aws/credentials",
+            "homes/bob/.aws/credentials",
+            "other/alice/.aws/credentials",
+            "elsewhere-eve/.aws/credentials",
+            "priv/key",
+            "priv/public.txt",
+            "priv/id.pub",
+            "priv/sub/key",
+            "gdata/secret",
+            "gdata/public/x",
+            "gdata/deep/README",
+        ] {
+            write(q(f));
+        }
+        // A home that is a symlink when the rules load: resolved to inodes.
+        std::os::unix::fs::symlink(q("elsewhere-eve"), q("homes/eve")).unwrap();
+        // The glob's directory is the root of a mounted filesystem.
+        std::fs::create_dir_all(q("mhomes")).unwrap();
+        let mounted = mount_tmpfs(&q("mhomes"));
+        if mounted.is_ok() {
+            write(q("mhomes/u/key"));
+        }
+        const A: u32 = 0;
+        const B: u32 = 1;
+        const C: u32 = 2;
+        const D: u32 = 3;
+        const E: u32 = 4;
+        let rules = vec![
+            rule(
+                "aws",
+                Action::Deny,
+                vec![anchored(&q("homes"), &["*", ".aws", "credentials"])],
+            ),
+            except(
+                rule("priv", Action::Deny, vec![anchored(&q("priv"), &["*"])]),
+                vec![
+                    GlobForm::Exact(q("priv/public.txt")),
+                    GlobForm::Suffix(".pub".into()),
+                ],
+            ),
+            except(
+                rule("gdata", Action::Deny, vec![GlobForm::Subtree(q("gdata"))]),
+                vec![
+                    GlobForm::Subtree(q("gdata/public")),
+                    GlobForm::Basename("README".into()),
+                ],
+            ),
+            rule(
+                "gdata-log",
+                Action::Log,
+                vec![GlobForm::Subtree(q("gdata"))],
+            ),
+            rule(
+                "mhomes",
+                Action::Deny,
+                vec![anchored(&q("mhomes"), &["*", "key"])],
+            ),
+        ];
+        let cg = Cgroup::create("assay-vm-anchored");
+        let guard = match FileGuard::load(&rules, cg.scope, None) {
+            Ok(g) => g,
+            Err(e) => return s.fail("anchored/load", format!("{e:#}")),
+        };
+        match guard.verified_insns() {
+            Ok(n) => println!("ASSAY-BENCH verifier/assay_file_open/anchored_except {n}"),
+            Err(e) => s.fail("anchored/verified-insns", e),
+        }
+        let ev = Events::new(&guard);
+        let case =
+            |s: &mut Suite, name: &str, expect: Expect, inside: bool, op: &dyn Fn() -> i32| {
+                let _ = ev.take();
+                let (pid, code) = in_child(if inside { Some(&cg) } else { None }, op);
+                s.check(name, judge(expect, code, Some(pid), ev.take()));
+            };
+        let open = |rel: &'static str| move || try_open(q(rel));
+
+        case(
+            s,
+            "anchored/denied",
+            Expect::Denied(A),
+            true,
+            &open("homes/alice/.aws/credentials"),
+        );
+        case(
+            s,
+            "anchored/second-match",
+            Expect::Denied(A),
+            true,
+            &open("homes/bob/.aws/credentials"),
+        );
+        case(
+            s,
+            "anchored/out-of-scope-allowed",
+            Expect::Allowed,
+            false,
+            &open("homes/alice/.aws/credentials"),
+        );
+        case(
+            s,
+            "anchored/other-name-allowed",
+            Expect::Allowed,
+            true,
+            &open("homes/alice/.aws/config"),
+        );
+        case(
+            s,
+            "anchored/deeper-allowed",
+            Expect::Allowed,
+            true,
+            &open("homes/alice/x/.aws/credentials"),
+        );
+        case(
+            s,
+            "anchored/other-directory-allowed",
+            Expect::Allowed,
+            true,
+            &open("other/alice/.aws/credentials"),
+        );
+        write(q("homes/carol/.aws/credentials"));
+        case(
+            s,
+            "anchored/home-created-after-start",
+            Expect::Denied(A),
+            true,
+            &open("homes/carol/.aws/credentials"),
+        );
+        case(
+            s,
+            "anchored/symlinked-home-at-start",
+            Expect::Denied(A),
+            true,
+            &open("elsewhere-eve/.aws/credentials"),
+        );
+        std::os::unix::fs::symlink(q("homes/alice/.aws/credentials"), q("link")).unwrap();
+        case(
+            s,
+            "anchored/symlink-to-file",
+            Expect::Denied(A),
+            true,
+            &open("link"),
+        );
+        std::fs::create_dir_all("/mnt/awsbind").unwrap();
+        match mount_bind(&q("homes/alice/.aws"), Path::new("/mnt/awsbind")) {
+            Ok(()) => case(
+                s,
+                "anchored/bind-mount-dir",
+                Expect::Denied(A),
+                true,
+                &|| try_open("/mnt/awsbind/credentials"),
+            ),
+            Err(e) => s.fail("anchored/bind-mount-dir", e),
+        }
+        std::fs::create_dir_all(q("homes/dan")).unwrap();
+        match mount_tmpfs(&q("homes/dan")) {
+            Ok(()) => {
+                write(q("homes/dan/.aws/credentials"));
+                case(
+                    s,
+                    "anchored/home-is-a-mount",
+                    Expect::Denied(A),
+                    true,
+                    &open("homes/dan/.aws/credentials"),
+                );
+            }
+            Err(e) => s.fail("anchored/home-is-a-mount", e),
+        }
+        match mounted {
+            Ok(()) => {
+                write(q("mhomes/v/key"));
+                case(
+                    s,
+                    "anchored/directory-is-a-mount-root",
+                    Expect::Denied(E),
+                    true,
+                    &open("mhomes/v/key"),
+                );
+                case(
+                    s,
+                    "anchored/mount-root-resolved-at-start",
+                    Expect::Denied(E),
+                    true,
+                    &open("mhomes/u/key"),
+                );
+            }
+            Err(e) => s.fail("anchored/directory-is-a-mount-root", e),
+        }
+        case(
+            s,
+            "anchored/trailing-star-denied",
+            Expect::Denied(B),
+            true,
+            &open("priv/key"),
+        );
+        write(q("priv/created-later"));
+        case(
+            s,
+            "anchored/trailing-star-created-after-start",
+            Expect::Denied(B),
+            true,
+            &open("priv/created-later"),
+        );
+        case(
+            s,
+            "anchored/trailing-star-not-deeper",
+            Expect::Allowed,
+            true,
+            &open("priv/sub/key"),
+        );
+        case(
+            s,
+            "except/exact-exempt",
+            Expect::Allowed,
+            true,
+            &open("priv/public.txt"),
+        );
+        case(
+            s,
+            "except/suffix-exempt",
+            Expect::Allowed,
+            true,
+            &open("priv/id.pub"),
+        );
+        write(q("priv/new.pub"));
+        case(
+            s,
+            "except/created-after-start-exempt",
+            Expect::Allowed,
+            true,
+            &open("priv/new.pub"),
+        );
+        case(
+            s,
+            "except/gated-rule-denies",
+            Expect::Denied(C),
+            true,
+            &open("gdata/secret"),
+        );
+        case(
+            s,
+            "except/exempt-subtree-weaker-rule-applies",
+            Expect::Logged(D),
+            true,
+            &open("gdata/public/x"),
+        );
+        case(
+            s,
+            "except/exempt-basename-weaker-rule-applies",
+            Expect::Logged(D),
+            true,
+            &open("gdata/deep/README"),
+        );
+        drop(ev);
+        drop(guard);
+        // SAFETY: valid C strings; best effort cleanup of this group's mounts.
+        unsafe {
+            libc::umount2(cstr("/mnt/awsbind").as_ptr(), libc::MNT_DETACH);
+            libc::umount2(cstr(q("homes/dan")).as_ptr(), libc::MNT_DETACH);
+            libc::umount2(cstr(q("mhomes")).as_ptr(), libc::MNT_DETACH);
+        }
+    }
+
     fn nobpf(s: &mut Suite) {
         let cg = Cgroup::create("assay-vm-nobpf");
         write(p("secret.txt"));
@@ -1514,6 +1804,85 @@ mod suite {
                     format!(
                         "exit {:?}, stdout {stdout:?}, events {evs:?}, stderr {stderr}",
                         out.status.code()
+                    ),
+                );
+            }
+        }
+
+        /// A policy file with `/dir/*/.aws/credentials` and an `except`
+        /// list, validated and enforced by the real binary.
+        pub fn anchored_except(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-anchored-glob-and-except";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("anchored");
+            for f in [
+                "homes/u/.aws/credentials",
+                "ssh/.ssh/id_ed25519",
+                "ssh/.ssh/known_hosts",
+            ] {
+                std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+                std::fs::write(d.join(f), "SECRET\n").unwrap();
+            }
+            let pol = d.join("p.yaml");
+            std::fs::write(
+                &pol,
+                format!(
+                    "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: aws\n      type: file_open\n      match:\n        path_globs: [\"{}/homes/*/.aws/credentials\"]\n      severity: critical\n      action: deny\n    - id: ssh\n      type: file_open\n      match:\n        path_globs: [\"**/.ssh/*\"]\n        except: [\"**/.ssh/known_hosts\"]\n      severity: high\n      action: deny\n",
+                    d.display()
+                ),
+            )
+            .unwrap();
+            let valid = assay()
+                .args(["policy", "validate"])
+                .arg(&pol)
+                .output()
+                .unwrap();
+            let ev = d.join("events.jsonl");
+            let out = monitor_sh(
+                &d,
+                &pol,
+                &ev,
+                "cat homes/u/.aws/credentials; echo aws $?; cat ssh/.ssh/id_ed25519; echo id $?; \
+                 cat ssh/.ssh/known_hosts >/dev/null; echo known $?",
+            )
+            .output()
+            .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let evs = events(&ev);
+            let aws = file_denials(&evs, "aws", "credentials");
+            let ssh = file_denials(&evs, "ssh", "id_ed25519");
+            let known = evs
+                .iter()
+                .filter(|e| e["object"]["name"] == "known_hosts")
+                .count();
+            let ok = valid.status.code() == Some(0)
+                && out.status.code() == Some(0)
+                && ["aws 1", "id 1", "known 0"]
+                    .iter()
+                    .all(|l| stdout.lines().any(|x| x == *l))
+                && !stdout.contains("SECRET")
+                && !aws.is_empty()
+                && !ssh.is_empty()
+                && known == 0;
+            if ok {
+                s.pass(
+                    NAME,
+                    format!(
+                        "anchored glob denied (event {}), except honoured (event {})",
+                        aws[0], ssh[0]
+                    ),
+                );
+            } else {
+                s.fail(
+                    NAME,
+                    format!(
+                        "validate exit {:?} {}, monitor exit {:?}, stdout {stdout:?}, events {evs:?}, stderr {}",
+                        valid.status.code(),
+                        String::from_utf8_lossy(&valid.stderr),
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stderr)
                     ),
                 );
             }

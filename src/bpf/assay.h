@@ -98,7 +98,13 @@ struct net_event {
 #define ASSAY_MAX_DEPTH 32
 /* `dir/name` pairs (DirAndBasename globs), one bit each in a mask. */
 #define ASSAY_MAX_PAIRS 64
-/* rule_idx of a name entry that only carries pair bits. */
+/* Anchored globs (a `*` directory in an absolute path), one bit each. */
+#define ASSAY_MAX_PATTERNS 64
+/* Components from an anchored glob's first `*` to its end, at most. */
+#define ASSAY_MAX_PATTERN_DEPTH 8
+/* Rules with an `except` list, one bit each in a mask. */
+#define ASSAY_MAX_GATED 64
+/* rule_idx of a map value that only carries masks. */
 #define ASSAY_NO_RULE 0xffffffffu
 
 /* Which kernel form of a rule matched an open. */
@@ -110,12 +116,23 @@ enum assay_file_match {
 	ASSAY_MATCH_DIRNAME = 5,  /* InDirNamed: any file in a dir so named */
 	ASSAY_MATCH_PAIR = 6,	  /* DirAndBasename: dir/name anywhere */
 	ASSAY_MATCH_SUFFIX = 7,	  /* Suffix: a name ending so */
+	ASSAY_MATCH_PATTERN = 8,  /* Anchored: components below a directory */
 };
+#define ASSAY_MATCH_KINDS 9
 
-/* What a matched rule asks for (value of every file rule map). */
+/*
+ * What the rules say about a key (value of every file rule map). A rule with
+ * an `except` list is "gated": it owns one bit, ordered by decision priority
+ * (most severe action first, then policy order). Its path globs' keys set the
+ * bit in `gated`, its except globs' keys set it in `exempt`; once every key
+ * of an open was looked up, the lowest bit of gated & ~exempt is the gated
+ * rule that applies. Rules without exemptions go straight to `rule_idx`.
+ */
 struct file_rule {
-	__u32 rule_idx;
+	__u32 rule_idx; /* ASSAY_NO_RULE: no ungated rule on this key */
 	__u32 action;
+	__u64 gated;
+	__u64 exempt;
 };
 
 /* An inode as the kernel names it: `s_dev` is major<<20|minor. */
@@ -129,6 +146,7 @@ enum assay_name_kind {
 	ASSAY_NAME_BASE = 1,  /* basename of the opened file, any directory */
 	ASSAY_NAME_DIR = 2,   /* name of the opened file's parent directory */
 	ASSAY_NAME_ENTRY = 3, /* basename inside the directory dir_dev:dir_ino */
+	ASSAY_NAME_LEVEL = 4, /* a component `dir_dev` levels above the file */
 };
 
 /* Key of the `names` map; `name` is NUL-padded to its full length. */
@@ -140,8 +158,18 @@ struct name_key {
 };
 
 struct name_rule {
-	struct file_rule rule; /* rule_idx ASSAY_NO_RULE: only pair bits */
-	__u64 pair_mask;       /* DirAndBasename slots this name takes part in */
+	struct file_rule rule; /* rule_idx ASSAY_NO_RULE: only a mask */
+	/* BASE and DIR: the DirAndBasename pairs this name takes part in;
+	 * LEVEL: the anchored globs with this literal at this level. */
+	__u64 mask;
+};
+
+/* Key of the `anchors` map: an anchored glob's directory and how many
+ * levels above the opened file it must be; value: mask of those globs. */
+struct anchor_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 depth;
 };
 
 /* Key of the `suffixes` map: the last `len` bytes of a name, NUL-padded. */

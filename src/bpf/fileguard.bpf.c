@@ -30,6 +30,12 @@ const volatile __u8 have_basenames;
 const volatile __u8 have_dirnames;
 const volatile __u8 have_pairs;
 const volatile __u8 have_subtrees;
+const volatile __u8 have_gated;
+/* Deepest anchored glob (levels below its directory); 0: none. */
+const volatile __u32 pattern_depth;
+/* Per level: anchored globs that accept any name there (a `*`, or shallower
+ * than the level). */
+const volatile __u64 pattern_any[ASSAY_MAX_PATTERN_DEPTH];
 /* Distinct suffix lengths, longest first; 0 ends the list. */
 const volatile __u32 suffix_lens[ASSAY_MAX_SUFFIX_LENS];
 
@@ -75,6 +81,29 @@ struct {
 	__type(value, struct file_rule);
 } suffixes SEC(".maps");
 
+/* Anchored globs: (directory, depth) -> mask; bit -> what the glob says. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct anchor_key);
+	__type(value, __u64);
+} anchors SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ASSAY_MAX_PATTERNS);
+	__type(key, __u64);
+	__type(value, struct file_rule);
+} patterns SEC(".maps");
+
+/* Gated rules: bit -> the rule (rule_idx and action only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ASSAY_MAX_GATED);
+	__type(key, __u64);
+	__type(value, struct file_rule);
+} gated SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
@@ -116,21 +145,52 @@ static __always_inline __u64 ancestor_cgroup_id(__u32 level)
 }
 
 struct verdict {
-	struct file_rule rule;
+	__u32 rule_idx;
+	__u32 action;
 	__u32 match;
 	int found;
+	__u64 gated;
+	__u64 exempt;
+	/* Per match kind, the gated bits it set: names the deciding form. */
+	__u64 gated_by[ASSAY_MATCH_KINDS];
 };
 
 /* The strongest action wins: log < alert < deny < trigger_kill. */
 static __always_inline void consider(struct verdict *v, const struct file_rule *r, __u32 match)
 {
-	if (!r || r->rule_idx == ASSAY_NO_RULE)
+	if (!r)
 		return;
-	if (v->found && r->action <= v->rule.action)
+	if (have_gated) {
+		v->gated |= r->gated;
+		v->exempt |= r->exempt;
+		if (match < ASSAY_MATCH_KINDS)
+			v->gated_by[match] |= r->gated;
+	}
+	if (r->rule_idx == ASSAY_NO_RULE)
 		return;
-	v->rule = *r;
+	if (v->found && r->action <= v->action)
+		return;
+	v->rule_idx = r->rule_idx;
+	v->action = r->action;
 	v->match = match;
 	v->found = 1;
+}
+
+/* The gated rule that applies, if any, once every key was looked up. */
+static __always_inline void decide_gated(struct verdict *v)
+{
+	__u64 open = v->gated & ~v->exempt;
+	__u64 bit = open & -open;
+	__u32 match = 0;
+	int k;
+
+	if (!open)
+		return;
+#pragma clang loop unroll(full)
+	for (k = 1; k < ASSAY_MATCH_KINDS; k++)
+		if (!match && (v->gated_by[k] & bit))
+			match = k;
+	consider(v, bpf_map_lookup_elem(&gated, &bit), match);
 }
 
 static __always_inline void inode_of(struct inode_key *k, struct inode *inode)
@@ -189,10 +249,100 @@ static __always_inline void check_subtrees(struct verdict *v, struct file *file,
 		r = bpf_map_lookup_elem(&subtrees, &k);
 		if (r) {
 			consider(v, r, ASSAY_MATCH_SUBTREE);
-			/* Nothing outranks it; an outer root may, so walk on. */
-			if (v->rule.action == ASSAY_ACT_TRIGGER_KILL)
+			/* Nothing outranks it (an exemption only lifts gated rules,
+			 * never this one); an outer root may, so walk on. */
+			if (v->found && v->action == ASSAY_ACT_TRIGGER_KILL)
 				stop = 1;
 		}
+	}
+}
+
+static __always_inline void anchor_hit(__u64 *hit, struct dentry *d, __u32 depth, __u64 live)
+{
+	struct anchor_key k;
+	__u64 *mask;
+
+	k.ino = BPF_CORE_READ(d, d_inode, i_ino);
+	k.dev = BPF_CORE_READ(d, d_inode, i_sb, s_dev);
+	k.depth = depth;
+	mask = bpf_map_lookup_elem(&anchors, &k);
+	if (mask)
+		*hit |= *mask & live;
+}
+
+/*
+ * When `*d` is the root of a mounted filesystem, moves to the dentry it is
+ * mounted on (twice, for a mount stacked on a mount), checking each as an
+ * anchor at `depth`: a directory that is a mount point has two inodes, the
+ * mounted root's (what userspace resolves) and the one underneath.
+ */
+static __always_inline void cross_mounts(struct dentry **d, struct mount **mnt, __u64 *hit,
+					 __u32 depth, __u64 live)
+{
+	int j;
+
+#pragma clang loop unroll(full)
+	for (j = 0; j < 2; j++) {
+		struct mount *up = BPF_CORE_READ(*mnt, mnt_parent);
+
+		if (BPF_CORE_READ(*d, d_parent) != *d || up == *mnt)
+			return;
+		*d = BPF_CORE_READ(*mnt, mnt_mountpoint);
+		*mnt = up;
+		if (depth)
+			anchor_hit(hit, *d, depth, live);
+	}
+}
+
+/*
+ * Anchored globs: reads the names of the opened file and its ancestors (the
+ * file is level 0), keeps the globs whose literal components all match
+ * (`live`), and at each ancestor looks up whether it is the directory of a
+ * glob exactly that many levels up. Like subtrees, the walk follows the
+ * dentry tree (a bind mount does not change a file's ancestors) and crosses
+ * from a filesystem's root to where it is mounted.
+ */
+static __always_inline void check_patterns(struct verdict *v, struct file *file, struct dentry *d,
+					   struct name_key *nk)
+{
+	struct vfsmount *vfs = BPF_CORE_READ(file, f_path.mnt);
+	struct mount *mnt = (void *)vfs - bpf_core_field_offset(struct mount, mnt);
+	__u64 live = ~0ULL, hit = 0;
+	struct name_rule *nr;
+	struct dentry *parent;
+	int i, stop = 0;
+
+	cross_mounts(&d, &mnt, &hit, 0, 0);
+#pragma clang loop unroll(full)
+	for (i = 0; i < ASSAY_MAX_PATTERN_DEPTH; i++) {
+		if (stop || (__u32)i >= pattern_depth) {
+			stop = 1;
+			continue;
+		}
+		read_name(nk->name, d);
+		nk->dir_ino = 0;
+		nk->dir_dev = i;
+		nk->kind = ASSAY_NAME_LEVEL;
+		nr = bpf_map_lookup_elem(&names, nk);
+		live &= (nr ? nr->mask : 0) | pattern_any[i];
+		parent = BPF_CORE_READ(d, d_parent);
+		if (!live || parent == d) {
+			stop = 1;
+			continue;
+		}
+		d = parent;
+		anchor_hit(&hit, d, i + 1, live);
+		cross_mounts(&d, &mnt, &hit, i + 1, live);
+	}
+	/* Every glob that matched: one may carry a rule, another an exemption. */
+#pragma clang loop unroll(full)
+	for (i = 0; i < ASSAY_MAX_PATTERNS; i++) {
+		__u64 bit = hit & -hit;
+
+		if (!hit)
+			break;
+		consider(v, bpf_map_lookup_elem(&patterns, &bit), ASSAY_MATCH_PATTERN);
+		hit &= hit - 1;
 	}
 }
 
@@ -236,8 +386,8 @@ static __always_inline void report(struct file *file, const struct verdict *v)
 	ev->hdr.ts_ns = bpf_ktime_get_ns();
 	ev->hdr.cgroup_id = bpf_get_current_cgroup_id();
 	ev->hdr.kind = ASSAY_EV_FILE_OPEN;
-	ev->hdr.rule_idx = v->rule.rule_idx;
-	ev->hdr.action = v->rule.action;
+	ev->hdr.rule_idx = v->rule_idx;
+	ev->hdr.action = v->action;
 	ev->hdr.pid = (__u32)id;
 	ev->hdr.tgid = id >> 32;
 	bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
@@ -300,17 +450,21 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 				consider(&v, &dir->rule, ASSAY_MATCH_DIRNAME);
 		}
 		if (have_pairs && base && dir) {
-			__u64 both = base->pair_mask & dir->pair_mask;
+			__u64 both = base->mask & dir->mask;
 
 			if (both)
 				consider(&v, bpf_map_lookup_elem(&pairs, &both), ASSAY_MATCH_PAIR);
 		}
 	}
-	if (have_subtrees && !(v.found && v.rule.action == ASSAY_ACT_TRIGGER_KILL))
+	if (have_subtrees && !(v.found && v.action == ASSAY_ACT_TRIGGER_KILL))
 		check_subtrees(&v, file, d);
+	if (pattern_depth && !(v.found && v.action == ASSAY_ACT_TRIGGER_KILL))
+		check_patterns(&v, file, d, &nk);
+	if (have_gated)
+		decide_gated(&v);
 
 	if (!v.found)
 		return 0;
 	report(file, &v);
-	return v.rule.action >= ASSAY_ACT_DENY ? -EPERM : 0;
+	return v.action >= ASSAY_ACT_DENY ? -EPERM : 0;
 }

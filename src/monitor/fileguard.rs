@@ -15,6 +15,16 @@
 //! - `Basename(n)`, `InDirNamed(d)`, `DirAndBasename{dir, name}`: the opened
 //!   file's name and its parent directory's name, compared whole.
 //! - `Suffix(s)`: the last `len(s)` bytes of the opened file's name.
+//! - `Anchored{dir, components}`: the names of the opened file and its
+//!   ancestors, level by level, and the inode of `dir` exactly
+//!   `components.len()` levels up. Files that match when the rules are
+//!   (re)loaded are also resolved to inodes, which covers paths that reach
+//!   them through a symlinked directory or a bind mount.
+//!
+//! A rule with an `except` list is "gated": its keys set its bit instead of
+//! naming it, its except globs' keys set the same bit as an exemption, and
+//! the program picks the strongest gated rule left after every lookup (see
+//! `struct file_rule` in `assay.h`).
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
@@ -28,33 +38,25 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
 use super::fileguard_skel::{FileguardSkel, FileguardSkelBuilder, types};
-use crate::policy::model::{Action, GlobForm, Matcher, Rule};
+use crate::policy::model::{Action, GlobForm, Rule};
 
-/// Longest file or directory name (NAME_MAX).
-pub const NAME_MAX: usize = 255;
-/// Longest suffix of a `**/*<suffix>` glob.
-pub const SUFFIX_MAX: usize = 32;
-/// Distinct suffix lengths across all rules.
-pub const MAX_SUFFIX_LENS: usize = 8;
-/// `**/<dir>/<name>` pairs across all rules.
-pub const MAX_PAIRS: usize = 64;
-/// Ancestors a subtree rule looks at (directories, across mounts).
-pub const MAX_DEPTH: usize = 32;
+pub use crate::policy::fileplan::*;
+
+/// Files an anchored glob is expanded to when the rules are (re)loaded;
+/// beyond it the kernel's name matching alone enforces the glob.
+const MAX_EXPANDED: usize = 4096;
 
 const EV_FILE_OPEN: u32 = 3;
 const NO_RULE: u32 = u32::MAX;
 const NAME_BASE: u32 = 1;
 const NAME_DIR: u32 = 2;
 const NAME_ENTRY: u32 = 3;
+const NAME_LEVEL: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileGuardError {
-    #[error("rule `{rule}`: glob `{glob}` cannot be enforced in the kernel: {reason}")]
-    Unsupported {
-        rule: String,
-        glob: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
     #[error("the BPF LSM is not active ({0}); boot with `lsm=...,bpf`")]
     LsmInactive(String),
     #[error("{what}: {source}")]
@@ -69,34 +71,6 @@ fn bpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> FileGuardError {
     move |source| FileGuardError::Bpf { what, source }
 }
 
-/// What one matching rule asks for, as the kernel stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RuleRef {
-    /// Index of the rule in the slice given to [`compile`].
-    pub rule_idx: u32,
-    pub action: Action,
-}
-
-impl RuleRef {
-    /// Two rules on one key: the stronger action wins (the kernel does the
-    /// same across keys), the earlier rule on a tie.
-    fn merge(slot: &mut Option<RuleRef>, new: RuleRef) {
-        match slot {
-            Some(old) if strength(old.action) >= strength(new.action) => {}
-            _ => *slot = Some(new),
-        }
-    }
-}
-
-fn strength(a: Action) -> u32 {
-    match a {
-        Action::Log => 0,
-        Action::Alert => 1,
-        Action::Deny => 2,
-        Action::TriggerKill => 3,
-    }
-}
-
 fn action_of(v: u32) -> Option<Action> {
     Some(match v {
         0 => Action::Log,
@@ -107,135 +81,43 @@ fn action_of(v: u32) -> Option<Action> {
     })
 }
 
-/// The file rules in kernel form, before any path is resolved.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Plan {
-    pub exact: BTreeMap<PathBuf, RuleRef>,
-    pub subtrees: BTreeMap<PathBuf, RuleRef>,
-    pub basenames: BTreeMap<String, RuleRef>,
-    pub dirnames: BTreeMap<String, RuleRef>,
-    /// `(dir, name)` -> rule; the position is the pair's bit.
-    pub pairs: BTreeMap<(String, String), RuleRef>,
-    pub suffixes: BTreeMap<String, RuleRef>,
-}
-
-fn merge_into<K: Ord>(map: &mut BTreeMap<K, RuleRef>, k: K, r: RuleRef) {
-    let mut slot = map.remove(&k);
-    RuleRef::merge(&mut slot, r);
-    map.insert(k, slot.expect("merge fills the slot"));
-}
-
-/// Compiles the `file_open` rules of `rules` (others are skipped; indices
-/// stay those of `rules`). Refuses what the kernel program cannot enforce
-/// exactly, naming the rule and the glob.
-pub fn compile(rules: &[Rule]) -> Result<Plan, FileGuardError> {
-    let mut plan = Plan::default();
-    for (idx, rule) in rules.iter().enumerate() {
-        let Matcher::FileOpen(m) = &rule.matcher else {
-            continue;
+/// The existing files an anchored glob names, found by walking the
+/// filesystem (following symlinks and mounts like any path lookup): at most
+/// `budget` paths per level, and `budget` is decreased by the files found.
+fn expand(dir: &Path, components: &[String], budget: &mut usize) -> Vec<PathBuf> {
+    let mut level = vec![dir.to_path_buf()];
+    for (i, c) in components.iter().enumerate() {
+        let last = i + 1 == components.len();
+        let keep = |p: &Path| {
+            if last {
+                std::fs::symlink_metadata(p).is_ok()
+            } else {
+                p.is_dir()
+            }
         };
-        let unsupported = |glob: &str, reason: String| FileGuardError::Unsupported {
-            rule: rule.id.clone(),
-            glob: glob.to_string(),
-            reason,
-        };
-        if let Some(e) = m.except.first() {
-            return Err(unsupported(
-                &e.text,
-                "`except` globs are not enforced in the kernel yet".into(),
-            ));
-        }
-        let r = RuleRef {
-            rule_idx: u32::try_from(idx).expect("fewer than 2^32 rules"),
-            action: rule.action,
-        };
-        for g in &m.path_globs {
-            let name_ok = |n: &str| -> Result<(), FileGuardError> {
-                if n.is_empty() || n.len() > NAME_MAX || n.contains(['/', '\0']) {
-                    return Err(unsupported(
-                        &g.text,
-                        format!("`{n}` is not a file name of 1 to {NAME_MAX} bytes"),
-                    ));
+        let mut next = Vec::new();
+        'dirs: for d in &level {
+            if c != GlobForm::ANY {
+                let p = d.join(c);
+                if keep(&p) {
+                    next.push(p);
                 }
-                Ok(())
-            };
-            match &g.form {
-                GlobForm::Exact(p) => {
-                    absolute(p).map_err(|e| unsupported(&g.text, e))?;
-                    merge_into(&mut plan.exact, p.clone(), r);
-                }
-                GlobForm::Subtree(p) => {
-                    absolute(p).map_err(|e| unsupported(&g.text, e))?;
-                    merge_into(&mut plan.subtrees, p.clone(), r);
-                }
-                GlobForm::Basename(n) => {
-                    name_ok(n)?;
-                    merge_into(&mut plan.basenames, n.clone(), r);
-                }
-                GlobForm::InDirNamed(d) => {
-                    name_ok(d)?;
-                    merge_into(&mut plan.dirnames, d.clone(), r);
-                }
-                GlobForm::DirAndBasename { dir, name } => {
-                    name_ok(dir)?;
-                    name_ok(name)?;
-                    merge_into(&mut plan.pairs, (dir.clone(), name.clone()), r);
-                    if plan.pairs.len() > MAX_PAIRS {
-                        return Err(unsupported(
-                            &g.text,
-                            format!("more than {MAX_PAIRS} `**/dir/name` globs in all rules"),
-                        ));
-                    }
-                }
-                GlobForm::Suffix(s) => {
-                    if s.is_empty() || s.len() > SUFFIX_MAX || s.contains(['/', '\0']) {
-                        return Err(unsupported(
-                            &g.text,
-                            format!("suffix must be 1 to {SUFFIX_MAX} bytes without `/`"),
-                        ));
-                    }
-                    merge_into(&mut plan.suffixes, s.clone(), r);
-                    if plan.suffix_lens().len() > MAX_SUFFIX_LENS {
-                        return Err(unsupported(
-                            &g.text,
-                            format!("more than {MAX_SUFFIX_LENS} distinct suffix lengths"),
-                        ));
+            } else if let Ok(rd) = std::fs::read_dir(d) {
+                for e in rd.flatten() {
+                    if keep(&e.path()) {
+                        next.push(e.path());
                     }
                 }
             }
+            if next.len() >= *budget {
+                next.truncate(*budget);
+                break 'dirs;
+            }
         }
+        level = next;
     }
-    Ok(plan)
-}
-
-fn absolute(p: &Path) -> Result<(), String> {
-    if !p.is_absolute() {
-        return Err(format!("{} is not an absolute path", p.display()));
-    }
-    if p.as_os_str().as_bytes().contains(&0) {
-        return Err("path contains NUL".into());
-    }
-    Ok(())
-}
-
-impl Plan {
-    /// Distinct suffix lengths, longest first (the program's order).
-    pub fn suffix_lens(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = self.suffixes.keys().map(|s| s.len() as u32).collect();
-        v.sort_unstable_by(|a, b| b.cmp(a));
-        v.dedup();
-        v
-    }
-
-    /// Each name's bitmask of the pairs it takes part in: (basenames, dirnames).
-    fn pair_masks(&self) -> (BTreeMap<&str, u64>, BTreeMap<&str, u64>) {
-        let (mut base, mut dir) = (BTreeMap::new(), BTreeMap::new());
-        for (bit, (d, n)) in self.pairs.keys().enumerate() {
-            *base.entry(n.as_str()).or_insert(0u64) |= 1 << bit;
-            *dir.entry(d.as_str()).or_insert(0u64) |= 1 << bit;
-        }
-        (base, dir)
-    }
+    *budget -= level.len();
+    level
 }
 
 /// An inode as the kernel names it (`s_dev` is `major << 20 | minor`).
@@ -329,7 +211,8 @@ pub struct FileGuard {
     /// The libbpf object storage `skel` borrows; freed after `skel`.
     storage: NonNull<MaybeUninit<OpenObject>>,
     plan: Plan,
-    resolved: BTreeMap<KernelInode, RuleRef>,
+    /// What the `inodes` map holds: resolved once, kept while running.
+    resolved: BTreeMap<KernelInode, KeyRules>,
     unresolved: Vec<Unresolved>,
 }
 
@@ -376,10 +259,12 @@ fn name_key(kind: u32, dir: Option<KernelInode>, name: &str) -> types::name_key 
     k
 }
 
-fn file_rule(r: RuleRef) -> types::file_rule {
+fn file_rule(k: KeyRules) -> types::file_rule {
     types::file_rule {
-        rule_idx: r.rule_idx,
-        action: strength(r.action),
+        rule_idx: k.rule.map_or(NO_RULE, |r| r.rule_idx),
+        action: k.rule.map_or(0, |r| strength(r.action)),
+        gated: k.gated,
+        exempt: k.exempt,
     }
 }
 
@@ -398,7 +283,7 @@ impl FileGuard {
         scope: Scope,
         shared: Option<SharedMaps<'_>>,
     ) -> Result<FileGuard, FileGuardError> {
-        let plan = compile(rules)?;
+        let plan = compile(rules).map_err(FileGuardError::Unsupported)?;
         bpf_lsm_active()?;
 
         let storage = NonNull::from(Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit())));
@@ -452,6 +337,9 @@ impl FileGuard {
         ro.have_dirnames = u8::from(!plan.dirnames.is_empty() || !plan.pairs.is_empty());
         ro.have_pairs = u8::from(!plan.pairs.is_empty());
         ro.have_subtrees = u8::from(!plan.subtrees.is_empty());
+        ro.have_gated = u8::from(!plan.gated.is_empty());
+        ro.pattern_depth = plan.pattern_depth() as u32;
+        ro.pattern_any = plan.pattern_any();
         for (dst, len) in ro.suffix_lens.iter_mut().zip(plan.suffix_lens()) {
             *dst = len;
         }
@@ -482,15 +370,9 @@ impl FileGuard {
         let maps = &self.skel.maps;
         let plan = &self.plan;
         let (base_masks, dir_masks) = plan.pair_masks();
-        let name_rule = |r: Option<&RuleRef>, mask: u64| types::name_rule {
-            rule: r.map_or(
-                types::file_rule {
-                    rule_idx: NO_RULE,
-                    action: 0,
-                },
-                |r| file_rule(*r),
-            ),
-            pair_mask: mask,
+        let name_rule = |k: Option<&KeyRules>, mask: u64| types::name_rule {
+            rule: file_rule(k.copied().unwrap_or_default()),
+            mask,
         };
         let mut names: Vec<&str> = plan.basenames.keys().map(String::as_str).collect();
         names.extend(base_masks.keys());
@@ -511,55 +393,76 @@ impl FileGuard {
             let v = name_rule(plan.dirnames.get(d), dir_masks.get(d).copied().unwrap_or(0));
             Self::put(&maps.names, &name_key(NAME_DIR, None, d), &v)?;
         }
-        for (bit, r) in plan.pairs.values().enumerate() {
-            Self::put(&maps.pairs, &(1u64 << bit), &file_rule(*r))?;
+        for (bit, k) in plan.pairs.values().enumerate() {
+            Self::put(&maps.pairs, &(1u64 << bit), &file_rule(*k))?;
         }
-        for (s, r) in &plan.suffixes {
-            let mut k = types::suffix_key {
+        for (s, k) in &plan.suffixes {
+            let mut key = types::suffix_key {
                 len: s.len() as u32,
                 ..Default::default()
             };
-            for (dst, b) in k.tail.iter_mut().zip(s.as_bytes()) {
+            for (dst, b) in key.tail.iter_mut().zip(s.as_bytes()) {
                 *dst = *b as i8;
             }
-            Self::put(&maps.suffixes, &k, &file_rule(*r))?;
+            Self::put(&maps.suffixes, &key, &file_rule(*k))?;
+        }
+        for ((level, n), mask) in plan.pattern_levels() {
+            let mut key = name_key(NAME_LEVEL, None, n);
+            key.dir_dev = level;
+            Self::put(&maps.names, &key, &name_rule(None, mask))?;
+        }
+        for (bit, k) in plan.anchored.values().enumerate() {
+            Self::put(&maps.patterns, &(1u64 << bit), &file_rule(*k))?;
+        }
+        for (bit, r) in plan.gated.iter().enumerate() {
+            let k = KeyRules {
+                rule: Some(*r),
+                ..KeyRules::default()
+            };
+            Self::put(&maps.gated, &(1u64 << bit), &file_rule(k))?;
         }
         self.refresh()?;
         Ok(())
     }
 
-    /// Resolves every literal path again and adds inodes that are new (a
-    /// file created after start, or renamed over a protected path and then
-    /// hardlinked elsewhere). Inodes already present stay. Returns how many
-    /// keys were added. The monitor may call it at any time.
+    /// Resolves every literal path again (and expands anchored globs) and
+    /// adds inodes that are new: a file created after start, or renamed over
+    /// a protected path and then hardlinked elsewhere. Inodes already present
+    /// stay. Returns how many keys were added. The monitor may call it at any
+    /// time.
     pub fn refresh(&mut self) -> Result<usize, FileGuardError> {
         let mut added = 0;
         let mut unresolved = Vec::new();
-        let mut put_inode = |map: &libbpf_rs::MapMut<'_>,
-                             resolved: &mut BTreeMap<KernelInode, RuleRef>,
-                             i: KernelInode,
-                             r: RuleRef|
-         -> Result<(), FileGuardError> {
-            let mut slot = resolved.get(&i).copied();
-            RuleRef::merge(&mut slot, r);
-            let r = slot.expect("merge fills the slot");
-            if resolved.insert(i, r) != Some(r) {
-                let k = types::inode_key {
+        let maps = &self.skel.maps;
+        let resolved = &mut self.resolved;
+        let mut put_inode = |i: KernelInode, k: KeyRules| -> Result<(), FileGuardError> {
+            let mut merged = resolved.get(&i).copied().unwrap_or_default();
+            merged.merge(k);
+            if resolved.insert(i, merged) != Some(merged) {
+                let key = types::inode_key {
                     ino: i.ino,
                     dev: i.dev,
                     _pad: 0,
                 };
-                Self::put(map, &k, &file_rule(r))?;
+                Self::put(&maps.inodes, &key, &file_rule(merged))?;
                 added += 1;
             }
             Ok(())
         };
-        for (path, r) in &self.plan.exact {
+        let gated = &self.plan.gated;
+        // The rule a key serves, for messages: its own, or a gated one's.
+        let rule_of = |k: &KeyRules| {
+            let bits = k.gated | k.exempt;
+            k.rule
+                .or_else(|| (bits != 0).then(|| gated[bits.trailing_zeros() as usize]))
+                .map_or(u32::MAX, |r| r.rule_idx)
+        };
+        for (path, k) in &self.plan.exact {
             match KernelInode::of(path, false) {
-                Ok(i) => put_inode(&self.skel.maps.inodes, &mut self.resolved, i, *r)?,
+                Ok(i) => put_inode(i, *k)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => unresolved.push(Unresolved {
-                    rule_idx: r.rule_idx,
+                    rule_idx: rule_of(k),
                     path: path.clone(),
                     reason: e.to_string(),
                 }),
@@ -567,7 +470,7 @@ impl FileGuard {
             if KernelInode::is_symlink(path)
                 && let Ok(i) = KernelInode::of(path, true)
             {
-                put_inode(&self.skel.maps.inodes, &mut self.resolved, i, *r)?;
+                put_inode(i, *k)?;
             }
             // The entry (directory, name) catches a file created or renamed
             // into place later. Keys are idempotent: rewriting is harmless.
@@ -576,37 +479,74 @@ impl FileGuard {
             };
             match KernelInode::of(parent, true) {
                 Ok(dir) => {
-                    let k = name_key(NAME_ENTRY, Some(dir), &lossless(name));
-                    Self::put(&self.skel.maps.names, &k, &name_rule_of(*r))?;
+                    let key = name_key(NAME_ENTRY, Some(dir), &lossless(name));
+                    let v = types::name_rule {
+                        rule: file_rule(*k),
+                        mask: 0,
+                    };
+                    Self::put(&maps.names, &key, &v)?;
                 }
                 Err(e) => unresolved.push(Unresolved {
-                    rule_idx: r.rule_idx,
+                    rule_idx: rule_of(k),
                     path: parent.to_path_buf(),
                     reason: format!("directory of {}: {e}", path.display()),
                 }),
             }
         }
-        let mut subtree_resolved = BTreeMap::new();
-        for (path, r) in &self.plan.subtrees {
-            match KernelInode::of(path, true) {
-                Ok(i) => {
-                    let k = types::inode_key {
-                        ino: i.ino,
-                        dev: i.dev,
-                        _pad: 0,
-                    };
-                    let mut slot = subtree_resolved.get(&i).copied();
-                    RuleRef::merge(&mut slot, *r);
-                    let r = slot.expect("merge fills the slot");
-                    subtree_resolved.insert(i, r);
-                    Self::put(&self.skel.maps.subtrees, &k, &file_rule(r))?;
+        let mut budget = MAX_EXPANDED;
+        for ((dir, comps), k) in &self.plan.anchored {
+            for path in expand(dir, comps, &mut budget) {
+                if let Ok(i) = KernelInode::of(&path, false) {
+                    put_inode(i, *k)?;
                 }
-                Err(e) => unresolved.push(Unresolved {
-                    rule_idx: r.rule_idx,
-                    path: path.clone(),
-                    reason: e.to_string(),
-                }),
+                if KernelInode::is_symlink(&path)
+                    && let Ok(i) = KernelInode::of(&path, true)
+                {
+                    put_inode(i, *k)?;
+                }
             }
+        }
+        let mut roots: BTreeMap<KernelInode, KeyRules> = BTreeMap::new();
+        let mut anchors: BTreeMap<(KernelInode, u32), u64> = BTreeMap::new();
+        let subtrees = self.plan.subtrees.iter().map(|(p, k)| (p, k, None));
+        let anchored = self
+            .plan
+            .anchored
+            .iter()
+            .enumerate()
+            .map(|(bit, ((p, c), k))| (p, k, Some((bit, c.len() as u32))));
+        for (path, k, pattern) in subtrees.chain(anchored) {
+            let i = match KernelInode::of(path, true) {
+                Ok(i) => i,
+                Err(e) => {
+                    unresolved.push(Unresolved {
+                        rule_idx: rule_of(k),
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            match pattern {
+                None => roots.entry(i).or_default().merge(*k),
+                Some((bit, depth)) => *anchors.entry((i, depth)).or_insert(0) |= 1 << bit,
+            }
+        }
+        for (i, k) in roots {
+            let key = types::inode_key {
+                ino: i.ino,
+                dev: i.dev,
+                _pad: 0,
+            };
+            Self::put(&maps.subtrees, &key, &file_rule(k))?;
+        }
+        for ((i, depth), mask) in anchors {
+            let key = types::anchor_key {
+                ino: i.ino,
+                dev: i.dev,
+                depth,
+            };
+            Self::put(&maps.anchors, &key, &mask)?;
         }
         self.unresolved = unresolved;
         Ok(added)
@@ -674,7 +614,8 @@ impl PathWatch {
             .exact
             .keys()
             .filter_map(|p| p.parent())
-            .chain(plan.subtrees.keys().map(PathBuf::as_path));
+            .chain(plan.subtrees.keys().map(PathBuf::as_path))
+            .chain(plan.anchored.keys().map(|(d, _)| d.as_path()));
         let mut watched = std::collections::BTreeSet::new();
         for dir in dirs {
             // The directory itself if it exists (a file appears in it), and
@@ -734,13 +675,6 @@ impl PathWatch {
     }
 }
 
-fn name_rule_of(r: RuleRef) -> types::name_rule {
-    types::name_rule {
-        rule: file_rule(r),
-        pair_mask: 0,
-    }
-}
-
 fn lossless(n: &OsStr) -> String {
     // Names are compared as bytes in the kernel; keys are built from bytes.
     String::from_utf8_lossy(n.as_bytes()).into_owned()
@@ -757,6 +691,7 @@ pub enum MatchKind {
     DirName,
     DirAndBasename,
     Suffix,
+    Anchored,
 }
 
 impl MatchKind {
@@ -769,6 +704,7 @@ impl MatchKind {
             5 => MatchKind::DirName,
             6 => MatchKind::DirAndBasename,
             7 => MatchKind::Suffix,
+            8 => MatchKind::Anchored,
             _ => return None,
         })
     }
@@ -838,7 +774,7 @@ pub fn decode(data: &[u8]) -> Result<FileEvent, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{FileMatch, PathGlob};
+    use crate::policy::model::{FileMatch, Matcher, PathGlob};
     use crate::severity::Severity;
 
     fn rule(id: &str, action: Action, globs: &[GlobForm]) -> Rule {
@@ -860,109 +796,55 @@ mod tests {
     }
 
     #[test]
-    fn each_form_lands_in_its_table_and_the_stronger_action_wins() {
-        let rules = [
-            rule(
-                "log",
-                Action::Log,
-                &[
-                    GlobForm::Exact("/etc/shadow".into()),
-                    GlobForm::Basename(".env".into()),
-                ],
-            ),
-            rule(
-                "deny",
-                Action::Deny,
-                &[
-                    GlobForm::Exact("/etc/shadow".into()),
-                    GlobForm::Subtree("/data".into()),
-                    GlobForm::InDirNamed(".ssh".into()),
-                    GlobForm::DirAndBasename {
-                        dir: ".aws".into(),
-                        name: "credentials".into(),
-                    },
-                    GlobForm::Suffix(".pem".into()),
-                    GlobForm::Suffix(".key".into()),
-                    GlobForm::Suffix(".p12x".into()),
-                ],
-            ),
-        ];
-        let p = compile(&rules).unwrap();
-        let deny = RuleRef {
-            rule_idx: 1,
-            action: Action::Deny,
+    fn expand_finds_existing_matches_only() {
+        let base = std::env::temp_dir().join(format!("assay-expand-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        for d in ["alice/.aws", "bob/.aws", "carol", "dave/x/.aws"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::write(base.join("alice/.aws/credentials"), b"x").unwrap();
+        std::fs::write(base.join("bob/.aws/credentials"), b"x").unwrap();
+        std::fs::write(base.join("bob/.aws/config"), b"x").unwrap();
+        std::fs::write(base.join("dave/x/.aws/credentials"), b"x").unwrap();
+        let comps: Vec<String> = ["*", ".aws", "credentials"].map(String::from).to_vec();
+        let mut budget = 100;
+        let mut got = expand(&base, &comps, &mut budget);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                base.join("alice/.aws/credentials"),
+                base.join("bob/.aws/credentials")
+            ]
+        );
+        assert_eq!(budget, 98);
+        // Bounded at every level: never more than the budget.
+        let mut one = 1;
+        let n = expand(&base, &comps, &mut one).len();
+        assert!(n <= 1 && one == 1 - n);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn key_rules_encode_as_the_kernel_reads_them() {
+        let k = KeyRules {
+            rule: None,
+            gated: 0b100,
+            exempt: 0b10,
         };
-        assert_eq!(p.exact[Path::new("/etc/shadow")], deny);
-        assert_eq!(p.basenames[".env"].rule_idx, 0);
-        assert_eq!(p.subtrees[Path::new("/data")], deny);
-        assert_eq!(p.dirnames[".ssh"], deny);
-        assert_eq!(p.pairs[&(".aws".into(), "credentials".into())], deny);
-        assert_eq!(p.suffix_lens(), vec![5, 4]);
-        let (b, d) = p.pair_masks();
-        assert_eq!(b["credentials"] & d[".aws"], 1);
-    }
-
-    #[test]
-    fn non_file_rules_keep_their_index() {
-        let mut rules = vec![Rule {
-            id: "net".into(),
-            severity: Severity::Low,
-            action: Action::Deny,
-            matcher: Matcher::NetConnect(crate::policy::model::NetMatch {
-                ports: vec![22],
-                outside_cidrs: vec![],
-                protocols: vec![],
-                loopback: crate::policy::model::Loopback::Match,
+        let raw = file_rule(k);
+        assert_eq!(
+            (raw.rule_idx, raw.gated, raw.exempt),
+            (NO_RULE, 0b100, 0b10)
+        );
+        let k = KeyRules {
+            rule: Some(RuleRef {
+                rule_idx: 7,
+                action: Action::TriggerKill,
             }),
-        }];
-        rules.push(rule(
-            "f",
-            Action::TriggerKill,
-            &[GlobForm::Basename("x".into())],
-        ));
-        let p = compile(&rules).unwrap();
-        assert_eq!(p.basenames["x"].rule_idx, 1);
-    }
-
-    #[test]
-    fn unenforceable_globs_are_refused_with_the_rule_named() {
-        let cases = [
-            GlobForm::Suffix("x".repeat(SUFFIX_MAX + 1)),
-            GlobForm::Basename("a/b".into()),
-            GlobForm::Basename("n".repeat(NAME_MAX + 1)),
-            GlobForm::Exact("relative/path".into()),
-        ];
-        for form in cases {
-            let err =
-                compile(&[rule("r1", Action::Deny, std::slice::from_ref(&form))]).unwrap_err();
-            assert!(err.to_string().contains("rule `r1`"), "{form:?}: {err}");
-        }
-        let many: Vec<GlobForm> = (1..=MAX_SUFFIX_LENS + 1)
-            .map(|n| GlobForm::Suffix("s".repeat(n)))
-            .collect();
-        assert!(compile(&[rule("r", Action::Deny, &many)]).is_err());
-        let pairs: Vec<GlobForm> = (0..=MAX_PAIRS)
-            .map(|n| GlobForm::DirAndBasename {
-                dir: format!("d{n}"),
-                name: "n".into(),
-            })
-            .collect();
-        assert!(compile(&[rule("r", Action::Deny, &pairs)]).is_err());
-    }
-
-    #[test]
-    fn except_is_refused_not_ignored() {
-        let mut r = rule("r", Action::Deny, &[GlobForm::Basename(".env".into())]);
-        if let Matcher::FileOpen(m) = &mut r.matcher {
-            m.except.push(PathGlob {
-                text: "**/.env.example".into(),
-                form: GlobForm::Basename(".env.example".into()),
-            });
-        }
-        assert!(matches!(
-            compile(&[r]),
-            Err(FileGuardError::Unsupported { .. })
-        ));
+            ..KeyRules::default()
+        };
+        assert_eq!((file_rule(k).rule_idx, file_rule(k).action), (7, 3));
     }
 
     #[test]

@@ -62,6 +62,7 @@ unsafe impl plain::Plain for fileguard_skel::types::inode_key {}
 unsafe impl plain::Plain for fileguard_skel::types::name_key {}
 unsafe impl plain::Plain for fileguard_skel::types::name_rule {}
 unsafe impl plain::Plain for fileguard_skel::types::suffix_key {}
+unsafe impl plain::Plain for fileguard_skel::types::anchor_key {}
 
 pub mod fileguard;
 
@@ -143,15 +144,11 @@ pub fn plan(rules: &[Rule], kill_unavailable: Option<&str>) -> Result<Plan, Plan
         }
     }
     if !file_rules.is_empty() {
-        // Globs the kernel program cannot match exactly (policy validation
-        // normally refuses them first).
+        // Globs the kernel program cannot hold (policy validation refuses
+        // them first; rules built in code reach this).
         if let Err(e) = fileguard::compile(rules) {
-            let id = match &e {
-                fileguard::FileGuardError::Unsupported { rule, .. } => rule.clone(),
-                _ => file_rules[0].id.clone(),
-            };
             unenforced.push(Unenforceable {
-                rule_id: id,
+                rule_id: e.rule.clone(),
                 reason: e.to_string(),
                 fix: "rewrite the glob in a supported form (see the policy documentation)".into(),
             });

@@ -8,6 +8,9 @@ use super::model::GlobForm;
 
 /// Longest glob accepted (Linux PATH_MAX).
 const MAX_LEN: usize = 4096;
+/// Components from the first `*` of an absolute glob to its end: the kernel
+/// program walks that many ancestors of every opened file.
+pub const MAX_ANCHORED_DEPTH: usize = 8;
 
 pub fn compile(text: &str) -> Result<GlobForm, String> {
     if text.is_empty() {
@@ -147,25 +150,28 @@ fn absolute(text: &str) -> Result<GlobForm, String> {
                     .into(),
             );
         }
-        if *c == "*" {
-            // The file_open program matches inodes and names, not path
-            // strings, so a wildcard directory in the middle of an absolute
-            // path has no exact kernel form yet.
-            return Err(
-                "a `*` standing for a whole directory in an absolute path (`/home/*/...`) \
-                 is not enforced yet; use `**/dir/name` (e.g. `**/.aws/credentials`) or \
-                 exact paths"
-                    .into(),
-            );
-        }
-        if c.contains('*') {
+        if c.contains('*') && *c != GlobForm::ANY {
             return Err(format!(
                 "`*` must be a whole path component in an absolute glob (`{c}` mixes it with \
                  text); use `**/*.suffix` for suffixes"
             ));
         }
     }
-    Ok(GlobForm::Exact(PathBuf::from(text)))
+    let Some(first) = comps.iter().position(|c| *c == GlobForm::ANY) else {
+        return Ok(GlobForm::Exact(PathBuf::from(text)));
+    };
+    let tail = &comps[first..];
+    if tail.len() > MAX_ANCHORED_DEPTH {
+        return Err(format!(
+            "at most {MAX_ANCHORED_DEPTH} components may follow the first `*` of an absolute \
+             glob ({} do)",
+            tail.len()
+        ));
+    }
+    Ok(GlobForm::Anchored {
+        dir: PathBuf::from(format!("/{}", comps[..first].join("/"))),
+        components: tail.iter().map(|c| c.to_string()).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -191,6 +197,23 @@ mod tests {
             }
         );
         assert_eq!(ok("**/*.pem"), GlobForm::Suffix(".pem".into()));
+        let anchored = |dir: &str, c: &[&str]| GlobForm::Anchored {
+            dir: dir.into(),
+            components: c.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            ok("/home/*/.aws/credentials"),
+            anchored("/home", &["*", ".aws", "credentials"])
+        );
+        assert_eq!(
+            ok("/etc/ssl/private/*"),
+            anchored("/etc/ssl/private", &["*"])
+        );
+        assert_eq!(ok("/*/x"), anchored("/", &["*", "x"]));
+        assert_eq!(ok("/srv/*/*/key"), anchored("/srv", &["*", "*", "key"]));
+        assert_eq!(ok("/a/*/b/c/d/e/f/g/h"), {
+            anchored("/a", &["*", "b", "c", "d", "e", "f", "g", "h"])
+        });
     }
 
     #[test]
@@ -216,6 +239,9 @@ mod tests {
             ("**/*/x", "literal name"),
             ("**/d/x*", "partial"),
             ("/da*/**", "literal directory"),
+            ("/home/*/.ssh/**", "literal directory"),
+            ("/home/*/id_*", "whole path component"),
+            ("/a/*/b/c/d/e/f/g/h/i", "at most 8"),
         ] {
             let e = compile(t).expect_err(t);
             assert!(e.contains(why), "{t}: {e}");

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::exit::{Coded, Status};
 
 pub mod decide;
-mod glob;
+pub mod fileplan;
+pub mod glob;
 pub mod model;
 pub mod net;
 mod schema;

@@ -135,9 +135,8 @@ pub enum Matcher {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileMatch {
     pub path_globs: Vec<PathGlob>,
-    /// Opens matching these would be exempt from the rule. Policies cannot set
-    /// it yet (validation refuses a non-empty `except`: the kernel program
-    /// does not enforce exemptions), and the monitor refuses it too.
+    /// Opens matching any of these are exempt from the rule, whichever
+    /// `path_globs` entry they match.
     pub except: Vec<PathGlob>,
 }
 
@@ -165,6 +164,18 @@ pub enum GlobForm {
     DirAndBasename { dir: String, name: String },
     /// `**/*.pem`: any file whose name ends with this suffix.
     Suffix(String),
+    /// `/home/*/.aws/credentials`, `/etc/ssl/private/*`: below the literal
+    /// directory `dir`, exactly `components.len()` more path components,
+    /// each a literal name or `*` (any one name).
+    Anchored {
+        dir: PathBuf,
+        components: Vec<String>,
+    },
+}
+
+impl GlobForm {
+    /// The wildcard of [`GlobForm::Anchored`] components.
+    pub const ANY: &'static str = "*";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::model::*;
 use super::yaml::{self, Kind, Node, Pos, Scalar};
-use super::{Diagnostic, PolicyError, glob, net, schema};
+use super::{Diagnostic, PolicyError, fileplan, glob, net, schema};
 use crate::severity::Severity;
 
 /// Longest allowed grace period: ten minutes. Longer would let a process the
@@ -876,7 +876,21 @@ fn runtime_monitor(cx: &mut Ctx, node: &Node) -> Option<RuntimeMonitor> {
                     None => ok = false,
                 }
             }
-            ok.then_some(out)
+            if !ok {
+                return None;
+            }
+            // Limits across rules (how many globs of a kind the kernel
+            // program holds): checked here so a policy that validates loads.
+            if let Err(e) = fileplan::compile(&out) {
+                let at = out
+                    .iter()
+                    .position(|r| r.id == e.rule)
+                    .and_then(|i| scalar_pos(&items[i], &e.glob).or(Some(items[i].pos)))
+                    .unwrap_or(n.pos);
+                cx.err(at, e.to_string());
+                return None;
+            }
+            Some(out)
         })(),
     };
     Some(RuntimeMonitor {
@@ -884,6 +898,15 @@ fn runtime_monitor(cx: &mut Ctx, node: &Node) -> Option<RuntimeMonitor> {
         provider: provider?.to_string(),
         rules: rules?,
     })
+}
+
+/// Where the scalar `text` first appears in `node`'s tree.
+fn scalar_pos(node: &Node, text: &str) -> Option<Pos> {
+    match &node.kind {
+        Kind::Scalar { text: t, .. } => (t == text).then_some(node.pos),
+        Kind::Seq(items) => items.iter().find_map(|n| scalar_pos(n, text)),
+        Kind::Map(pairs) => pairs.iter().find_map(|(_, v)| scalar_pos(v, text)),
+    }
 }
 
 fn valid_id(id: &str) -> bool {
@@ -1008,19 +1031,7 @@ fn file_match(cx: &mut Ctx, node: &Node) -> Option<FileMatch> {
         Some(g)
     });
     let except = match f.get("except") {
-        Some(n) => globs(cx, n, "except").and_then(|g| {
-            if g.is_empty() {
-                return Some(g);
-            }
-            // Refused rather than ignored: an ignored exemption would make the
-            // rule stricter than written, a weakened one looser.
-            cx.err(
-                n.pos,
-                "`except` is not enforced by the kernel program yet; narrow `path_globs` \
-                 instead",
-            );
-            None
-        }),
+        Some(n) => globs(cx, n, "except"),
         None => Some(Vec::new()),
     };
     Some(FileMatch {
