@@ -614,3 +614,90 @@ fn daemon_mode_detaches_with_pid_file_and_log() {
     );
     let _ = std::fs::remove_dir(&cg);
 }
+
+/// Ctrl-C on a terminal: the kernel sends SIGINT to the whole foreground
+/// process group, the wrapped command included, so assay must not forward it
+/// again. A signal sent to assay alone (kill) is still forwarded.
+#[test]
+fn ctrl_c_on_a_terminal_reaches_the_command_once() {
+    if !common::require_root("ctrl_c_on_a_terminal_reaches_the_command_once") {
+        return;
+    }
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new("tty");
+    let pol = s.file("p.yaml", &policy(&deny_port(9)));
+    // Counts SIGINTs for a while after saying it is ready, then reports.
+    let counter = s.file(
+        "count.py",
+        "import signal, sys, time\nn = 0\ndef h(s, f):\n    global n\n    n += 1\n\
+         signal.signal(signal.SIGINT, h)\nprint('ready', flush=True)\n\
+         for _ in range(30):\n    time.sleep(0.05)\nprint('count', n, flush=True)\n",
+    );
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: valid out-pointers; null name, termios and winsize are allowed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both fds were just opened and are owned here.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = assay();
+    cmd.arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .args(["--", "python3"])
+        .arg(&counter)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A new session whose controlling terminal is the pty: assay's
+            // group is the terminal's foreground group, as in a shell.
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(slave);
+    let mut out = std::fs::File::from(master);
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.contains("ready") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(seen.contains("ready"), "the command started: {seen:?}");
+    use std::io::Write;
+    out.write_all(b"\x03").unwrap();
+    while !seen.contains("count") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    // Let the last line arrive whole.
+    std::thread::sleep(Duration::from_millis(200));
+    if let Ok(n) = out.read(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        seen.lines().any(|l| l.trim().ends_with("count 1")),
+        "one SIGINT expected: {seen:?}"
+    );
+    assert_eq!(status.code(), Some(0), "{seen:?}");
+}

@@ -1216,13 +1216,25 @@ mod suite {
         for ext in [".pem", ".key", ".p12", ".kdbx", ".gpg"] {
             globs.push(GlobForm::Suffix(ext.into()));
         }
-        for i in 0..10 {
+        for i in 0..5 {
             let d = dir.join(format!("protected{i}"));
             std::fs::create_dir_all(&d).unwrap();
             globs.push(GlobForm::Subtree(d));
         }
+        for i in 0..4 {
+            let d = dir.join(format!("homes{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            globs.push(anchored(&d, &["*", ".aws", "credentials"]));
+        }
+        // The deepest anchored glob, all `*`: every open reads 8 levels.
+        std::fs::create_dir_all(dir.join("deep")).unwrap();
+        globs.push(anchored(&dir.join("deep"), &["*"; 8]));
         assert_eq!(globs.len(), 50);
-        rules.push(rule("globs", Action::Deny, globs));
+        // With an except list the rule is gated: every key's masks count.
+        rules.push(except(
+            rule("globs", Action::Deny, globs),
+            vec![GlobForm::Basename(".secret0.example".into())],
+        ));
 
         let cg = Cgroup::create("assay-vm-bench");
         // Rounds alternate "no program" and "loaded" so drift of the emulated
@@ -1249,7 +1261,7 @@ mod suite {
                 && let Ok(n) = guard.verified_insns()
             {
                 println!(
-                    "ASSAY-BENCH verifier/assay_file_open-1000-inodes-50-globs/verified_insns {n}"
+                    "ASSAY-BENCH verifier/assay_file_open-1000-inodes-50-globs-except/verified_insns {n}"
                 );
             }
             in_scope.push(time_opens(Some(&cg), &target, N));
@@ -1829,7 +1841,8 @@ mod suite {
             std::fs::write(
                 &pol,
                 format!(
-                    "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: aws\n      type: file_open\n      match:\n        path_globs: [\"{}/homes/*/.aws/credentials\"]\n      severity: critical\n      action: deny\n    - id: ssh\n      type: file_open\n      match:\n        path_globs: [\"**/.ssh/*\"]\n        except: [\"**/.ssh/known_hosts\"]\n      severity: high\n      action: deny\n",
+                    "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: aws\n      type: file_open\n      match:\n        path_globs: [\"{}/homes/*/.aws/credentials\"]\n      severity: critical\n      action: deny\n    - id: ssh\n      type: file_open\n      match:\n        path_globs: [\"**/.ssh/*\"]\n        except: [\"**/.ssh/known_hosts\"]\n      severity: high\n      action: deny\n    - id: later\n      type: file_open\n      match:\n        path_globs: [\"{}/missing/*/key\"]\n      severity: high\n      action: deny\n",
+                    d.display(),
                     d.display()
                 ),
             )
@@ -1865,7 +1878,8 @@ mod suite {
                 && !stdout.contains("SECRET")
                 && !aws.is_empty()
                 && !ssh.is_empty()
-                && known == 0;
+                && known == 0
+                && String::from_utf8_lossy(&out.stderr).contains("note: rule `later`");
             if ok {
                 s.pass(
                     NAME,

@@ -200,6 +200,12 @@ mod linux {
             // Dropping `mon` on the error path detaches what was attached.
             refuse_or_degrade(&refused, &args, style, plan.net.is_empty())?;
         }
+        for (rule, path, why) in mon.unresolved_files() {
+            eprintln!(
+                "assay: note: rule `{rule}`: {}: {why}; watched, enforced once it exists",
+                path.display()
+            );
+        }
         if args.pin.is_some() && mon.enforces_files() {
             return Err(config(
                 "--pin keeps network enforcement only; file enforcement cannot be pinned (run \

@@ -283,6 +283,26 @@ impl Monitor {
         &self.shared
     }
 
+    /// File rule paths (directories of exact paths, subtree roots, anchored
+    /// globs' directories) that did not resolve at the last refresh, as
+    /// `(rule id, path, why)`: their name matches enforce meanwhile where the
+    /// form has one, and the watch re-resolves them when they appear.
+    pub fn unresolved_files(&self) -> Vec<(String, std::path::PathBuf, String)> {
+        let Some(g) = &self.fileguard else {
+            return Vec::new();
+        };
+        g.unresolved()
+            .iter()
+            .map(|u| {
+                let id = self
+                    .rules
+                    .get(u.rule_idx as usize)
+                    .map_or_else(|| "?".to_string(), |r| r.id.clone());
+                (id, u.path.clone(), u.reason.clone())
+            })
+            .collect()
+    }
+
     /// Whether file enforcement is attached.
     pub fn enforces_files(&self) -> bool {
         self.fileguard.is_some()

@@ -62,13 +62,15 @@ impl Signals {
             .name("assay-signals".into())
             .spawn(move || {
                 loop {
-                    let mut sig: libc::c_int = 0;
+                    // SAFETY: siginfo_t is plain data, filled by sigwaitinfo.
+                    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
                     // SAFETY: valid pointers; the set is blocked in every thread.
-                    if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
+                    if sig < 0 {
                         continue;
                     }
                     let pid = fwd.load(Ordering::SeqCst);
-                    if pid > 0 {
+                    if pid > 0 && !delivered_to_group(&info, pid) {
                         // SAFETY: plain syscall.
                         unsafe { libc::kill(pid, sig) };
                     }
@@ -79,6 +81,15 @@ impl Signals {
             })?;
         Ok(Signals { rx, forward_to })
     }
+}
+
+/// Whether the kernel sent this signal to our whole process group, `pid`
+/// included: Ctrl-C, Ctrl-\\ or a resize on the terminal reach every process
+/// of the foreground group (si_code SI_KERNEL). Forwarding those again would
+/// deliver them twice.
+fn delivered_to_group(info: &libc::siginfo_t, pid: libc::pid_t) -> bool {
+    // SAFETY: plain syscalls.
+    info.si_code == libc::SI_KERNEL && unsafe { libc::getpgid(pid) == libc::getpgrp() }
 }
 
 /// Start `argv` with its pid written into `cgroup`'s `cgroup.procs` between
