@@ -274,6 +274,20 @@ mod suite {
         }
     }
 
+    /// Runs `op` in a child (in `cg` when `inside`) and judges its errno and
+    /// the events it caused against `expect`.
+    fn open_case(
+        s: &mut Suite,
+        ev: &Events,
+        cg: &Cgroup,
+        (name, expect, inside): (&str, Expect, bool),
+        op: &dyn Fn() -> i32,
+    ) {
+        let _ = ev.take();
+        let (pid, code) = in_child(inside.then_some(cg), op);
+        s.check(name, judge(expect, code, Some(pid), ev.take()));
+    }
+
     // ---- rules ----
 
     fn rule(id: &str, action: Action, forms: Vec<GlobForm>) -> Rule {
@@ -439,9 +453,7 @@ mod suite {
 
         let case =
             |s: &mut Suite, name: &str, expect: Expect, inside: bool, op: &dyn Fn() -> i32| {
-                let _ = ev.take();
-                let (pid, code) = in_child(if inside { Some(&cg) } else { None }, op);
-                s.check(name, judge(expect, code, Some(pid), ev.take()));
+                open_case(s, &ev, &cg, (name, expect, inside), op)
             };
 
         // Exact file, in and out of scope.
@@ -913,186 +925,147 @@ mod suite {
         let ev = Events::new(&guard);
         let case =
             |s: &mut Suite, name: &str, expect: Expect, inside: bool, op: &dyn Fn() -> i32| {
-                let _ = ev.take();
-                let (pid, code) = in_child(if inside { Some(&cg) } else { None }, op);
-                s.check(name, judge(expect, code, Some(pid), ev.take()));
+                open_case(s, &ev, &cg, (name, expect, inside), op)
             };
-        let open = |rel: &'static str| move || try_open(q(rel));
-
-        case(
+        // Rows: (case, expected, in scope, file under anch/). A file written
+        // `+path` is created just before it is opened (after the load).
+        let table = |s: &mut Suite, rows: &[(&str, Expect, bool, &str)]| {
+            for &(name, expect, inside, rel) in rows {
+                let rel = match rel.strip_prefix('+') {
+                    Some(r) => {
+                        write(q(r));
+                        r
+                    }
+                    None => rel,
+                };
+                case(s, name, expect, inside, &|| try_open(q(rel)));
+            }
+        };
+        use Expect::{Allowed, Denied, Logged};
+        let aws = "homes/alice/.aws/credentials";
+        table(
             s,
-            "anchored/denied",
-            Expect::Denied(A),
-            true,
-            &open("homes/alice/.aws/credentials"),
+            &[
+                ("anchored/denied", Denied(A), true, aws),
+                (
+                    "anchored/second-match",
+                    Denied(A),
+                    true,
+                    "homes/bob/.aws/credentials",
+                ),
+                ("anchored/out-of-scope-allowed", Allowed, false, aws),
+                (
+                    "anchored/other-name-allowed",
+                    Allowed,
+                    true,
+                    "homes/alice/.aws/config",
+                ),
+                (
+                    "anchored/deeper-allowed",
+                    Allowed,
+                    true,
+                    "homes/alice/x/.aws/credentials",
+                ),
+                (
+                    "anchored/other-directory-allowed",
+                    Allowed,
+                    true,
+                    "other/alice/.aws/credentials",
+                ),
+                (
+                    "anchored/home-created-after-start",
+                    Denied(A),
+                    true,
+                    "+homes/carol/.aws/credentials",
+                ),
+                (
+                    "anchored/symlinked-home-at-start",
+                    Denied(A),
+                    true,
+                    "elsewhere-eve/.aws/credentials",
+                ),
+            ],
         );
-        case(
-            s,
-            "anchored/second-match",
-            Expect::Denied(A),
-            true,
-            &open("homes/bob/.aws/credentials"),
-        );
-        case(
-            s,
-            "anchored/out-of-scope-allowed",
-            Expect::Allowed,
-            false,
-            &open("homes/alice/.aws/credentials"),
-        );
-        case(
-            s,
-            "anchored/other-name-allowed",
-            Expect::Allowed,
-            true,
-            &open("homes/alice/.aws/config"),
-        );
-        case(
-            s,
-            "anchored/deeper-allowed",
-            Expect::Allowed,
-            true,
-            &open("homes/alice/x/.aws/credentials"),
-        );
-        case(
-            s,
-            "anchored/other-directory-allowed",
-            Expect::Allowed,
-            true,
-            &open("other/alice/.aws/credentials"),
-        );
-        write(q("homes/carol/.aws/credentials"));
-        case(
-            s,
-            "anchored/home-created-after-start",
-            Expect::Denied(A),
-            true,
-            &open("homes/carol/.aws/credentials"),
-        );
-        case(
-            s,
-            "anchored/symlinked-home-at-start",
-            Expect::Denied(A),
-            true,
-            &open("elsewhere-eve/.aws/credentials"),
-        );
-        std::os::unix::fs::symlink(q("homes/alice/.aws/credentials"), q("link")).unwrap();
-        case(
-            s,
-            "anchored/symlink-to-file",
-            Expect::Denied(A),
-            true,
-            &open("link"),
-        );
+        std::os::unix::fs::symlink(q(aws), q("link")).unwrap();
+        table(s, &[("anchored/symlink-to-file", Denied(A), true, "link")]);
         std::fs::create_dir_all("/mnt/awsbind").unwrap();
         match mount_bind(&q("homes/alice/.aws"), Path::new("/mnt/awsbind")) {
-            Ok(()) => case(
-                s,
-                "anchored/bind-mount-dir",
-                Expect::Denied(A),
-                true,
-                &|| try_open("/mnt/awsbind/credentials"),
-            ),
+            Ok(()) => case(s, "anchored/bind-mount-dir", Denied(A), true, &|| {
+                try_open("/mnt/awsbind/credentials")
+            }),
             Err(e) => s.fail("anchored/bind-mount-dir", e),
         }
         std::fs::create_dir_all(q("homes/dan")).unwrap();
         match mount_tmpfs(&q("homes/dan")) {
-            Ok(()) => {
-                write(q("homes/dan/.aws/credentials"));
-                case(
-                    s,
+            Ok(()) => table(
+                s,
+                &[(
                     "anchored/home-is-a-mount",
-                    Expect::Denied(A),
+                    Denied(A),
                     true,
-                    &open("homes/dan/.aws/credentials"),
-                );
-            }
+                    "+homes/dan/.aws/credentials",
+                )],
+            ),
             Err(e) => s.fail("anchored/home-is-a-mount", e),
         }
         match mounted {
-            Ok(()) => {
-                write(q("mhomes/v/key"));
-                case(
-                    s,
-                    "anchored/directory-is-a-mount-root",
-                    Expect::Denied(E),
-                    true,
-                    &open("mhomes/v/key"),
-                );
-                case(
-                    s,
-                    "anchored/mount-root-resolved-at-start",
-                    Expect::Denied(E),
-                    true,
-                    &open("mhomes/u/key"),
-                );
-            }
+            Ok(()) => table(
+                s,
+                &[
+                    (
+                        "anchored/directory-is-a-mount-root",
+                        Denied(E),
+                        true,
+                        "+mhomes/v/key",
+                    ),
+                    (
+                        "anchored/mount-root-resolved-at-start",
+                        Denied(E),
+                        true,
+                        "mhomes/u/key",
+                    ),
+                ],
+            ),
             Err(e) => s.fail("anchored/directory-is-a-mount-root", e),
         }
-        case(
+        table(
             s,
-            "anchored/trailing-star-denied",
-            Expect::Denied(B),
-            true,
-            &open("priv/key"),
-        );
-        write(q("priv/created-later"));
-        case(
-            s,
-            "anchored/trailing-star-created-after-start",
-            Expect::Denied(B),
-            true,
-            &open("priv/created-later"),
-        );
-        case(
-            s,
-            "anchored/trailing-star-not-deeper",
-            Expect::Allowed,
-            true,
-            &open("priv/sub/key"),
-        );
-        case(
-            s,
-            "except/exact-exempt",
-            Expect::Allowed,
-            true,
-            &open("priv/public.txt"),
-        );
-        case(
-            s,
-            "except/suffix-exempt",
-            Expect::Allowed,
-            true,
-            &open("priv/id.pub"),
-        );
-        write(q("priv/new.pub"));
-        case(
-            s,
-            "except/created-after-start-exempt",
-            Expect::Allowed,
-            true,
-            &open("priv/new.pub"),
-        );
-        case(
-            s,
-            "except/gated-rule-denies",
-            Expect::Denied(C),
-            true,
-            &open("gdata/secret"),
-        );
-        case(
-            s,
-            "except/exempt-subtree-weaker-rule-applies",
-            Expect::Logged(D),
-            true,
-            &open("gdata/public/x"),
-        );
-        case(
-            s,
-            "except/exempt-basename-weaker-rule-applies",
-            Expect::Logged(D),
-            true,
-            &open("gdata/deep/README"),
+            &[
+                ("anchored/trailing-star-denied", Denied(B), true, "priv/key"),
+                (
+                    "anchored/trailing-star-created-after-start",
+                    Denied(B),
+                    true,
+                    "+priv/created-later",
+                ),
+                (
+                    "anchored/trailing-star-not-deeper",
+                    Allowed,
+                    true,
+                    "priv/sub/key",
+                ),
+                ("except/exact-exempt", Allowed, true, "priv/public.txt"),
+                ("except/suffix-exempt", Allowed, true, "priv/id.pub"),
+                (
+                    "except/created-after-start-exempt",
+                    Allowed,
+                    true,
+                    "+priv/new.pub",
+                ),
+                ("except/gated-rule-denies", Denied(C), true, "gdata/secret"),
+                (
+                    "except/exempt-subtree-weaker-rule-applies",
+                    Logged(D),
+                    true,
+                    "gdata/public/x",
+                ),
+                (
+                    "except/exempt-basename-weaker-rule-applies",
+                    Logged(D),
+                    true,
+                    "gdata/deep/README",
+                ),
+            ],
         );
         drop(ev);
         drop(guard);

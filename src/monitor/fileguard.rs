@@ -774,26 +774,7 @@ pub fn decode(data: &[u8]) -> Result<FileEvent, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{FileMatch, Matcher, PathGlob};
-    use crate::severity::Severity;
-
-    fn rule(id: &str, action: Action, globs: &[GlobForm]) -> Rule {
-        Rule {
-            id: id.into(),
-            severity: Severity::High,
-            action,
-            matcher: Matcher::FileOpen(FileMatch {
-                path_globs: globs
-                    .iter()
-                    .map(|f| PathGlob {
-                        text: format!("{f:?}"),
-                        form: f.clone(),
-                    })
-                    .collect(),
-                except: vec![],
-            }),
-        }
-    }
+    use crate::policy::fileplan::test_rule as rule;
 
     #[test]
     fn expand_finds_existing_matches_only() {

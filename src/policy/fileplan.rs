@@ -328,29 +328,34 @@ impl Plan {
     }
 }
 
+/// A file rule with `globs` (their text is their debug form), for tests.
+#[cfg(test)]
+pub(crate) fn test_rule(id: &str, action: Action, globs: &[GlobForm]) -> Rule {
+    use super::model::{FileMatch, PathGlob};
+    Rule {
+        id: id.into(),
+        severity: crate::severity::Severity::High,
+        action,
+        matcher: Matcher::FileOpen(FileMatch {
+            path_globs: globs
+                .iter()
+                .map(|f| PathGlob {
+                    text: format!("{f:?}"),
+                    form: f.clone(),
+                })
+                .collect(),
+            except: vec![],
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{FileMatch, PathGlob};
+    use crate::policy::model::PathGlob;
     use crate::severity::Severity;
 
-    fn rule(id: &str, action: Action, globs: &[GlobForm]) -> Rule {
-        Rule {
-            id: id.into(),
-            severity: Severity::High,
-            action,
-            matcher: Matcher::FileOpen(FileMatch {
-                path_globs: globs
-                    .iter()
-                    .map(|f| PathGlob {
-                        text: format!("{f:?}"),
-                        form: f.clone(),
-                    })
-                    .collect(),
-                except: vec![],
-            }),
-        }
-    }
+    use super::test_rule as rule;
 
     #[test]
     fn each_form_lands_in_its_table_and_the_stronger_action_wins() {
