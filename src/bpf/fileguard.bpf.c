@@ -34,8 +34,10 @@ const volatile __u8 have_gated;
 /* Deepest anchored glob (levels below its directory); 0: none. */
 const volatile __u32 pattern_depth;
 /* Per level: anchored globs that accept any name there (a `*`, or shallower
- * than the level). */
+ * than the level), and those deeper than the level (their directory is
+ * further up). */
 const volatile __u64 pattern_any[ASSAY_MAX_PATTERN_DEPTH];
+const volatile __u64 pattern_deeper[ASSAY_MAX_PATTERN_DEPTH];
 /* Distinct suffix lengths, longest first; 0 ends the list. */
 const volatile __u32 suffix_lens[ASSAY_MAX_SUFFIX_LENS];
 
@@ -315,16 +317,21 @@ static __always_inline void check_patterns(struct verdict *v, struct file *file,
 	cross_mounts(&d, &mnt, &hit, 0, 0);
 #pragma clang loop unroll(full)
 	for (i = 0; i < ASSAY_MAX_PATTERN_DEPTH; i++) {
-		if (stop || (__u32)i >= pattern_depth) {
+		/* Done when no live glob has its directory further up. */
+		if (stop || (__u32)i >= pattern_depth || !(live & pattern_deeper[i])) {
 			stop = 1;
 			continue;
 		}
-		read_name(nk->name, d);
-		nk->dir_ino = 0;
-		nk->dir_dev = i;
-		nk->kind = ASSAY_NAME_LEVEL;
-		nr = bpf_map_lookup_elem(&names, nk);
-		live &= (nr ? nr->mask : 0) | pattern_any[i];
+		/* Names are read and looked up only where a live glob has a
+		 * literal: a `*` level costs no string work. */
+		if (live & ~pattern_any[i]) {
+			read_name(nk->name, d);
+			nk->dir_ino = 0;
+			nk->dir_dev = i;
+			nk->kind = ASSAY_NAME_LEVEL;
+			nr = bpf_map_lookup_elem(&names, nk);
+			live &= (nr ? nr->mask : 0) | pattern_any[i];
+		}
 		parent = BPF_CORE_READ(d, d_parent);
 		if (!live || parent == d) {
 			stop = 1;

@@ -340,6 +340,7 @@ impl FileGuard {
         ro.have_gated = u8::from(!plan.gated.is_empty());
         ro.pattern_depth = plan.pattern_depth() as u32;
         ro.pattern_any = plan.pattern_any();
+        ro.pattern_deeper = plan.pattern_deeper();
         for (dst, len) in ro.suffix_lens.iter_mut().zip(plan.suffix_lens()) {
             *dst = len;
         }

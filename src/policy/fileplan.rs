@@ -314,6 +314,18 @@ impl Plan {
         any
     }
 
+    /// Per level, the anchored globs whose directory is above that level
+    /// (more components than the level number): the walk goes on for them.
+    pub fn pattern_deeper(&self) -> [u64; MAX_PATTERN_DEPTH] {
+        let mut deeper = [0u64; MAX_PATTERN_DEPTH];
+        for (bit, (_, comps)) in self.anchored.keys().enumerate() {
+            for slot in deeper.iter_mut().take(comps.len()) {
+                *slot |= 1 << bit;
+            }
+        }
+        deeper
+    }
+
     /// `(level, literal) -> globs` with that literal component at that level.
     pub fn pattern_levels(&self) -> BTreeMap<(u32, &str), u64> {
         let mut m = BTreeMap::new();
@@ -542,6 +554,11 @@ mod tests {
         assert_eq!(any[1], 0b01, "level 1: /etc/ssl/private/* has ended");
         assert_eq!(any[2], 0b11, "level 2: /home/* is a `*`");
         assert_eq!(any[3], 0b11);
+        let deeper = p.pattern_deeper();
+        assert_eq!(deeper[0], 0b11);
+        assert_eq!(deeper[1], 0b10);
+        assert_eq!(deeper[2], 0b10);
+        assert_eq!(deeper[3], 0);
         let levels = p.pattern_levels();
         assert_eq!(levels[&(0, "credentials")], 0b10);
         assert_eq!(levels[&(1, ".aws")], 0b10);
