@@ -478,6 +478,36 @@ mod suite {
             true,
             &|| try_open(p("public.txt")),
         );
+        // The event names the file's full path (from 5.11), whatever path
+        // the opener used.
+        {
+            let _ = ev.take();
+            let (_, code) = in_child(Some(&cg), || {
+                try_open(format!("/proc/self/root{BASE}/./secret.txt"))
+            });
+            let want = guard
+                .reports_paths()
+                .then(|| p("secret.txt").display().to_string());
+            let evs = ev.take();
+            let got: Vec<Option<String>> = evs
+                .iter()
+                .filter_map(|e| e.as_ref().ok())
+                .map(|e| e.path.clone())
+                .collect();
+            let ok = code == libc::EPERM && got.len() == 1 && got[0] == want;
+            s.check(
+                "event/full-path",
+                if ok {
+                    Ok(format!(
+                        "path {:?} (kernel provides paths: {})",
+                        got[0],
+                        guard.reports_paths()
+                    ))
+                } else {
+                    Err(format!("errno {code}, paths {got:?}, expected {want:?}"))
+                },
+            );
+        }
 
         // Children and grandchildren of a process in scope are in scope.
         // The event comes from the (grand)child, whose pid the parent does not
@@ -1326,6 +1356,15 @@ mod suite {
             }
         }
 
+        /// Whether the running kernel is at least `major.minor`.
+        fn kernel_at_least(major: u32, minor: u32) -> bool {
+            let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            let mut v = r
+                .split(|c: char| !c.is_ascii_digit())
+                .map(|n| n.parse::<u32>().unwrap_or(0));
+            (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (major, minor)
+        }
+
         fn scratch(name: &str) -> PathBuf {
             let d = Path::new("/tmp/e2e").join(name);
             let _ = std::fs::remove_dir_all(&d);
@@ -1570,9 +1609,15 @@ mod suite {
             let evs = events(&ev);
             let pid = printed_pid(&stdout, "cat");
             let hits = file_denials(&evs, "secret", "secret.txt");
-            let ev_ok = hits
-                .iter()
-                .any(|e| e["comm"] == "cat" && pid.is_some() && e["tgid"].as_u64() == pid);
+            // The full path, where the kernel lets the program have it.
+            let want_path = kernel_at_least(5, 11);
+            let ev_ok = hits.iter().any(|e| {
+                e["comm"] == "cat"
+                    && pid.is_some()
+                    && e["tgid"].as_u64() == pid
+                    && (e["object"]["path"] == secret.display().to_string()
+                        || (!want_path && e["object"]["path"].is_null()))
+            });
             let detail = format!(
                 "exit {:?}, outside read {outside:?}, stdout {stdout:?}, events {evs:?}, stderr {stderr}",
                 out.status.code()

@@ -178,12 +178,20 @@ struct suffix_key {
 	char tail[ASSAY_SUFFIX_LEN];
 };
 
+/* Room for the opened file's full path in an event. */
+#define ASSAY_PATH_LEN 1024
+
 struct file_event {
 	struct event_hdr hdr;
 	__u64 ino;
 	__u32 dev;
 	__u32 match;		   /* enum assay_file_match */
 	char name[ASSAY_NAME_LEN]; /* basename of the opened file */
+	/* > 0: bytes of `path` with its NUL (bpf_d_path); 0: not asked (the
+	 * kernel refuses the helper here); < 0: -errno (too long). */
+	__s32 path_len;
+	__u32 _pad2;
+	char path[ASSAY_PATH_LEN];
 };
 
 #endif /* ASSAY_H */

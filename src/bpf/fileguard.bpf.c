@@ -31,6 +31,8 @@ const volatile __u8 have_dirnames;
 const volatile __u8 have_pairs;
 const volatile __u8 have_subtrees;
 const volatile __u8 have_gated;
+/* Put the full path in events (bpf_d_path; off where the kernel refuses it). */
+const volatile __u8 want_path;
 /* Deepest anchored glob (levels below its directory); 0: none. */
 const volatile __u32 pattern_depth;
 /* Per level: anchored globs that accept any name there (a `*`, or shallower
@@ -38,6 +40,8 @@ const volatile __u32 pattern_depth;
  * further up). */
 const volatile __u64 pattern_any[ASSAY_MAX_PATTERN_DEPTH];
 const volatile __u64 pattern_deeper[ASSAY_MAX_PATTERN_DEPTH];
+/* Per level i: anchored globs whose directory is i + 1 levels up. */
+const volatile __u64 pattern_at[ASSAY_MAX_PATTERN_DEPTH];
 /* Distinct suffix lengths, longest first; 0 ends the list. */
 const volatile __u32 suffix_lens[ASSAY_MAX_SUFFIX_LENS];
 
@@ -105,6 +109,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct file_rule);
 } gated SEC(".maps");
+
+/* The name key under construction: too large for the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct name_key);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -212,6 +224,32 @@ static __always_inline __u32 read_name(char *buf, struct dentry *d)
 	return BPF_CORE_READ(d, d_name.len);
 }
 
+/* The mount a file was opened through (container_of, offset relocated). */
+static __always_inline struct mount *mount_of(struct file *file)
+{
+	struct vfsmount *vfs = BPF_CORE_READ(file, f_path.mnt);
+
+	return (void *)vfs - bpf_core_field_offset(struct mount, mnt);
+}
+
+/*
+ * From a filesystem's root `*d` (its own parent) to the dentry it is mounted
+ * on, in the parent mount; false at the root of the mount tree. `*dev`
+ * follows: within one filesystem every dentry has the same device, so the
+ * walks read it only here.
+ */
+static __always_inline int cross_mount(struct dentry **d, struct mount **mnt, __u32 *dev)
+{
+	struct mount *up = BPF_CORE_READ(*mnt, mnt_parent);
+
+	if (up == *mnt)
+		return 0;
+	*d = BPF_CORE_READ(*mnt, mnt_mountpoint);
+	*mnt = up;
+	*dev = BPF_CORE_READ(*d, d_sb, s_dev);
+	return 1;
+}
+
 /*
  * Walks the ancestors of `d` (its parent first) looking for a subtree root.
  * At a filesystem's root it continues at the mountpoint of the mount the file
@@ -219,13 +257,12 @@ static __always_inline __u32 read_name(char *buf, struct dentry *d)
  * covered too. The walk through the dentry tree itself ignores bind mounts:
  * a file reached through a bind mount still has its real ancestors.
  */
-static __always_inline void check_subtrees(struct verdict *v, struct file *file, struct dentry *d)
+static __always_inline void check_subtrees(struct verdict *v, struct file *file, struct dentry *d,
+					   __u32 dev)
 {
-	struct vfsmount *vfs = BPF_CORE_READ(file, f_path.mnt);
-	/* container_of, with the offset relocated for the running kernel. */
-	struct mount *mnt = (void *)vfs - bpf_core_field_offset(struct mount, mnt);
+	struct mount *mnt = mount_of(file);
 	const struct file_rule *r;
-	struct inode_key k;
+	struct inode_key k = {};
 	struct dentry *parent;
 	int i, stop = 0;
 
@@ -237,17 +274,14 @@ static __always_inline void check_subtrees(struct verdict *v, struct file *file,
 		parent = BPF_CORE_READ(d, d_parent);
 		if (parent == d) {
 			/* A filesystem root: cross to where it is mounted. */
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (up == mnt) {
+			if (!cross_mount(&parent, &mnt, &dev)) {
 				stop = 1;
 				continue;
 			}
-			parent = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = up;
 		}
 		d = parent;
-		inode_of(&k, BPF_CORE_READ(d, d_inode));
+		k.ino = BPF_CORE_READ(d, d_inode, i_ino);
+		k.dev = dev;
 		r = bpf_map_lookup_elem(&subtrees, &k);
 		if (r) {
 			consider(v, r, ASSAY_MATCH_SUBTREE);
@@ -259,62 +293,62 @@ static __always_inline void check_subtrees(struct verdict *v, struct file *file,
 	}
 }
 
-static __always_inline void anchor_hit(__u64 *hit, struct dentry *d, __u32 depth, __u64 live)
+static __always_inline void anchor_hit(__u64 *hit, struct dentry *d, __u32 dev, __u32 depth,
+				       __u64 want)
 {
 	struct anchor_key k;
 	__u64 *mask;
 
 	k.ino = BPF_CORE_READ(d, d_inode, i_ino);
-	k.dev = BPF_CORE_READ(d, d_inode, i_sb, s_dev);
+	k.dev = dev;
 	k.depth = depth;
 	mask = bpf_map_lookup_elem(&anchors, &k);
 	if (mask)
-		*hit |= *mask & live;
+		*hit |= *mask & want;
 }
 
 /*
- * When `*d` is the root of a mounted filesystem, moves to the dentry it is
- * mounted on (twice, for a mount stacked on a mount), checking each as an
- * anchor at `depth`: a directory that is a mount point has two inodes, the
- * mounted root's (what userspace resolves) and the one underneath.
+ * While `*d` is the root of a mounted filesystem (`*parent == *d`), moves to
+ * the dentry it is mounted on (twice, for a mount stacked on a mount), each
+ * checked as an anchor at `depth` for the globs in `want`: a directory that
+ * is a mount point has two inodes, the mounted root's (what userspace
+ * resolves) and the one underneath.
  */
-static __always_inline void cross_mounts(struct dentry **d, struct mount **mnt, __u64 *hit,
-					 __u32 depth, __u64 live)
+static __always_inline void climb_mounts(struct dentry **d, struct dentry **parent,
+					 struct mount **mnt, __u32 *dev, __u64 *hit, __u32 depth,
+					 __u64 want)
 {
 	int j;
 
 #pragma clang loop unroll(full)
 	for (j = 0; j < 2; j++) {
-		struct mount *up = BPF_CORE_READ(*mnt, mnt_parent);
-
-		if (BPF_CORE_READ(*d, d_parent) != *d || up == *mnt)
+		if (*parent != *d || !cross_mount(d, mnt, dev))
 			return;
-		*d = BPF_CORE_READ(*mnt, mnt_mountpoint);
-		*mnt = up;
-		if (depth)
-			anchor_hit(hit, *d, depth, live);
+		*parent = BPF_CORE_READ(*d, d_parent);
+		if (want)
+			anchor_hit(hit, *d, *dev, depth, want);
 	}
 }
 
 /*
  * Anchored globs: reads the names of the opened file and its ancestors (the
- * file is level 0), keeps the globs whose literal components all match
- * (`live`), and at each ancestor looks up whether it is the directory of a
- * glob exactly that many levels up. Like subtrees, the walk follows the
- * dentry tree (a bind mount does not change a file's ancestors) and crosses
- * from a filesystem's root to where it is mounted.
+ * file is level 0) where a live glob has a literal, keeps the globs whose
+ * literals all match (`live`), and at each depth where a live glob has its
+ * directory looks up whether this ancestor is that directory. Like
+ * subtrees, the walk follows the dentry tree (a bind mount does not change a
+ * file's ancestors) and crosses from a filesystem's root to where it is
+ * mounted.
  */
 static __always_inline void check_patterns(struct verdict *v, struct file *file, struct dentry *d,
-					   struct name_key *nk)
+					   __u32 dev, struct name_key *nk)
 {
-	struct vfsmount *vfs = BPF_CORE_READ(file, f_path.mnt);
-	struct mount *mnt = (void *)vfs - bpf_core_field_offset(struct mount, mnt);
-	__u64 live = ~0ULL, hit = 0;
+	struct mount *mnt = mount_of(file);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	__u64 live = ~0ULL, hit = 0, want;
 	struct name_rule *nr;
-	struct dentry *parent;
 	int i, stop = 0;
 
-	cross_mounts(&d, &mnt, &hit, 0, 0);
+	climb_mounts(&d, &parent, &mnt, &dev, &hit, 0, 0);
 #pragma clang loop unroll(full)
 	for (i = 0; i < ASSAY_MAX_PATTERN_DEPTH; i++) {
 		/* Done when no live glob has its directory further up. */
@@ -332,14 +366,17 @@ static __always_inline void check_patterns(struct verdict *v, struct file *file,
 			nr = bpf_map_lookup_elem(&names, nk);
 			live &= (nr ? nr->mask : 0) | pattern_any[i];
 		}
-		parent = BPF_CORE_READ(d, d_parent);
 		if (!live || parent == d) {
 			stop = 1;
 			continue;
 		}
 		d = parent;
-		anchor_hit(&hit, d, i + 1, live);
-		cross_mounts(&d, &mnt, &hit, i + 1, live);
+		parent = BPF_CORE_READ(d, d_parent);
+		/* Only where a live glob has its directory at this depth. */
+		want = live & pattern_at[i];
+		if (want)
+			anchor_hit(&hit, d, dev, i + 1, want);
+		climb_mounts(&d, &parent, &mnt, &dev, &hit, i + 1, want);
 	}
 	/* Every glob that matched: one may carry a rule, another an exemption. */
 #pragma clang loop unroll(full)
@@ -388,7 +425,11 @@ static __always_inline void report(struct file *file, const struct verdict *v)
 			*n += 1;
 		return;
 	}
-	__builtin_memset(ev, 0, sizeof(*ev));
+	/* Only the fixed part is zeroed (the strings are NUL-terminated): a
+	 * memset of the whole record would be too large to inline. */
+	__builtin_memset(ev, 0, offsetof(struct file_event, name));
+	ev->path_len = 0;
+	ev->_pad2 = 0;
 	id = bpf_get_current_pid_tgid();
 	ev->hdr.ts_ns = bpf_ktime_get_ns();
 	ev->hdr.cgroup_id = bpf_get_current_cgroup_id();
@@ -404,6 +445,8 @@ static __always_inline void report(struct file *file, const struct verdict *v)
 	ev->match = v->match;
 	bpf_probe_read_kernel_str(ev->name, sizeof(ev->name),
 				  BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	if (want_path)
+		ev->path_len = bpf_d_path(&file->f_path, ev->path, sizeof(ev->path));
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -412,10 +455,10 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 {
 	struct verdict v = {};
 	struct inode_key ik;
-	struct name_key nk;
+	struct name_key *nk;
 	struct dentry *d, *parent;
 	struct name_rule *base = NULL, *dir = NULL;
-	__u32 len;
+	__u32 len, dev, zero = 0;
 
 	/* An earlier LSM already refused: keep its answer. */
 	if (ret)
@@ -424,35 +467,39 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
 
+	/* Index 0 of a one-entry array: the lookup cannot fail. */
+	nk = bpf_map_lookup_elem(&scratch, &zero);
+	if (!nk)
+		return 0;
 	d = BPF_CORE_READ(file, f_path.dentry);
-	if (have_inodes) {
-		inode_of(&ik, BPF_CORE_READ(file, f_inode));
+	inode_of(&ik, BPF_CORE_READ(file, f_inode));
+	dev = ik.dev;
+	if (have_inodes)
 		consider(&v, bpf_map_lookup_elem(&inodes, &ik), ASSAY_MATCH_INODE);
-	}
 	if (have_entries || have_basenames || have_dirnames || suffix_lens[0]) {
 		parent = BPF_CORE_READ(d, d_parent);
-		len = read_name(nk.name, d);
+		len = read_name(nk->name, d);
 		if (have_entries) {
 			inode_of(&ik, BPF_CORE_READ(parent, d_inode));
-			nk.dir_ino = ik.ino;
-			nk.dir_dev = ik.dev;
-			nk.kind = ASSAY_NAME_ENTRY;
-			consider(&v, bpf_map_lookup_elem(&names, &nk), ASSAY_MATCH_ENTRY);
+			nk->dir_ino = ik.ino;
+			nk->dir_dev = ik.dev;
+			nk->kind = ASSAY_NAME_ENTRY;
+			consider(&v, bpf_map_lookup_elem(&names, nk), ASSAY_MATCH_ENTRY);
 		}
 		if (suffix_lens[0])
 			check_suffixes(&v, d, len);
-		nk.dir_ino = 0;
-		nk.dir_dev = 0;
+		nk->dir_ino = 0;
+		nk->dir_dev = 0;
 		if (have_basenames) {
-			nk.kind = ASSAY_NAME_BASE;
-			base = bpf_map_lookup_elem(&names, &nk);
+			nk->kind = ASSAY_NAME_BASE;
+			base = bpf_map_lookup_elem(&names, nk);
 			if (base)
 				consider(&v, &base->rule, ASSAY_MATCH_BASENAME);
 		}
 		if (have_dirnames && parent != d) {
-			read_name(nk.name, parent);
-			nk.kind = ASSAY_NAME_DIR;
-			dir = bpf_map_lookup_elem(&names, &nk);
+			read_name(nk->name, parent);
+			nk->kind = ASSAY_NAME_DIR;
+			dir = bpf_map_lookup_elem(&names, nk);
 			if (dir)
 				consider(&v, &dir->rule, ASSAY_MATCH_DIRNAME);
 		}
@@ -464,9 +511,9 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 		}
 	}
 	if (have_subtrees && !(v.found && v.action == ASSAY_ACT_TRIGGER_KILL))
-		check_subtrees(&v, file, d);
+		check_subtrees(&v, file, d, dev);
 	if (pattern_depth && !(v.found && v.action == ASSAY_ACT_TRIGGER_KILL))
-		check_patterns(&v, file, d, &nk);
+		check_patterns(&v, file, d, dev, nk);
 	if (have_gated)
 		decide_gated(&v);
 

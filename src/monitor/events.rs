@@ -116,6 +116,8 @@ pub struct FileEvent {
     pub matched: super::fileguard::MatchKind,
     /// Basename of the opened file.
     pub name: String,
+    /// Full path, where the kernel provides it.
+    pub path: Option<String>,
 }
 
 /// The process a `trigger_kill` decision is about.
@@ -319,6 +321,7 @@ impl Decoder {
                     ino: f.ino,
                     matched: f.matched,
                     name: f.name,
+                    path: f.path,
                 })
             }
             _ => unknown,
@@ -536,7 +539,12 @@ fn consume(
                     (f.action == Action::TriggerKill).then(|| Offense {
                         rule: f.rule.clone(),
                         tgid: f.tgid,
-                        detail: format!("open of {} (dev {} ino {}) denied", f.name, f.dev, f.ino),
+                        detail: format!(
+                            "open of {} (dev {} ino {}) denied",
+                            f.path.as_deref().unwrap_or(&f.name),
+                            f.dev,
+                            f.ino
+                        ),
                     })
                 }
                 Event::Unknown { .. } => {

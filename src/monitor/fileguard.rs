@@ -214,6 +214,8 @@ pub struct FileGuard {
     /// What the `inodes` map holds: resolved once, kept while running.
     resolved: BTreeMap<KernelInode, KeyRules>,
     unresolved: Vec<Unresolved>,
+    /// Whether events carry the full path (the kernel allows bpf_d_path).
+    paths: bool,
 }
 
 impl Drop for FileGuard {
@@ -286,16 +288,15 @@ impl FileGuard {
         let plan = compile(rules).map_err(FileGuardError::Unsupported)?;
         bpf_lsm_active()?;
 
-        let storage = NonNull::from(Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit())));
-        // SAFETY: storage lives until Drop frees it after the skeleton; on
-        // an error below it is freed before returning.
-        let object: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage.as_ptr() };
-        let free = |e: FileGuardError| {
-            // SAFETY: no skeleton borrows storage any more on this path.
-            unsafe { drop(Box::from_raw(storage.as_ptr())) };
-            e
+        // Full paths in events need bpf_d_path, which kernels before 5.11
+        // refuse in this hook: load without it there.
+        let (storage, skel, paths) = match Self::open_load(&plan, scope, shared, true) {
+            Ok((storage, skel)) => (storage, skel, true),
+            Err(with_paths) => match Self::open_load(&plan, scope, shared, false) {
+                Ok((storage, skel)) => (storage, skel, false),
+                Err(_) => return Err(with_paths),
+            },
         };
-        let skel = Self::open_load(object, &plan, scope, shared).map_err(free)?;
         let mut guard = FileGuard {
             link: None,
             skel: ManuallyDrop::new(skel),
@@ -303,6 +304,7 @@ impl FileGuard {
             plan,
             resolved: BTreeMap::new(),
             unresolved: Vec::new(),
+            paths,
         };
         guard.fill()?;
         let link = guard
@@ -315,11 +317,35 @@ impl FileGuard {
         Ok(guard)
     }
 
+    /// Opens and loads the program in its own object storage, which the
+    /// skeleton borrows until [`Drop`] frees it (freed here on an error).
     fn open_load(
+        plan: &Plan,
+        scope: Scope,
+        shared: Option<SharedMaps<'_>>,
+        paths: bool,
+    ) -> Result<(NonNull<MaybeUninit<OpenObject>>, FileguardSkel<'static>), FileGuardError> {
+        let storage = NonNull::from(Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit())));
+        // SAFETY: storage lives until FileGuard's Drop frees it after the
+        // skeleton, or until the error path below.
+        let object: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage.as_ptr() };
+        match Self::open_load_in(object, plan, scope, shared, paths) {
+            Ok(skel) => Ok((storage, skel)),
+            Err(e) => {
+                // SAFETY: the failed skeleton was dropped; nothing borrows
+                // storage any more.
+                unsafe { drop(Box::from_raw(storage.as_ptr())) };
+                Err(e)
+            }
+        }
+    }
+
+    fn open_load_in(
         object: &'static mut MaybeUninit<OpenObject>,
         plan: &Plan,
         scope: Scope,
         shared: Option<SharedMaps<'_>>,
+        paths: bool,
     ) -> Result<FileguardSkel<'static>, FileGuardError> {
         let mut open = FileguardSkelBuilder::default()
             .open(object)
@@ -338,9 +364,11 @@ impl FileGuard {
         ro.have_pairs = u8::from(!plan.pairs.is_empty());
         ro.have_subtrees = u8::from(!plan.subtrees.is_empty());
         ro.have_gated = u8::from(!plan.gated.is_empty());
+        ro.want_path = u8::from(paths);
         ro.pattern_depth = plan.pattern_depth() as u32;
         ro.pattern_any = plan.pattern_any();
         ro.pattern_deeper = plan.pattern_deeper();
+        ro.pattern_at = plan.pattern_at();
         for (dst, len) in ro.suffix_lens.iter_mut().zip(plan.suffix_lens()) {
             *dst = len;
         }
@@ -572,6 +600,12 @@ impl FileGuard {
         &self.plan
     }
 
+    /// Whether this kernel lets events carry the opened file's full path;
+    /// without it they carry its basename, device and inode.
+    pub fn reports_paths(&self) -> bool {
+        self.paths
+    }
+
     /// This program's ring buffer (the shared one when given to `load`).
     pub fn events_map(&self) -> &libbpf_rs::MapMut<'static> {
         &self.skel.maps.events
@@ -725,8 +759,11 @@ pub struct FileEvent {
     pub dev: u32,
     pub ino: u64,
     pub matched: MatchKind,
-    /// Basename of the opened file (the kernel does not see the full path).
+    /// Basename of the opened file.
     pub name: String,
+    /// Full path as the opener reached it (`bpf_d_path`), when the kernel
+    /// provides it and it fits in 1,024 bytes.
+    pub path: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -769,6 +806,7 @@ pub fn decode(data: &[u8]) -> Result<FileEvent, DecodeError> {
         ino: ev.ino,
         matched: MatchKind::from_raw(ev.r#match).ok_or(DecodeError::Match(ev.r#match))?,
         name: c_string(&ev.name),
+        path: (ev.path_len > 0).then(|| c_string(&ev.path)),
     })
 }
 

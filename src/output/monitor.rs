@@ -61,6 +61,9 @@ struct FileObject<'a> {
     ino: u64,
     /// Basename of the opened file.
     name: &'a str,
+    /// Full path as the opener reached it; null where the kernel cannot
+    /// provide it (before 5.11) or it is longer than 1,023 bytes.
+    path: Option<&'a str>,
     /// Which kernel form of the rule matched.
     #[serde(rename = "match")]
     matched: crate::monitor::fileguard::MatchKind,
@@ -127,6 +130,7 @@ fn dto(ev: &Event) -> Dto<'_> {
                 dev: f.dev,
                 ino: f.ino,
                 name: &f.name,
+                path: f.path.as_deref(),
                 matched: f.matched,
             },
         },
@@ -512,6 +516,7 @@ mod tests {
             ino: 1234,
             matched: MatchKind::Inode,
             name: "shadow".into(),
+            path: Some("/etc/shadow".into()),
         });
         let j: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
         assert_eq!(
@@ -520,7 +525,8 @@ mod tests {
                 "v": 1, "time": "1970-01-01T00:00:00.000000000Z", "kind": "file_open",
                 "rule": "creds", "severity": "critical", "action": "deny", "pid": 5,
                 "tgid": 5, "comm": "cat", "cgroup_id": 7,
-                "object": {"dev": 8388609, "ino": 1234, "name": "shadow", "match": "inode"}
+                "object": {"dev": 8388609, "ino": 1234, "name": "shadow", "path": "/etc/shadow",
+                           "match": "inode"}
             })
         );
     }

@@ -326,6 +326,16 @@ impl Plan {
         deeper
     }
 
+    /// Per level i, the anchored globs whose directory is i + 1 levels
+    /// above the opened file.
+    pub fn pattern_at(&self) -> [u64; MAX_PATTERN_DEPTH] {
+        let mut at = [0u64; MAX_PATTERN_DEPTH];
+        for (bit, (_, comps)) in self.anchored.keys().enumerate() {
+            at[comps.len() - 1] |= 1 << bit;
+        }
+        at
+    }
+
     /// `(level, literal) -> globs` with that literal component at that level.
     pub fn pattern_levels(&self) -> BTreeMap<(u32, &str), u64> {
         let mut m = BTreeMap::new();
@@ -559,6 +569,8 @@ mod tests {
         assert_eq!(deeper[1], 0b10);
         assert_eq!(deeper[2], 0b10);
         assert_eq!(deeper[3], 0);
+        let at = p.pattern_at();
+        assert_eq!((at[0], at[1], at[2], at[3]), (0b01, 0, 0b10, 0));
         let levels = p.pattern_levels();
         assert_eq!(levels[&(0, "credentials")], 0b10);
         assert_eq!(levels[&(1, ".aws")], 0b10);
