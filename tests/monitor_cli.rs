@@ -421,9 +421,31 @@ fn pinned_enforcement_outlives_the_monitor_until_unpinned() {
     mon.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert_eq!(mon.wait().unwrap().code(), Some(0), "{err}");
     assert!(err.contains("--unpin"), "{err}");
+    // Denied while nobody reads: the event waits in the pinned ring buffer.
     assert_eq!(probe_in_cg()["eperm"], 1, "still enforced after exit");
-    let out = run(assay().arg("monitor").arg("--unpin").arg(&pins));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let late = s.0.join("late-events");
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--unpin")
+        .arg(&pins)
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--events")
+        .arg(&late));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let evs = json_lines(&std::fs::read_to_string(&late).unwrap_or_default());
+    let denied: Vec<_> = evs
+        .iter()
+        .filter(|e| {
+            e["kind"] == "net_connect"
+                && e["rule"] == "no-admin-ports"
+                && e["object"]["port"] == port
+        })
+        .collect();
+    assert_eq!(denied.len(), 1, "the event made after exit: {evs:?} {err}");
+    assert!(err.contains("events delivered: 1"), "{err}");
+    assert!(!pins.exists(), "pins and their directory removed: {err}");
     wait_for("detach after unpin", || probe_in_cg()["ok"] == 1);
     // SAFETY: valid path.
     unsafe { libc::umount2(fs.as_ptr(), libc::MNT_DETACH) };
@@ -700,4 +722,35 @@ fn ctrl_c_on_a_terminal_reaches_the_command_once() {
         "one SIGINT expected: {seen:?}"
     );
     assert_eq!(status.code(), Some(0), "{seen:?}");
+}
+
+/// A pinned trigger_kill rule would silently become a deny once the monitor
+/// exits (nothing left to kill): refused before anything is loaded.
+#[test]
+fn pin_refuses_trigger_kill_rules() {
+    if !common::require_root("pin_refuses_trigger_kill_rules") {
+        return;
+    }
+    let s = Scratch::new("pin-kill");
+    let pol = s.file(
+        "p.yaml",
+        "version: \"2.0\"\nkill_switch:\n  enabled: true\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {ports: [9]}\n      severity: critical\n      action: trigger_kill\n",
+    );
+    let cg = common::cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-test-pinkill-{}", std::process::id()));
+    std::fs::create_dir(&cg).unwrap();
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&cg)
+        .arg("--pin")
+        .arg(s.0.join("pins")));
+    let _ = std::fs::remove_dir(&cg);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--pin cannot keep rule `exfil`"), "{err}");
+    assert!(!s.0.join("pins").exists(), "nothing pinned: {err}");
 }

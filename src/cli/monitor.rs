@@ -52,8 +52,10 @@ pub struct Args {
     /// stays after assay exits.
     #[arg(long, value_name = "DIR", requires = "cgroup")]
     pub pin: Option<PathBuf>,
-    /// Remove enforcement pinned with --pin DIR, and exit.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["policy", "cgroup", "command", "daemon"])]
+    /// Remove enforcement pinned with --pin DIR, and exit. The events it
+    /// produced since its monitor exited are written out first (named with
+    /// the rules of --policy, when given) and its drops reported.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["cgroup", "command", "daemon"])]
     pub unpin: Option<PathBuf>,
     /// Ring buffer size in bytes (a power of two, at least 4096).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
@@ -115,7 +117,7 @@ mod linux {
 
     pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
         if let Some(dir) = &args.unpin {
-            return unpin(dir);
+            return unpin(dir, &args, g);
         }
         let path = args.policy.clone().expect("clap requires --policy");
         if args.cgroup.is_none() && args.command.is_empty() {
@@ -182,6 +184,19 @@ mod linux {
             Ok(k) => (Some(k), None),
             Err(why) => (None, Some(why)),
         };
+        if args.pin.is_some()
+            && let Some(r) = rules
+                .iter()
+                .find(|r| r.action == crate::policy::model::Action::TriggerKill)
+        {
+            // After exit nothing would kill: the rule would silently become
+            // a deny.
+            return Err(config(format!(
+                "--pin cannot keep rule `{}`: trigger_kill needs the running monitor to kill; \
+                 run the monitor under systemd instead, or use action deny",
+                r.id
+            )));
+        }
         let plan = monitor::plan(rules, kill_unavailable.as_deref()).map_err(failed)?;
         if !plan.unenforced.is_empty() {
             refuse_or_degrade(&plan.unenforced, &args, style, !plan.enforces_something())?;
@@ -348,7 +363,7 @@ mod linux {
             )),
             // Wrapper mode: stdout belongs to the command (an MCP stdio
             // server speaks JSON-RPC there).
-            None if args.cgroup.is_none() || args.daemon => {
+            None if args.unpin.is_none() && (args.cgroup.is_none() || args.daemon) => {
                 Box::new(render::JsonLines::new(io::stderr()))
             }
             None => Box::new(render::JsonLines::new(io::stdout())),
@@ -429,8 +444,22 @@ mod linux {
         }))
     }
 
-    fn unpin(dir: &Path) -> anyhow::Result<Outcome> {
-        let removed = netguard::unpin(dir).map_err(failed)?;
+    /// Detach first (remove the link pins), then read what the pinned ring
+    /// buffer still holds and the drops nobody reported, then remove the map
+    /// pins: nothing the programs produced goes unreported.
+    fn unpin(dir: &Path, args: &Args, g: &Global) -> anyhow::Result<Outcome> {
+        // The policy is checked before anything is removed.
+        let plan = match &args.policy {
+            Some(p) => {
+                let policy = load_policy(p)?;
+                Some(monitor::plan(rules(&policy, args)?, None).map_err(failed)?)
+            }
+            None => None,
+        };
+        let sink = event_sink(args)?;
+        let mut removed = netguard::unpin(dir).map_err(failed)?;
+        let summary = monitor::drain_pinned(dir, plan.as_ref(), sink).map_err(failed)?;
+        removed.extend(netguard::unpin_maps(dir).map_err(failed)?);
         if removed.is_empty() {
             return Err(anyhow!(
                 "{}: no assay enforcement is pinned there",
@@ -439,6 +468,16 @@ mod linux {
         }
         for p in removed {
             eprintln!("assay: removed {}", p.display());
+        }
+        if let Some(s) = summary {
+            if plan.is_none() && s.unknown > 0 {
+                eprintln!(
+                    "assay: {} event(s) could not be named without the policy used with --pin \
+                     (--policy FILE)",
+                    s.unknown
+                );
+            }
+            print_summary(&s, g, stderr_style(g));
         }
         Ok(Outcome::Success)
     }

@@ -345,6 +345,7 @@ impl Pipeline {
         rules: &[crate::policy::model::Rule],
         sink: Box<dyn Sink>,
         killer: Option<Killer>,
+        drops_reported: u64,
     ) -> io::Result<Pipeline> {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = bounded::<Batch>(CHANNEL_BATCHES);
@@ -360,6 +361,9 @@ impl Pipeline {
                     events: 0,
                 })
                 .collect(),
+            // Drops reported before (by the monitor that pinned these maps)
+            // are not reported again.
+            dropped: drops_reported,
             ..Summary::default()
         };
         let consumer = std::thread::Builder::new()

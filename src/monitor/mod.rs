@@ -180,6 +180,8 @@ pub struct Monitor {
     shared: SharedMaps,
     net: NetPlan,
     rules: Vec<Rule>,
+    /// With `--pin`: the pinned count of drops already reported.
+    reported: Option<libbpf_rs::MapHandle>,
 }
 
 impl Monitor {
@@ -233,6 +235,7 @@ impl Monitor {
                 shared,
                 net: plan.net.clone(),
                 rules: plan.rules.clone(),
+                reported: None,
             },
             refused,
         ))
@@ -251,6 +254,7 @@ impl Monitor {
             &self.rules,
             sink,
             killer,
+            0,
         )?);
         Ok(())
     }
@@ -358,20 +362,65 @@ impl Monitor {
     }
 
     /// Pin the links under `dir` so enforcement outlives this process.
+    /// The ring buffer and drop counter are pinned too, so that
+    /// [`drain_pinned`] can report what the programs produce after exit.
     pub fn pin(&mut self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, LoadError> {
-        match self.netguard.as_mut() {
-            Some(n) => n.pin(dir),
-            None => Ok(vec![]),
-        }
+        let Some(n) = self.netguard.as_mut() else {
+            return Ok(vec![]);
+        };
+        let mut pinned = n.pin(dir)?;
+        self.reported = Some(self.shared.pin(dir)?);
+        pinned.extend(netguard::MAP_PINS.map(|m| dir.join(m)));
+        Ok(pinned)
     }
 
-    /// Detach, drain every event already produced, and summarise.
+    /// Detach, drain every event already produced, and summarise. When
+    /// pinned, records how many drops were reported, for `drain_pinned`.
     pub fn stop(mut self) -> Result<Summary, String> {
         self.netguard = None;
         self.fileguard = None;
-        match self.pipeline.take() {
-            Some(p) => p.stop(),
-            None => Err("the event pipeline was never started".into()),
+        let summary = match self.pipeline.take() {
+            Some(p) => p.stop()?,
+            None => return Err("the event pipeline was never started".into()),
+        };
+        if let Some(r) = &self.reported {
+            netguard::record_reported(r, summary.dropped).map_err(|e| e.to_string())?;
         }
+        Ok(summary)
     }
+}
+
+/// Reads what pinned enforcement produced after its monitor exited: every
+/// event left in the pinned ring buffer goes to `sink` (decoded with the
+/// policy's rules; without them they are counted as unknown), and the drops
+/// not reported yet become a `drops` event. None when `dir` holds no pinned
+/// events. Call after the links are unpinned, so nothing new arrives.
+pub fn drain_pinned(
+    dir: &std::path::Path,
+    plan: Option<&Plan>,
+    sink: Box<dyn Sink>,
+) -> Result<Option<Summary>, LoadError> {
+    let Some((events, dropped, reported)) = netguard::pinned_maps(dir)? else {
+        return Ok(None);
+    };
+    let (net, rules) = match plan {
+        Some(p) => (p.net.clone(), p.rules.clone()),
+        None => (NetPlan::default(), Vec::new()),
+    };
+    let pipeline = Pipeline::start(
+        std::sync::Arc::new(events),
+        std::sync::Arc::new(dropped),
+        &net,
+        &rules,
+        sink,
+        None,
+        reported,
+    )
+    .map_err(|source| LoadError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut summary = pipeline.stop().map_err(LoadError::Refused)?;
+    summary.dropped = summary.dropped.saturating_sub(reported);
+    Ok(Some(summary))
 }

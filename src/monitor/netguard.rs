@@ -80,6 +80,35 @@ impl SharedMaps {
         })
     }
 
+    /// Pin the ring buffer and the drop counter under `dir` next to the
+    /// links, plus a counter of the drops already reported (written by
+    /// [`SharedMaps::record_reported`] when the monitor stops), so that
+    /// `--unpin` can report what happened while nobody was reading.
+    pub fn pin(&self, dir: &Path) -> Result<MapHandle, LoadError> {
+        let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+            sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+            ..Default::default()
+        };
+        let mut reported = MapHandle::create(MapType::Array, Some("reported"), 4, 8, 1, &opts)
+            .map_err(|source| LoadError::SharedMap {
+                map: "reported",
+                source,
+            })?;
+        let [events, dropped, rep] = MAP_PINS.map(|n| dir.join(n));
+        // Arc'd handles are shared with the pipeline; pinning needs &mut,
+        // so pin duplicates of the same maps.
+        for (map, path) in [(&self.events, events), (&self.dropped, dropped)] {
+            let mut dup =
+                MapHandle::try_from(map.as_ref()).map_err(bpf("duplicating a shared map"))?;
+            dup.pin(&path)
+                .map_err(bpf(format!("pinning {}", path.display())))?;
+        }
+        reported
+            .pin(&rep)
+            .map_err(bpf(format!("pinning {}", rep.display())))?;
+        Ok(reported)
+    }
+
     /// Make an opened (not yet loaded) object use the shared maps.
     pub fn reuse(
         &self,
@@ -231,11 +260,58 @@ impl NetGuard {
     }
 }
 
-/// Remove the pins `pin` created in `dir` (which detaches the programs once
-/// nothing else holds them), then the directory if it is empty.
+/// Names of the map pins next to the link pins: ring buffer, drop counter,
+/// drops already reported.
+pub const MAP_PINS: [&str; 3] = ["events", "dropped", "drops_reported"];
+
+/// Writes how many drops the monitor reported into the pinned counter.
+pub fn record_reported(reported: &MapHandle, total: u64) -> Result<(), LoadError> {
+    reported
+        .update(&0u32.to_ne_bytes(), &total.to_ne_bytes(), MapFlags::ANY)
+        .map_err(bpf("recording the reported drops"))
+}
+
+/// The pinned maps of `dir`: (ring buffer, drop counter, drops already
+/// reported), or None when `dir` has no pinned events (pinned by an older
+/// assay).
+pub fn pinned_maps(dir: &Path) -> Result<Option<(MapHandle, MapHandle, u64)>, LoadError> {
+    let [events, dropped, reported] = MAP_PINS.map(|n| dir.join(n));
+    if !events.exists() {
+        return Ok(None);
+    }
+    let open =
+        |p: &Path| MapHandle::from_pinned_path(p).map_err(bpf(format!("opening {}", p.display())));
+    let rep = open(&reported)?
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(bpf("reading the reported drops"))?
+        .and_then(|v| {
+            v.get(..8)
+                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+        })
+        .unwrap_or(0);
+    Ok(Some((open(&events)?, open(&dropped)?, rep)))
+}
+
+/// Remove the link pins `pin` created in `dir` (which detaches the programs
+/// once nothing else holds them). The map pins stay for
+/// [`unpin_maps`], so the events left in the ring buffer can be read first.
 pub fn unpin(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut removed = Vec::new();
     for name in PROGRAMS {
+        let p = dir.join(name);
+        match std::fs::remove_file(&p) {
+            Ok(()) => removed.push(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(LoadError::Io { path: p, source }),
+        }
+    }
+    Ok(removed)
+}
+
+/// Remove the map pins, then `dir` if it is empty.
+pub fn unpin_maps(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut removed = Vec::new();
+    for name in MAP_PINS {
         let p = dir.join(name);
         match std::fs::remove_file(&p) {
             Ok(()) => removed.push(p),
