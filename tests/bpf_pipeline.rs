@@ -59,6 +59,7 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
     let ro = open.maps.rodata_data.as_deref_mut().unwrap();
     ro.tcp_mask = 1 << 7;
     ro.rule_action[7] = 2;
+    ro.have_ports = 1;
     let skel = open.load().expect("load connect4 into the host kernel");
     skel.maps
         .port_rules

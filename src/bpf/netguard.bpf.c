@@ -29,6 +29,7 @@ const volatile __u64 cidr_mask;		   /* rules with an outside_cidrs allowlist */
 const volatile __u64 tcp_mask;		   /* rules covering TCP */
 const volatile __u64 udp_mask;		   /* rules covering UDP */
 const volatile __u64 loopback_ignore_mask; /* rules with loopback: ignore */
+const volatile __u8 have_ports;		   /* any rule lists ports */
 const volatile __u32 rule_action[ASSAY_MAX_NET_RULES];
 
 #define SOCK_ALLOW 1
@@ -117,9 +118,16 @@ static __always_inline __u32 lowest_bit(__u64 m)
 /* Rules whose port and protocol conditions hold. */
 static __always_inline __u64 port_proto_match(struct bpf_sock_addr *ctx, __u16 port)
 {
-	__u64 *by_port = bpf_map_lookup_elem(&port_rules, &port);
-	__u64 m = any_port_mask | (by_port ? *by_port : 0);
+	__u64 m = any_port_mask;
 	__u32 proto = ctx->protocol;
+
+	/* No rule lists ports (an egress allowlist): no lookup at all. */
+	if (have_ports) {
+		__u64 *by_port = bpf_map_lookup_elem(&port_rules, &port);
+
+		if (by_port)
+			m |= *by_port;
+	}
 
 	if (proto == IPPROTO_TCP)
 		m &= tcp_mask;
@@ -135,9 +143,12 @@ static __always_inline __u64 match_v4(__u64 m, __u32 ip4 /* network order */)
 	struct lpm_v4_key key = {.prefixlen = 32};
 	__u64 *inside;
 
-	__builtin_memcpy(key.addr, &ip4, 4);
-	inside = bpf_map_lookup_elem(&allow_v4, &key);
-	m &= ~(cidr_mask & (inside ? *inside : 0));
+	/* Only rules with an allowlist need the trie. */
+	if (m & cidr_mask) {
+		__builtin_memcpy(key.addr, &ip4, 4);
+		inside = bpf_map_lookup_elem(&allow_v4, &key);
+		m &= ~(cidr_mask & (inside ? *inside : 0));
+	}
 	if ((bpf_ntohl(ip4) >> 24) == 127)
 		m &= ~loopback_ignore_mask;
 	return m;
@@ -211,9 +222,11 @@ static __always_inline int judge6(struct bpf_sock_addr *ctx, __u32 kind)
 		/* ::ffff:a.b.c.d reaches an IPv4 host: judge it as IPv4. */
 		m = match_v4(m, ip6[3]);
 	} else {
-		__builtin_memcpy(key.addr, ip6, 16);
-		inside = bpf_map_lookup_elem(&allow_v6, &key);
-		m &= ~(cidr_mask & (inside ? *inside : 0));
+		if (m & cidr_mask) {
+			__builtin_memcpy(key.addr, ip6, 16);
+			inside = bpf_map_lookup_elem(&allow_v6, &key);
+			m &= ~(cidr_mask & (inside ? *inside : 0));
+		}
 		if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == 0 && ip6[3] == bpf_htonl(1))
 			m &= ~loopback_ignore_mask;
 	}

@@ -176,6 +176,7 @@ impl NetGuard {
             ro.tcp_mask = plan.tcp_mask;
             ro.udp_mask = plan.udp_mask;
             ro.loopback_ignore_mask = plan.loopback_ignore_mask;
+            ro.have_ports = u8::from(!plan.ports.is_empty());
             ro.rule_action = plan.actions();
         }
         let sizes = [
