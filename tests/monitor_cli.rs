@@ -74,6 +74,15 @@ fn json_lines(s: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A fresh cgroup for one test (the test removes it).
+fn test_cgroup(name: &str) -> PathBuf {
+    let cg = common::cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-test-{name}-{}", std::process::id()));
+    std::fs::create_dir(&cg).unwrap();
+    cg
+}
+
 fn leaf_of(pid: u32) -> PathBuf {
     common::cgroup2_mount()
         .unwrap()
@@ -309,10 +318,7 @@ fn attach_mode_enforces_on_an_existing_cgroup_until_sigint() {
     let s = Scratch::new("attach");
     let pol = s.file("p.yaml", &policy(&deny_port(port)));
     let events = s.0.join("events.jsonl");
-    let cg = common::cgroup2_mount()
-        .unwrap()
-        .join(format!("assay-test-attach-{}", std::process::id()));
-    std::fs::create_dir(&cg).unwrap();
+    let cg = test_cgroup("attach");
     let mut mon = assay()
         .arg("monitor")
         .arg("--policy")
@@ -384,10 +390,7 @@ fn pinned_enforcement_outlives_the_monitor_until_unpinned() {
     };
     assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
     let pins = bpffs.join("assay");
-    let cg = common::cgroup2_mount()
-        .unwrap()
-        .join(format!("assay-test-pin-{}", std::process::id()));
-    std::fs::create_dir(&cg).unwrap();
+    let cg = test_cgroup("pin");
     let probe_in_cg = || {
         let out = Command::new("sh")
             .arg("-c")
@@ -587,10 +590,7 @@ fn daemon_mode_detaches_with_pid_file_and_log() {
     let s = Scratch::new("daemon");
     let pol = s.file("p.yaml", &policy(&deny_port(port)));
     let (pid_file, log) = (s.0.join("m.pid"), s.0.join("m.log"));
-    let cg = common::cgroup2_mount()
-        .unwrap()
-        .join(format!("assay-test-daemon-{}", std::process::id()));
-    std::fs::create_dir(&cg).unwrap();
+    let cg = test_cgroup("daemon");
     let out = run(assay()
         .arg("monitor")
         .arg("--policy")
@@ -736,10 +736,7 @@ fn pin_refuses_trigger_kill_rules() {
         "p.yaml",
         "version: \"2.0\"\nkill_switch:\n  enabled: true\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {ports: [9]}\n      severity: critical\n      action: trigger_kill\n",
     );
-    let cg = common::cgroup2_mount()
-        .unwrap()
-        .join(format!("assay-test-pinkill-{}", std::process::id()));
-    std::fs::create_dir(&cg).unwrap();
+    let cg = test_cgroup("pinkill");
     let out = run(assay()
         .arg("monitor")
         .arg("--policy")

@@ -297,22 +297,20 @@ pub fn pinned_maps(dir: &Path) -> Result<Option<(MapHandle, MapHandle, u64)>, Lo
 /// once nothing else holds them). The map pins stay for
 /// [`unpin_maps`], so the events left in the ring buffer can be read first.
 pub fn unpin(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let mut removed = Vec::new();
-    for name in PROGRAMS {
-        let p = dir.join(name);
-        match std::fs::remove_file(&p) {
-            Ok(()) => removed.push(p),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(LoadError::Io { path: p, source }),
-        }
-    }
-    Ok(removed)
+    remove_pins(dir, &PROGRAMS)
 }
 
 /// Remove the map pins, then `dir` if it is empty.
 pub fn unpin_maps(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let removed = remove_pins(dir, &MAP_PINS)?;
+    let _ = std::fs::remove_dir(dir);
+    Ok(removed)
+}
+
+/// Removes the pins `names` in `dir` that exist; returns those removed.
+fn remove_pins(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, LoadError> {
     let mut removed = Vec::new();
-    for name in MAP_PINS {
+    for name in names {
         let p = dir.join(name);
         match std::fs::remove_file(&p) {
             Ok(()) => removed.push(p),
@@ -320,7 +318,6 @@ pub fn unpin_maps(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
             Err(source) => return Err(LoadError::Io { path: p, source }),
         }
     }
-    let _ = std::fs::remove_dir(dir);
     Ok(removed)
 }
 
