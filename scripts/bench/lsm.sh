@@ -10,12 +10,10 @@
 # The guest CPU is emulated (QEMU TCG): ratios are what this measures, not
 # absolute times, and both carry the emulator's noise.
 #
-#   scripts/bench/lsm.sh [static-assay-binary]
+#   scripts/bench/lsm.sh [static-assay-binary]   (default: built with the suite)
 #   VM_KERNELS=bookworm-6.1 scripts/bench/lsm.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-triple=$(rustc -vV | sed -n 's/^host: //p')
-bin=${1:-$root/target/$triple/release/assay}
-[[ -x $bin ]] || { echo "bench/lsm: build $bin first (make static)" >&2; exit 1; }
+# Without an argument verify.sh builds the static assay with its suite.
 VM_BENCH=1 VM_KERNELS=${VM_KERNELS:-bookworm-6.1,bookworm-backports-6.12,bullseye-5.10} \
-	"$root/scripts/vm/verify.sh" "$bin" | grep -E ' BENCH |passed, '
+	"$root/scripts/vm/verify.sh" "$@" | grep -E ' BENCH |passed, '

@@ -2,7 +2,11 @@
 # `make verify`: boots real distribution kernels with the BPF LSM active in
 # QEMU (software emulation, no KVM) and runs assay's kernel suite inside each.
 #
-#   scripts/vm/verify.sh <static-assay-binary>
+#   scripts/vm/verify.sh [static-assay-binary]
+#
+# Without an argument, one cargo invocation builds the static suite binary and,
+# with it, the static `assay` the end-to-end cases run (cargo builds a crate's
+# binaries for its integration tests): one release build instead of two.
 #
 # Kernels come from Debian's archive through a PRIVATE apt configuration under
 # .cache/vm/apt (own sources.list, lists, archives; the machine's Debian archive
@@ -45,11 +49,10 @@ die() {
 	exit 1
 }
 
-[[ $# -eq 1 ]] || die "usage: $0 <static-assay-binary>"
-assay_bin=$1
-[[ -x $assay_bin ]] || die "$assay_bin: not an executable"
+[[ $# -le 1 ]] || die "usage: $0 [static-assay-binary]"
+assay_bin=${1:-}
+[[ -z $assay_bin || -x $assay_bin ]] || die "$assay_bin: not an executable"
 is_static() { (ldd "$1" 2>&1 || true) | grep -qE "not a dynamic executable|statically linked"; }
-is_static "$assay_bin" || die "$assay_bin is not static (build it with \`make static\`)"
 for tool in qemu-system-x86_64 busybox cpio apt-get dpkg-deb gzip jq; do
 	command -v "$tool" >/dev/null || die "missing $tool (scripts/install-deps.sh vm)"
 done
@@ -152,20 +155,22 @@ fetch_qemu() {
 	echo "verify: cached QEMU $version" >&2
 }
 
-# The static suite binary: tests/vm_lsm.rs built for the guest.
+# The static suite binary (tests/vm_lsm.rs built for the guest) and, unless
+# given, the static assay built along with it. Sets suite_bin and assay_bin.
 build_suite() {
-	if [[ -n ${VM_TEST_BIN:-} ]]; then
-		echo "$VM_TEST_BIN"
-		return
-	fi
-	local triple
+	suite_bin=${VM_TEST_BIN:-}
+	[[ -n $suite_bin && -n $assay_bin ]] && return
+	local triple json="$work/build.json"
 	triple=$(rustc -vV | sed -n 's/^host: //p')
+	mkdir -p "$work"
 	(cd "$root" &&
 		LIBBPF_SYS_LIBRARY_PATH=$(dirname "$(gcc -print-file-name=libelf.a)") \
 			RUSTFLAGS="-C target-feature=+crt-static" cargo test --release --no-run \
-			--features static --target "$triple" --test vm_lsm --message-format=json) |
-		jq -r 'select(.reason == "compiler-artifact" and .target.name == "vm_lsm") | .executable // empty' |
-		tail -1
+			--features static --target "$triple" --test vm_lsm --message-format=json) >"$json"
+	local artifact='select(.reason == "compiler-artifact" and .target.name == $n
+		and any(.target.kind[]; . == $k)) | .executable // empty'
+	[[ -n $suite_bin ]] || suite_bin=$(jq -r --arg n vm_lsm --arg k test "$artifact" "$json" | tail -1)
+	[[ -n $assay_bin ]] || assay_bin=$(jq -r --arg n assay --arg k bin "$artifact" "$json" | tail -1)
 }
 
 make_initramfs() {
@@ -208,8 +213,11 @@ else
 fi
 
 echo "verify: building the static suite binary (tests/vm_lsm.rs)" >&2
-suite_bin=$(build_suite)
+build_suite
 [[ -n $suite_bin && -x $suite_bin ]] || die "could not build the vm_lsm suite binary"
+[[ -n $assay_bin && -x $assay_bin ]] || die "could not build the static assay"
+is_static "$assay_bin" || die "$assay_bin is not static (build it with \`make static\`)"
+echo "verify: assay binary $assay_bin" >&2
 initrd="$work/initramfs.cpio.gz"
 make_initramfs "$initrd" "$suite_bin"
 
