@@ -68,6 +68,7 @@ mod suite {
             e2e::file_trigger_kill(&mut s);
             e2e::file_glob(&mut s);
             e2e::anchored_except(&mut s);
+            e2e::attach_mode_file_rule(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
             if std::env::var_os("ASSAY_VM_BENCH").is_some() {
@@ -1917,6 +1918,74 @@ mod suite {
                         String::from_utf8_lossy(&out.stderr)
                     ),
                 );
+            }
+        }
+
+        /// Attach mode: `assay monitor --cgroup` enforces a file rule on
+        /// processes placed in an existing cgroup while it runs, and the
+        /// open succeeds again once it has stopped.
+        pub fn attach_mode_file_rule(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-attach-mode-file-denied";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("attach");
+            let secret = d.join("secret.txt");
+            std::fs::write(&secret, "s3cret\n").unwrap();
+            let pol = file_policy(&d, "secret", &secret.display().to_string(), "deny", None);
+            let ev = d.join("events.jsonl");
+            let cg = Cgroup::create("assay-e2e-attach");
+            let mut mon = assay()
+                .arg("monitor")
+                .arg("--policy")
+                .arg(&pol)
+                .arg("--cgroup")
+                .arg(&cg.dir)
+                .arg("--events")
+                .arg(&ev)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Enforcing once an open from the cgroup fails.
+            let t0 = Instant::now();
+            let (mut pid, mut code) = (0, 0);
+            while t0.elapsed() < Duration::from_secs(60) {
+                (pid, code) = in_child(Some(&cg), || try_open(&secret));
+                if code == libc::EPERM {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let (_, outside) = in_child(None, || try_open(&secret));
+            // SAFETY: plain syscall on our child.
+            unsafe { libc::kill(mon.id() as i32, libc::SIGTERM) };
+            let status = mon.wait().unwrap();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut mon.stderr.take().unwrap(), &mut err);
+            let (_, after) = in_child(Some(&cg), || try_open(&secret));
+            let evs = events(&ev);
+            let hits = file_denials(&evs, "secret", "secret.txt");
+            let ok = code == libc::EPERM
+                && outside == 0
+                && after == 0
+                && status.code() == Some(0)
+                && hits
+                    .iter()
+                    .any(|e| e["tgid"].as_u64() == Some(u64::from(pid)));
+            let detail = format!(
+                "in cgroup errno {code}, outside {outside}, after stop {after}, exit {:?}, \
+                 events {evs:?}, stderr {err}",
+                status.code()
+            );
+            if ok {
+                s.pass(
+                    NAME,
+                    format!("EPERM with event {}; allowed after stop", hits[0]),
+                );
+            } else {
+                s.fail(NAME, detail);
             }
         }
 
