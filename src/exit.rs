@@ -131,10 +131,27 @@ pub fn exit_status(outcome: &Outcome) -> u8 {
     }
 }
 
+/// An error and its causes on one line, `outer: cause: cause`. A cause whose
+/// text the line already ends with is not repeated: many error types put
+/// their source in their own message, which `{:#}` would print twice.
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
 /// An error that must end the process with a specific code (e.g. 2 for an
 /// invalid policy, 40 for an enforcement that cannot be attached).
 #[derive(Debug, thiserror::Error)]
-#[error("{error:#}")]
+#[error("{}", describe(error.as_ref()))]
 pub struct Coded {
     pub status: Status,
     pub error: anyhow::Error,
@@ -169,6 +186,32 @@ pub fn help_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describe_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("pinning /x: {source}")]
+        struct Pin {
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::from_raw_os_error(libc::EEXIST);
+        let e = anyhow::Error::new(Pin { source: io() }).context("enforcing on /cg");
+        assert_eq!(
+            describe(e.as_ref()),
+            format!("enforcing on /cg: pinning /x: {}", io())
+        );
+        let coded = anyhow::Error::new(Coded::new(Status::Error, e));
+        assert_eq!(
+            describe(coded.as_ref()),
+            format!("enforcing on /cg: pinning /x: {}", io())
+        );
+        // A cause not in the message is still named.
+        let plain = anyhow::Error::new(io()).context("opening the events file");
+        assert_eq!(
+            describe(plain.as_ref()),
+            format!("opening the events file: {}", io())
+        );
+    }
 
     #[test]
     fn codes_match_the_documented_table() {

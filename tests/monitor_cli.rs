@@ -424,6 +424,52 @@ fn pinned_enforcement_outlives_the_monitor_until_unpinned() {
     mon.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert_eq!(mon.wait().unwrap().code(), Some(0), "{err}");
     assert!(err.contains("--unpin"), "{err}");
+    // A second --pin into the same directory fails without touching the
+    // first one's pins, and leaves none of its own.
+    let before: Vec<_> = std::fs::read_dir(&pins)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let second = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&cg)
+        .arg("--pin")
+        .arg(&pins));
+    assert_ne!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let after: Vec<_> = std::fs::read_dir(&pins)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(before, after, "{}", text(&second.stderr));
+    // A pin that fails halfway (the last link's name is taken) removes the
+    // pins it made before failing.
+    let pins2 = bpffs.join("half");
+    std::fs::create_dir_all(pins2.join("assay_sendmsg6")).unwrap();
+    let half = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&cg)
+        .arg("--pin")
+        .arg(&pins2));
+    assert_ne!(half.status.code(), Some(0), "{}", text(&half.stderr));
+    let left: Vec<_> = std::fs::read_dir(&pins2)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("assay_sendmsg6")],
+        "{}",
+        text(&half.stderr)
+    );
     // Denied while nobody reads: the event waits in the pinned ring buffer.
     assert_eq!(probe_in_cg()["eperm"], 1, "still enforced after exit");
     let late = s.0.join("late-events");

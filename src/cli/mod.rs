@@ -93,7 +93,7 @@ pub fn main() -> ExitCode {
         Ok(outcome) => ExitCode::from(exit::exit_status(&outcome)),
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("assay: error: {err:#}");
+            eprintln!("assay: error: {}", exit::describe(err.as_ref()));
             ExitCode::from(exit::error_status(&err))
         }
     }

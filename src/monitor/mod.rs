@@ -368,10 +368,10 @@ impl Monitor {
         let Some(n) = self.netguard.as_mut() else {
             return Ok(vec![]);
         };
-        let mut pinned = n.pin(dir)?;
-        self.reported = Some(self.shared.pin(dir)?);
-        pinned.extend(netguard::MAP_PINS.map(|m| dir.join(m)));
-        Ok(pinned)
+        let mut pins = netguard::NewPins::default();
+        n.pin(dir, &mut pins)?;
+        self.reported = Some(self.shared.pin(dir, &mut pins)?);
+        Ok(pins.keep())
     }
 
     /// Detach, drain every event already produced, and summarise. When

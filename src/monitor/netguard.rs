@@ -84,7 +84,7 @@ impl SharedMaps {
     /// links, plus a counter of the drops already reported (written by
     /// [`SharedMaps::record_reported`] when the monitor stops), so that
     /// `--unpin` can report what happened while nobody was reading.
-    pub fn pin(&self, dir: &Path) -> Result<MapHandle, LoadError> {
+    pub fn pin(&self, dir: &Path, pins: &mut NewPins) -> Result<MapHandle, LoadError> {
         let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
             sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
             ..Default::default()
@@ -102,10 +102,12 @@ impl SharedMaps {
                 MapHandle::try_from(map.as_ref()).map_err(bpf("duplicating a shared map"))?;
             dup.pin(&path)
                 .map_err(bpf(format!("pinning {}", path.display())))?;
+            pins.made(path);
         }
         reported
             .pin(&rep)
             .map_err(bpf(format!("pinning {}", rep.display())))?;
+        pins.made(rep);
         Ok(reported)
     }
 
@@ -249,15 +251,41 @@ impl NetGuard {
 
     /// Pin every link under `dir` (a bpffs directory): enforcement outlives
     /// this process until `unpin` removes the pins.
-    pub fn pin(&mut self, dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-        let mut pinned = Vec::new();
+    pub fn pin(&mut self, dir: &Path, pins: &mut NewPins) -> Result<(), LoadError> {
         for (name, link) in &mut self.links {
             let p = dir.join(*name);
             link.pin(&p)
                 .map_err(bpf(format!("pinning {}", p.display())))?;
-            pinned.push(p);
+            pins.made(p);
         }
-        Ok(pinned)
+        Ok(())
+    }
+}
+
+/// The pins one `--pin` made so far: removed when dropped unless kept, so a
+/// pin that fails halfway leaves nothing behind (and never touches pins it
+/// did not make, such as an earlier monitor's in the same directory).
+#[derive(Debug, Default)]
+pub struct NewPins {
+    paths: Vec<PathBuf>,
+}
+
+impl NewPins {
+    fn made(&mut self, p: PathBuf) {
+        self.paths.push(p);
+    }
+
+    /// Keep the pins; returns their paths.
+    pub fn keep(mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.paths)
+    }
+}
+
+impl Drop for NewPins {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
