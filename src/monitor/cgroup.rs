@@ -116,6 +116,35 @@ pub struct LeafCgroup {
     path: PathBuf,
 }
 
+/// Removes the empty leaves of assays that are gone (SIGKILLed before they
+/// could clean up), under `root`: `assay-monitor-<pid>[-tag]` whose pid no
+/// longer exists. rmdir refuses a cgroup that still holds processes, so a
+/// leaf with survivors stays for the operator; a live pid's leaf (even a
+/// reused pid's) is never touched. Returns what was removed.
+pub fn sweep_stale_leaves(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(LEAF_PREFIX)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if fs::remove_dir(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
 impl LeafCgroup {
     /// `<cgroup2 mount>/assay-monitor-<pid>`.
     pub fn create() -> Result<LeafCgroup, CgroupError> {
@@ -129,7 +158,9 @@ impl LeafCgroup {
     }
 
     fn create_at(name: String) -> Result<LeafCgroup, CgroupError> {
-        let path = cgroup2_mount()?.join(name);
+        let root = cgroup2_mount()?;
+        sweep_stale_leaves(&root);
+        let path = root.join(name);
         if let Err(e) = fs::create_dir(&path) {
             // A leftover of an earlier assay with the same pid that was
             // SIGKILLed: reuse the name only if it is empty (rmdir refuses
@@ -198,6 +229,37 @@ impl Drop for LeafCgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_removes_only_empty_leaves_of_gone_assays() {
+        let root = tempfile::tempdir().unwrap();
+        // A pid that existed and is gone: a child that was reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let names = [
+            format!("{LEAF_PREFIX}{dead}"),
+            format!("{LEAF_PREFIX}{dead}-bench"),
+            format!("{LEAF_PREFIX}{me}"),
+            format!("{LEAF_PREFIX}{dead}-busy"),
+            "assay-monitor-x".to_string(),
+            "other".to_string(),
+        ];
+        for n in &names {
+            fs::create_dir(root.path().join(n)).unwrap();
+        }
+        // Not empty: rmdir refuses, as it would for a cgroup with processes.
+        fs::create_dir(root.path().join(&names[3]).join("child")).unwrap();
+        let mut removed = sweep_stale_leaves(root.path());
+        removed.sort();
+        let mut want = vec![root.path().join(&names[0]), root.path().join(&names[1])];
+        want.sort();
+        assert_eq!(removed, want);
+        for n in &names[2..] {
+            assert!(root.path().join(n).exists(), "{n} kept");
+        }
+    }
 
     #[test]
     fn finds_cgroup2_in_hybrid_and_unified_layouts() {
