@@ -91,6 +91,25 @@ fn run(c: &mut Command) -> Output {
     c.output().expect("assay runs")
 }
 
+/// The command exited with `code`; its stderr says why otherwise.
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `assay kill ARGS --capture-state --output DIR --format json`.
+fn kill_captured(args: &[&str], dir: &str) -> Output {
+    let mut all = vec!["kill"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--capture-state", "--output", dir, "--format", "json"]);
+    run(&mut assay(&all))
+}
+
 /// Wait until `file` has `n` lines (pids written by the tree being built).
 fn read_pids(file: &Path, n: usize) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -217,24 +236,11 @@ fn kills_a_sleep_and_captures_it() {
     let p = ident(child.id() as i32);
     let _c = Cleanup(vec![p]);
     let pid = p.0.to_string();
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &pid,
-        "--mode",
-        "immediate",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &pid, "--mode", "immediate"],
         s.0.to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     let st = reap(&mut child);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL));
@@ -277,24 +283,11 @@ fn graceful_kill_of_three_generations() {
         .chain(pids.iter().map(|p| ident(*p)))
         .collect();
     let _c = Cleanup(all.clone());
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &top.0.to_string(),
-        "--grace",
-        "2s",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &top.0.to_string(), "--grace", "2s"],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
     assert!(r.all_gone);
@@ -334,27 +327,19 @@ fn graceful_escalates_when_sigterm_is_ignored() {
     let kid = ident(read_pids(&f, 1)[0]);
     let _c = Cleanup(vec![top, kid]);
     let t = Instant::now();
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &top.0.to_string(),
-        "--mode",
-        "graceful",
-        "--grace",
-        "400ms",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &[
+            "--pid",
+            &top.0.to_string(),
+            "--mode",
+            "graceful",
+            "--grace",
+            "400ms",
+        ],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    let took = t.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    let took = t.elapsed();
+    assert_exit(&out, 0);
     reap(&mut child);
     assert!(
         took >= Duration::from_millis(400),
@@ -421,24 +406,11 @@ fn double_forked_and_setsid_descendants_are_found() {
         kst.session, top.0,
         "the setsid child left the target's session"
     );
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &top.0.to_string(),
-        "--mode",
-        "immediate",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &top.0.to_string(), "--mode", "immediate"],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
     let row = r
@@ -499,24 +471,11 @@ fn kills_a_cgroup_including_an_escaped_daemon() {
     let _c = Cleanup(members.clone());
     // The form /proc/PID/cgroup prints, relative to the mount.
     let rel = format!("/{}", cg.0.file_name().unwrap().to_string_lossy());
-    let out = run(&mut assay(&[
-        "kill",
-        "--cgroup",
-        &rel,
-        "--mode",
-        "immediate",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--cgroup", &rel, "--mode", "immediate"],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
     assert_eq!(r.method.frozen_cgroups, std::slice::from_ref(&cg.0));
@@ -552,24 +511,11 @@ fn a_pid_that_owns_its_cgroup_takes_the_cgroup_with_it() {
     let cg = make_cgroup("owned");
     let (mut child, members) = tree_in_cgroup(&cg, &s);
     let _c = Cleanup(members.clone());
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &child.id().to_string(),
-        "--grace",
-        "1s",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &child.id().to_string(), "--grace", "1s"],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
     assert_eq!(r.method.frozen_cgroups, std::slice::from_ref(&cg.0));
@@ -590,16 +536,7 @@ fn a_missing_pid_is_exit_30() {
         .unwrap();
     // Above pid_max: can never exist.
     let pid = (pid_max + 1).to_string();
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &pid,
-        "--capture-state",
-        "--output",
-        s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
+    let out = kill_captured(&["--pid", &pid], s.path("inc").to_str().unwrap());
     assert_eq!(out.status.code(), Some(30));
     let r = check_incident(&out);
     assert!(!r.all_gone);
@@ -643,12 +580,7 @@ fn another_users_process_is_exit_30_and_left_running() {
     ]);
     cmd.uid(65534).gid(65534).current_dir(&s.0);
     let out = run(&mut cmd);
-    assert_eq!(
-        out.status.code(),
-        Some(30),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 30);
     let r = check_incident_relaxed(&out);
     assert_eq!(r.who.euid, 65534);
     let row = r.processes.iter().find(|x| x.pid == v.0).unwrap();
@@ -687,24 +619,11 @@ fn a_capture_that_cannot_be_written_does_not_stop_the_kill() {
     let p = ident(child.id() as i32);
     let _c = Cleanup(vec![p]);
     // /proc refuses new directories: the incident cannot be written.
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &p.0.to_string(),
-        "--mode",
-        "immediate",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &p.0.to_string(), "--mode", "immediate"],
         "/proc/assay-incidents",
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r.all_gone);
@@ -821,24 +740,11 @@ fn capture_resolves_sockets_and_redacts_arguments() {
     std::thread::sleep(Duration::from_millis(100));
     let top = ident(child.id() as i32);
     let _c = Cleanup(vec![top]);
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &top.0.to_string(),
-        "--mode",
-        "immediate",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &top.0.to_string(), "--mode", "immediate"],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
     let dir = r.incident_dir.unwrap();
@@ -882,24 +788,11 @@ fn children_forked_during_the_grace_period_are_killed_too() {
     let top = ident(child.id() as i32);
     let _c = Cleanup(vec![top]);
     read_pids(&s.path("ready"), 0);
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &top.0.to_string(),
-        "--grace",
-        "500ms",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &top.0.to_string(), "--grace", "500ms"],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let late = read_pids(&f, 1)[0];
     let r = check_incident(&out);
@@ -941,24 +834,11 @@ fn a_shared_cgroup_is_not_taken_over_by_a_younger_process() {
     let top = ident(child.id() as i32);
     let kid = ident(read_pids(&f, 1)[0]);
     let _c = Cleanup(vec![b, top, kid]);
-    let out = run(&mut assay(&[
-        "kill",
-        "--pid",
-        &top.0.to_string(),
-        "--mode",
-        "immediate",
-        "--capture-state",
-        "--output",
+    let out = kill_captured(
+        &["--pid", &top.0.to_string(), "--mode", "immediate"],
         s.path("inc").to_str().unwrap(),
-        "--format",
-        "json",
-    ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
     assert!(
@@ -1017,12 +897,7 @@ fn a_tree_that_is_still_forking_is_killed_completely() {
         "--format",
         "json",
     ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
@@ -1062,12 +937,7 @@ fn no_kill_children_stops_only_the_named_process() {
         "--format",
         "json",
     ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     reap(&mut child);
     let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.processes.len(), 1);
