@@ -226,6 +226,8 @@ mod suite {
         }
     }
 
+    use self::Expect::{Allowed, Denied, Logged};
+
     /// What a case expects of one open.
     #[derive(Clone, Copy)]
     enum Expect {
@@ -249,9 +251,9 @@ mod suite {
             .filter(|e| pid.is_none_or(|p| e.tgid == p))
             .collect();
         let (want_errno, rule) = match expect {
-            Expect::Denied(r) => (libc::EPERM, Some(r)),
-            Expect::Logged(r) => (0, Some(r)),
-            Expect::Allowed => (0, None),
+            Denied(r) => (libc::EPERM, Some(r)),
+            Logged(r) => (0, Some(r)),
+            Allowed => (0, None),
         };
         if errno != want_errno {
             return Err(format!(
@@ -456,28 +458,31 @@ mod suite {
             |s: &mut Suite, name: &str, expect: Expect, inside: bool, op: &dyn Fn() -> i32| {
                 open_case(s, &ev, &cg, (name, expect, inside), op)
             };
+        // Rows of (case, expected, in scope, file opened).
+        let rows = |s: &mut Suite, rows: &[(&str, Expect, bool, PathBuf)]| {
+            for (name, expect, inside, path) in rows {
+                case(s, name, *expect, *inside, &|| try_open(path));
+            }
+        };
 
         // Exact file, in and out of scope.
-        case(
+        rows(
             s,
-            "exact/denied-in-scope",
-            Expect::Denied(R_SECRET),
-            true,
-            &|| try_open(p("secret.txt")),
-        );
-        case(
-            s,
-            "exact/allowed-out-of-scope",
-            Expect::Allowed,
-            false,
-            &|| try_open(p("secret.txt")),
-        );
-        case(
-            s,
-            "exact/other-file-allowed",
-            Expect::Allowed,
-            true,
-            &|| try_open(p("public.txt")),
+            &[
+                (
+                    "exact/denied-in-scope",
+                    Denied(R_SECRET),
+                    true,
+                    p("secret.txt"),
+                ),
+                (
+                    "exact/allowed-out-of-scope",
+                    Allowed,
+                    false,
+                    p("secret.txt"),
+                ),
+                ("exact/other-file-allowed", Allowed, true, p("public.txt")),
+            ],
         );
         // The event names the file's full path (from 5.11), whatever path
         // the opener used.
@@ -518,7 +523,7 @@ mod suite {
             let (_, code) = in_child(Some(&cg), || in_child(None, || try_open(p("secret.txt"))).1);
             s.check(
                 "scope/child-denied",
-                judge(Expect::Denied(R_SECRET), code, None, ev.take()),
+                judge(Denied(R_SECRET), code, None, ev.take()),
             );
         }
         {
@@ -528,7 +533,7 @@ mod suite {
             });
             s.check(
                 "scope/grandchild-denied",
-                judge(Expect::Denied(R_SECRET), code, None, ev.take()),
+                judge(Denied(R_SECRET), code, None, ev.take()),
             );
         }
 
@@ -536,84 +541,58 @@ mod suite {
         std::os::unix::fs::symlink(p("secret.txt"), p("link")).unwrap();
         std::os::unix::fs::symlink(p("link"), p("link2")).unwrap();
         std::os::unix::fs::symlink("link2", p("link3")).unwrap();
-        case(s, "bypass/symlink", Expect::Denied(R_SECRET), true, &|| {
+        case(s, "bypass/symlink", Denied(R_SECRET), true, &|| {
             try_open(p("link"))
         });
-        case(
-            s,
-            "bypass/symlink-chain",
-            Expect::Denied(R_SECRET),
-            true,
-            &|| try_open(p("link3")),
-        );
+        case(s, "bypass/symlink-chain", Denied(R_SECRET), true, &|| {
+            try_open(p("link3"))
+        });
         std::fs::create_dir_all(p("elsewhere")).unwrap();
         std::fs::hard_link(p("secret.txt"), p("elsewhere/hard")).unwrap();
-        case(
-            s,
-            "bypass/hardlink",
-            Expect::Denied(R_SECRET),
-            true,
-            &|| try_open(p("elsewhere/hard")),
-        );
+        case(s, "bypass/hardlink", Denied(R_SECRET), true, &|| {
+            try_open(p("elsewhere/hard"))
+        });
         std::fs::rename(p("rename-me.txt"), p("elsewhere/renamed.txt")).unwrap();
         case(
             s,
             "bypass/rename-after-start",
-            Expect::Denied(R_RENAMED),
+            Denied(R_RENAMED),
             true,
             &|| try_open(p("elsewhere/renamed.txt")),
         );
         write(p("bindfile"));
         match mount_bind(&p("secret.txt"), &p("bindfile")) {
-            Ok(()) => case(
-                s,
-                "bypass/bind-mount-file",
-                Expect::Denied(R_SECRET),
-                true,
-                &|| try_open(p("bindfile")),
-            ),
+            Ok(()) => case(s, "bypass/bind-mount-file", Denied(R_SECRET), true, &|| {
+                try_open(p("bindfile"))
+            }),
             Err(e) => s.fail("bypass/bind-mount-file", e),
         }
         std::fs::create_dir_all("/mnt/binddir").unwrap();
         match mount_bind(Path::new(BASE), Path::new("/mnt/binddir")) {
-            Ok(()) => case(
-                s,
-                "bypass/bind-mount-dir",
-                Expect::Denied(R_SECRET),
-                true,
-                &|| try_open("/mnt/binddir/secret.txt"),
-            ),
+            Ok(()) => case(s, "bypass/bind-mount-dir", Denied(R_SECRET), true, &|| {
+                try_open("/mnt/binddir/secret.txt")
+            }),
             Err(e) => s.fail("bypass/bind-mount-dir", e),
         }
-        case(
-            s,
-            "bypass/proc-self-root",
-            Expect::Denied(R_SECRET),
-            true,
-            &|| try_open(format!("/proc/self/root{BASE}/secret.txt")),
-        );
-        case(
-            s,
-            "bypass/openat-dirfd",
-            Expect::Denied(R_SECRET),
-            true,
-            &|| {
-                let dir = cstr(BASE);
-                // SAFETY: valid C strings; fds closed by _exit.
-                unsafe {
-                    let d = libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
-                    if d < 0 {
-                        return 200;
-                    }
-                    let f = libc::openat(d, c"secret.txt".as_ptr(), libc::O_RDONLY);
-                    if f < 0 { errno() } else { 0 }
+        case(s, "bypass/proc-self-root", Denied(R_SECRET), true, &|| {
+            try_open(format!("/proc/self/root{BASE}/secret.txt"))
+        });
+        case(s, "bypass/openat-dirfd", Denied(R_SECRET), true, &|| {
+            let dir = cstr(BASE);
+            // SAFETY: valid C strings; fds closed by _exit.
+            unsafe {
+                let d = libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                if d < 0 {
+                    return 200;
                 }
-            },
-        );
+                let f = libc::openat(d, c"secret.txt".as_ptr(), libc::O_RDONLY);
+                if f < 0 { errno() } else { 0 }
+            }
+        });
         case(
             s,
             "bypass/proc-fd-reopen-of-o-path",
-            Expect::Denied(R_SECRET),
+            Denied(R_SECRET),
             true,
             &|| {
                 let c = cstr(p("secret.txt"));
@@ -634,7 +613,7 @@ mod suite {
         case(
             s,
             "bypass/file-created-after-start-glob",
-            Expect::Denied(R_ENV),
+            Denied(R_ENV),
             true,
             &|| try_open(p("app/.env")),
         );
@@ -642,7 +621,7 @@ mod suite {
         case(
             s,
             "bypass/create-in-scope-denied",
-            Expect::Denied(R_ENV),
+            Denied(R_ENV),
             true,
             &|| {
                 let c = cstr(p("app/sub/.env"));
@@ -654,7 +633,7 @@ mod suite {
         case(
             s,
             "bypass/exact-created-after-start",
-            Expect::Denied(R_LATER),
+            Denied(R_LATER),
             true,
             &|| try_open(p("later.txt")),
         );
@@ -664,7 +643,7 @@ mod suite {
             case(
                 s,
                 "bypass/atomic-rename-replacement",
-                Expect::Denied(R_REPLACED),
+                Denied(R_REPLACED),
                 true,
                 &|| try_open(p("replaced.txt")),
             );
@@ -674,7 +653,7 @@ mod suite {
                 Ok(n) if n >= 1 => case(
                     s,
                     "bypass/replacement-hardlink-after-refresh",
-                    Expect::Denied(R_REPLACED),
+                    Denied(R_REPLACED),
                     true,
                     &|| try_open(p("elsewhere/replaced-alias")),
                 ),
@@ -711,7 +690,7 @@ mod suite {
                     ),
                 );
             } else {
-                case(s, name, Expect::Denied(R_NODIR), true, &|| {
+                case(s, name, Denied(R_NODIR), true, &|| {
                     try_open(p("nodir/deeper/secret"))
                 });
             }
@@ -719,44 +698,36 @@ mod suite {
 
         // Globs.
         write(Path::new(HOME).join(".ssh/id_ed25519"));
-        case(
-            s,
-            "glob/ssh-key-denied",
-            Expect::Denied(R_SSH),
-            true,
-            &|| try_open(Path::new(HOME).join(".ssh/id_ed25519")),
-        );
-        case(s, "glob/sshx-allowed", Expect::Allowed, true, &|| {
+        case(s, "glob/ssh-key-denied", Denied(R_SSH), true, &|| {
+            try_open(Path::new(HOME).join(".ssh/id_ed25519"))
+        });
+        case(s, "glob/sshx-allowed", Allowed, true, &|| {
             try_open(Path::new(HOME).join(".sshx/a"))
         });
         write(p("app/.env.example"));
-        case(
+        rows(
             s,
-            "glob/env-example-allowed",
-            Expect::Allowed,
-            true,
-            &|| try_open(p("app/.env.example")),
-        );
-        case(
-            s,
-            "glob/subtree-denied",
-            Expect::Denied(R_DATA),
-            true,
-            &|| try_open(p("data/sub/deep/file")),
-        );
-        case(
-            s,
-            "glob/subtree-sibling-allowed",
-            Expect::Allowed,
-            true,
-            &|| try_open(p("data-other/file")),
-        );
-        case(
-            s,
-            "glob/subtree-root-itself-allowed",
-            Expect::Allowed,
-            true,
-            &|| try_open(p("data")),
+            &[
+                (
+                    "glob/env-example-allowed",
+                    Allowed,
+                    true,
+                    p("app/.env.example"),
+                ),
+                (
+                    "glob/subtree-denied",
+                    Denied(R_DATA),
+                    true,
+                    p("data/sub/deep/file"),
+                ),
+                (
+                    "glob/subtree-sibling-allowed",
+                    Allowed,
+                    true,
+                    p("data-other/file"),
+                ),
+                ("glob/subtree-root-itself-allowed", Allowed, true, p("data")),
+            ],
         );
         std::fs::create_dir_all(p("data/mnt")).unwrap();
         match mount_tmpfs(&p("data/mnt")) {
@@ -765,7 +736,7 @@ mod suite {
                 case(
                     s,
                     "glob/subtree-across-mount",
-                    Expect::Denied(R_DATA),
+                    Denied(R_DATA),
                     true,
                     &|| try_open(p("data/mnt/inner")),
                 );
@@ -775,56 +746,56 @@ mod suite {
         write(Path::new(HOME).join(".aws/credentials"));
         write(Path::new(HOME).join(".aws/config"));
         write(Path::new(HOME).join("credentials"));
-        case(
+        rows(
             s,
-            "glob/dir-and-name-denied",
-            Expect::Denied(R_AWS),
-            true,
-            &|| try_open(Path::new(HOME).join(".aws/credentials")),
-        );
-        case(
-            s,
-            "glob/dir-other-name-allowed",
-            Expect::Allowed,
-            true,
-            &|| try_open(Path::new(HOME).join(".aws/config")),
-        );
-        case(
-            s,
-            "glob/name-other-dir-allowed",
-            Expect::Allowed,
-            true,
-            &|| try_open(Path::new(HOME).join("credentials")),
+            &[
+                (
+                    "glob/dir-and-name-denied",
+                    Denied(R_AWS),
+                    true,
+                    Path::new(HOME).join(".aws/credentials"),
+                ),
+                (
+                    "glob/dir-other-name-allowed",
+                    Allowed,
+                    true,
+                    Path::new(HOME).join(".aws/config"),
+                ),
+                (
+                    "glob/name-other-dir-allowed",
+                    Allowed,
+                    true,
+                    Path::new(HOME).join("credentials"),
+                ),
+            ],
         );
         write(p("x/server.pem"));
         write(p("x/server.pem.bak"));
-        case(
+        rows(
             s,
-            "glob/suffix-denied",
-            Expect::Denied(R_PEM),
-            true,
-            &|| try_open(p("x/server.pem")),
-        );
-        case(
-            s,
-            "glob/suffix-longer-allowed",
-            Expect::Allowed,
-            true,
-            &|| try_open(p("x/server.pem.bak")),
+            &[
+                ("glob/suffix-denied", Denied(R_PEM), true, p("x/server.pem")),
+                (
+                    "glob/suffix-longer-allowed",
+                    Allowed,
+                    true,
+                    p("x/server.pem.bak"),
+                ),
+            ],
         );
 
         // Actions.
         case(
             s,
             "action/log-allows-with-event",
-            Expect::Logged(R_LOG),
+            Logged(R_LOG),
             true,
             &|| try_open(p("logged.txt")),
         );
         {
             let _ = ev.take();
             let (pid, code) = in_child(Some(&cg), || try_open(p("kill.txt")));
-            let r = judge(Expect::Denied(R_KILL), code, Some(pid), ev.take());
+            let r = judge(Denied(R_KILL), code, Some(pid), ev.take());
             // The kill itself is the monitor's job; the kernel's part is the
             // denial and an event that says trigger_kill.
             s.check(
@@ -972,7 +943,6 @@ mod suite {
                 case(s, name, expect, inside, &|| try_open(q(rel)));
             }
         };
-        use Expect::{Allowed, Denied, Logged};
         let aws = "homes/alice/.aws/credentials";
         table(
             s,
