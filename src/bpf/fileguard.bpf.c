@@ -110,14 +110,6 @@ struct {
 	__type(value, struct file_rule);
 } gated SEC(".maps");
 
-/* The name key under construction: too large for the 512-byte stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct name_key);
-} scratch SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
@@ -165,8 +157,9 @@ struct verdict {
 	int found;
 	__u64 gated;
 	__u64 exempt;
-	/* Per match kind, the gated bits it set: names the deciding form. */
-	__u64 gated_by[ASSAY_MATCH_KINDS];
+	/* Per match kind (index kind - 1), the gated bits it set: names the
+	 * deciding form. */
+	__u64 gated_by[ASSAY_MATCH_KINDS - 1];
 };
 
 /* The strongest action wins: log < alert < deny < trigger_kill. */
@@ -177,8 +170,8 @@ static __always_inline void consider(struct verdict *v, const struct file_rule *
 	if (have_gated) {
 		v->gated |= r->gated;
 		v->exempt |= r->exempt;
-		if (match < ASSAY_MATCH_KINDS)
-			v->gated_by[match] |= r->gated;
+		if (match >= 1 && match < ASSAY_MATCH_KINDS)
+			v->gated_by[match - 1] |= r->gated;
 	}
 	if (r->rule_idx == ASSAY_NO_RULE)
 		return;
@@ -202,7 +195,7 @@ static __always_inline void decide_gated(struct verdict *v)
 		return;
 #pragma clang loop unroll(full)
 	for (k = 1; k < ASSAY_MATCH_KINDS; k++)
-		if (!match && (v->gated_by[k] & bit))
+		if (!match && (v->gated_by[k - 1] & bit))
 			match = k;
 	consider(v, bpf_map_lookup_elem(&gated, &bit), match);
 }
@@ -390,10 +383,10 @@ static __always_inline void check_patterns(struct verdict *v, struct file *file,
 	}
 }
 
-static __always_inline void check_suffixes(struct verdict *v, struct dentry *d, __u32 len)
+static __always_inline void check_suffixes(struct verdict *v, struct dentry *d, __u32 len,
+					   struct suffix_key *k)
 {
 	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	struct suffix_key k;
 	int i;
 
 #pragma clang loop unroll(full)
@@ -404,10 +397,10 @@ static __always_inline void check_suffixes(struct verdict *v, struct dentry *d, 
 			return;
 		if (n > len)
 			continue;
-		__builtin_memset(&k, 0, sizeof(k));
-		k.len = n;
-		bpf_probe_read_kernel(k.tail, n, name + (len - n));
-		consider(v, bpf_map_lookup_elem(&suffixes, &k), ASSAY_MATCH_SUFFIX);
+		__builtin_memset(k, 0, sizeof(*k));
+		k->len = n;
+		bpf_probe_read_kernel(k->tail, n, name + (len - n));
+		consider(v, bpf_map_lookup_elem(&suffixes, k), ASSAY_MATCH_SUFFIX);
 	}
 }
 
@@ -450,15 +443,27 @@ static __always_inline void report(struct file *file, const struct verdict *v)
 	bpf_ringbuf_submit(ev, 0);
 }
 
+/*
+ * The keys built on the stack, one at a time: a name key and a suffix key
+ * share the memory (the stack holds 512 bytes; a per-CPU buffer instead
+ * could be overwritten by another open on the same CPU that preempts this
+ * one).
+ */
+union lookup_key {
+	struct name_key name;
+	struct suffix_key suffix;
+};
+
 SEC("lsm/file_open")
 int BPF_PROG(assay_file_open, struct file *file, int ret)
 {
 	struct verdict v = {};
 	struct inode_key ik;
-	struct name_key *nk;
+	union lookup_key key;
+	struct name_key *nk = &key.name;
 	struct dentry *d, *parent;
 	struct name_rule *base = NULL, *dir = NULL;
-	__u32 len, dev, zero = 0;
+	__u32 len, dev;
 
 	/* An earlier LSM already refused: keep its answer. */
 	if (ret)
@@ -467,10 +472,6 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
 
-	/* Index 0 of a one-entry array: the lookup cannot fail. */
-	nk = bpf_map_lookup_elem(&scratch, &zero);
-	if (!nk)
-		return 0;
 	d = BPF_CORE_READ(file, f_path.dentry);
 	inode_of(&ik, BPF_CORE_READ(file, f_inode));
 	dev = ik.dev;
@@ -486,8 +487,6 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 			nk->kind = ASSAY_NAME_ENTRY;
 			consider(&v, bpf_map_lookup_elem(&names, nk), ASSAY_MATCH_ENTRY);
 		}
-		if (suffix_lens[0])
-			check_suffixes(&v, d, len);
 		nk->dir_ino = 0;
 		nk->dir_dev = 0;
 		if (have_basenames) {
@@ -509,6 +508,9 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 			if (both)
 				consider(&v, bpf_map_lookup_elem(&pairs, &both), ASSAY_MATCH_PAIR);
 		}
+		/* Last: its key takes the name key's memory. */
+		if (suffix_lens[0])
+			check_suffixes(&v, d, len, &key.suffix);
 	}
 	if (have_subtrees && !(v.found && v.action == ASSAY_ACT_TRIGGER_KILL))
 		check_subtrees(&v, file, d, dev);
