@@ -170,6 +170,9 @@ mod linux {
     }
 
     pub fn execute(args: Args, g: &Global, policy: &Policy) -> anyhow::Result<Outcome> {
+        // Before anything is attached: a stop request during start-up waits
+        // for the signal thread instead of killing assay half-started.
+        process::block_signals().context("blocking signals")?;
         libbpf_log(g);
         let style = stderr_style(g);
         let rules = rules(policy, &args)?;
@@ -253,6 +256,17 @@ mod linux {
         let changes = mon.file_changes().context("watching file rule paths")?;
         let status = match leaf {
             Some(leaf) => {
+                // Stopped (Ctrl-C, SIGTERM) while starting: the command is
+                // not started.
+                if let Some(sig) = signals.stop_requested() {
+                    let summary = mon.stop().map_err(|e| anyhow!(e))?;
+                    drop(leaf);
+                    print_summary(&summary, g, style);
+                    eprintln!("assay: stopped by signal {sig} before the command started");
+                    return Ok(Outcome::Monitor {
+                        status: 128u8.wrapping_add(sig as u8),
+                    });
+                }
                 let child = process::spawn_argv_in_cgroup(leaf.path(), &args.command);
                 let child = match child {
                     Ok(c) => c,
@@ -303,10 +317,7 @@ mod linux {
                     crossbeam_channel::select! {
                         recv(signals.rx) -> sig => {
                             let sig = sig.context("signal thread ended")?;
-                            if matches!(
-                                sig,
-                                libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT
-                            ) {
+                            if process::STOP.contains(&sig) {
                                 break;
                             }
                         }

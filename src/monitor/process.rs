@@ -44,17 +44,29 @@ pub struct Signals {
     pub forward_to: Arc<AtomicI32>,
 }
 
+/// Block the handled signals in this thread. Called first thing, before
+/// anything is loaded: a SIGTERM that arrives while the programs are being
+/// attached stays pending until [`Signals::install`] receives it, instead of
+/// killing assay before it can stop cleanly and report. The mask survives
+/// the daemon's fork; commands get an empty mask before exec.
+pub fn block_signals() -> io::Result<()> {
+    let set = handled_set();
+    // SAFETY: valid set pointer; null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 impl Signals {
     /// Block the handled signals in this thread (call before any other thread
     /// starts, so every thread inherits the mask) and receive them on one
-    /// thread with sigwait.
+    /// thread with sigwait; signals that arrived while blocked are received
+    /// then.
     pub fn install() -> io::Result<Signals> {
         let set = handled_set();
-        // SAFETY: valid set pointer; null old-set pointer is allowed.
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
+        block_signals()?;
         let (tx, rx) = unbounded();
         let forward_to = Arc::new(AtomicI32::new(0));
         let fwd = forward_to.clone();
@@ -90,6 +102,30 @@ impl Signals {
 fn delivered_to_group(info: &libc::siginfo_t, pid: libc::pid_t) -> bool {
     // SAFETY: plain syscalls.
     info.si_code == libc::SI_KERNEL && unsafe { libc::getpgid(pid) == libc::getpgrp() }
+}
+
+/// Signals that ask assay to stop.
+pub const STOP: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+impl Signals {
+    /// A stop signal that arrived before the command was started (received
+    /// by the signal thread, or still pending), if any: the command should
+    /// then not be started at all. Other signals received so far are
+    /// dropped: there was no command to forward them to.
+    pub fn stop_requested(&self) -> Option<libc::c_int> {
+        if let Some(s) = self.rx.try_iter().find(|s| STOP.contains(s)) {
+            return Some(s);
+        }
+        // SAFETY: sigset_t is plain data; sigpending fills it.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid out pointer.
+        if unsafe { libc::sigpending(&mut set) } != 0 {
+            return None;
+        }
+        // SAFETY: set was filled by sigpending.
+        STOP.into_iter()
+            .find(|s| unsafe { libc::sigismember(&set, *s) } == 1)
+    }
 }
 
 /// Start `argv` with its pid written into `cgroup`'s `cgroup.procs` between
@@ -151,6 +187,16 @@ pub fn exit_code(status: ExitStatus) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_signal_pending_before_the_command_starts_is_seen() {
+        let s = Signals::install().unwrap();
+        assert_eq!(s.stop_requested(), None);
+        // Directed at this thread, which blocks it: it stays pending here.
+        // SAFETY: plain call on the current thread.
+        unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGHUP) };
+        assert_eq!(s.stop_requested(), Some(libc::SIGHUP));
+    }
 
     #[test]
     fn exit_codes_follow_the_shell_convention() {
