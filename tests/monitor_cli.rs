@@ -42,6 +42,20 @@ fn policy(rules: &str) -> String {
     )
 }
 
+/// A policy with a kill_switch block (its lines, indented) and `rules`.
+fn kill_policy(kill_switch: &str, rules: &str) -> String {
+    format!(
+        "version: \"2.0\"\nkill_switch:\n{kill_switch}runtime_monitor:\n  enabled: true\n  rules:\n{rules}"
+    )
+}
+
+/// The rule `exfil`: a connect to `port` triggers the kill switch.
+fn exfil(port: u16) -> String {
+    format!(
+        "    - id: exfil\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: critical\n      action: trigger_kill\n"
+    )
+}
+
 fn deny_port(port: u16) -> String {
     format!(
         "    - id: no-admin-ports\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: high\n      action: deny\n"
@@ -512,9 +526,12 @@ fn trigger_kill_kills_the_offending_tree_and_writes_an_incident() {
     let incidents = s.0.join("incidents");
     let pol = s.file(
         "p.yaml",
-        &format!(
-            "version: \"2.0\"\nkill_switch:\n  enabled: true\n  mode: graceful\n  output_dir: {}\n  triggers:\n    - on_rule: exfil\n      mode: immediate\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: critical\n      action: trigger_kill\n",
-            incidents.display()
+        &kill_policy(
+            &format!(
+                "  enabled: true\n  mode: graceful\n  output_dir: {}\n  triggers:\n    - on_rule: exfil\n      mode: immediate\n",
+                incidents.display()
+            ),
+            &exfil(port),
         ),
     );
     let events = s.0.join("events.jsonl");
@@ -576,9 +593,9 @@ fn trigger_kill_in_wrapper_mode_stops_the_whole_server() {
     let incidents = s.0.join("incidents");
     let pol = s.file(
         "p.yaml",
-        &format!(
-            "version: \"2.0\"\nkill_switch:\n  enabled: true\n  output_dir: {}\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {{ports: [{port}]}}\n      severity: critical\n      action: trigger_kill\n",
-            incidents.display()
+        &kill_policy(
+            &format!("  enabled: true\n  output_dir: {}\n", incidents.display()),
+            &exfil(port),
         ),
     );
     let events = s.0.join("events.jsonl");
@@ -778,10 +795,7 @@ fn pin_refuses_trigger_kill_rules() {
         return;
     }
     let s = Scratch::new("pin-kill");
-    let pol = s.file(
-        "p.yaml",
-        "version: \"2.0\"\nkill_switch:\n  enabled: true\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil\n      type: net_connect\n      match: {ports: [9]}\n      severity: critical\n      action: trigger_kill\n",
-    );
+    let pol = s.file("p.yaml", &kill_policy("  enabled: true\n", &exfil(9)));
     let cg = test_cgroup("pinkill");
     let out = run(assay()
         .arg("monitor")

@@ -157,8 +157,11 @@ impl KernelInode {
         Ok(Self::from_stat(&st))
     }
 
-    fn is_symlink(path: &Path) -> bool {
-        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    /// The inode a symlink at `path` points to; None when `path` is not a
+    /// symlink or its target does not resolve.
+    fn symlink_target(path: &Path) -> Option<Self> {
+        let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        link.then(|| Self::of(path, true).ok()).flatten()
     }
 }
 
@@ -496,9 +499,7 @@ impl FileGuard {
                     reason: e.to_string(),
                 }),
             }
-            if KernelInode::is_symlink(path)
-                && let Ok(i) = KernelInode::of(path, true)
-            {
+            if let Some(i) = KernelInode::symlink_target(path) {
                 put_inode(i, *k)?;
             }
             // The entry (directory, name) catches a file created or renamed
@@ -528,9 +529,7 @@ impl FileGuard {
                 if let Ok(i) = KernelInode::of(&path, false) {
                     put_inode(i, *k)?;
                 }
-                if KernelInode::is_symlink(&path)
-                    && let Ok(i) = KernelInode::of(&path, true)
-                {
+                if let Some(i) = KernelInode::symlink_target(&path) {
                     put_inode(i, *k)?;
                 }
             }
