@@ -304,8 +304,16 @@ fn truthy(v: Option<&Value>) -> Option<bool> {
     }
 }
 
+/// Why an object is not a server entry. The text becomes a source warning
+/// (`<name>: <text>`), so it must not change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("no command and no url")]
+    NoCommandOrUrl,
+}
+
 /// One server entry, whatever the client's spelling.
-pub fn entry(name: &str, o: &Map<String, Value>) -> Result<Entry, String> {
+pub fn entry(name: &str, o: &Map<String, Value>) -> Result<Entry, EntryError> {
     let disabled =
         truthy(o.get("disabled")) == Some(true) || truthy(o.get("enabled")) == Some(false);
     let ty = first_str(o, &["type", "transport"]).map(str::to_ascii_lowercase);
@@ -383,7 +391,7 @@ pub fn entry(name: &str, o: &Map<String, Value>) -> Result<Entry, String> {
             detail: "provided by an editor extension".into(),
         }
     } else {
-        return Err("no command and no url".into());
+        return Err(EntryError::NoCommandOrUrl);
     };
     Ok(Entry {
         name: name.to_string(),
@@ -431,6 +439,17 @@ mod tests {
         assert!(x.warnings.is_empty(), "{:?}", x.warnings);
         assert_eq!(x.entries.len(), 1, "{:?}", x.entries);
         x.entries.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn an_entry_without_command_or_url_is_a_warning_with_the_same_text() {
+        let obj = json!({"env": {"A": "1"}});
+        let err = entry("x", obj.as_object().unwrap()).unwrap_err();
+        assert_eq!(err, EntryError::NoCommandOrUrl);
+        assert_eq!(err.to_string(), "no command and no url");
+        let x = extract(Shape::McpServers, &json!({"mcpServers": {"x": obj}}));
+        assert!(x.entries.is_empty());
+        assert_eq!(x.warnings, ["x: no command and no url"]);
     }
 
     #[test]

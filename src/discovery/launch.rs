@@ -490,85 +490,9 @@ fn analyze_depth(argv: &[String], depth: usize) -> Launch {
                 l.args = rest(j + 1);
                 return l;
             }
-            "node" | "nodejs" | "bun" | "deno" | "tsx" | "ts-node" => {
-                l.launchers.push("node");
-                let mut j = i + 1;
-                if matches!(prog.as_str(), "deno" | "bun")
-                    && argv.get(j).is_some_and(|a| a == "run")
-                {
-                    j += 1;
-                }
-                j = skip_flags(
-                    argv,
-                    j,
-                    &[
-                        "-r",
-                        "--require",
-                        "--import",
-                        "--loader",
-                        "--experimental-loader",
-                        "--env-file",
-                        "--inspect-port",
-                        "--title",
-                        "--conditions",
-                        "-C",
-                    ],
-                );
-                if let Some(script) = argv.get(j) {
-                    l.key = script_key(script);
-                    l.script = true;
-                    l.args = rest(j + 1);
-                }
-                return l;
-            }
-            p if p.starts_with("python") || p == "py" => {
-                l.launchers.push("python");
-                let j = skip_flags(argv, i + 1, &["-X", "-W", "-m", "-c"]);
-                if let Some(m) = flag_value(argv, i + 1, j, &["-m"]) {
-                    let pos = argv
-                        .iter()
-                        .skip(i + 1)
-                        .position(|a| a == "-m")
-                        .map_or(j, |p| i + 1 + p + 2);
-                    l.key = m;
-                    l.args = rest(pos);
-                } else if let Some(script) = argv.get(j) {
-                    l.key = script_key(script);
-                    l.script = true;
-                    l.args = rest(j + 1);
-                }
-                return l;
-            }
-            "docker" | "podman" => {
-                if argv.get(i + 1).is_some_and(|a| a == "mcp") {
-                    l.launchers.push("docker");
-                    l.key = "docker-mcp-gateway".into();
-                    l.args = rest(i + 2);
-                    return l;
-                }
-                if argv.get(i + 1).is_some_and(|a| a == "run") {
-                    l.launchers.push("docker");
-                    let j = skip_flags(argv, i + 2, DOCKER_VALUE_FLAGS);
-                    if let Some(image) = argv.get(j) {
-                        l.key = package_name(image, PkgKind::Image);
-                        l.package_spec = Some(image.clone());
-                        l.args = rest(j + 1);
-                    }
-                    return l;
-                }
-            }
-            "java" => {
-                if let Some(jar) = flag_value(argv, i + 1, argv.len(), &["-jar"]) {
-                    l.launchers.push("java");
-                    l.key = strip_ext(basename(&jar))
-                        .trim_end_matches(".jar")
-                        .to_string();
-                    let pos = argv
-                        .iter()
-                        .position(|a| a == "-jar")
-                        .map_or(argv.len(), |p| p + 2);
-                    l.args = rest(pos);
-                    return l;
+            p if is_runtime(p) => {
+                if let Some(done) = runtime(&l, argv, i, p) {
+                    return done;
                 }
             }
             _ => {}
@@ -583,6 +507,107 @@ fn analyze_depth(argv: &[String], depth: usize) -> Launch {
         return l;
     }
     l
+}
+
+/// Programs whose first operand is the server: interpreters (`node x.js`,
+/// `python -m x`), `docker run IMAGE`, `java -jar X`.
+fn is_runtime(prog: &str) -> bool {
+    matches!(
+        prog,
+        "node" | "nodejs" | "bun" | "deno" | "tsx" | "ts-node" | "docker" | "podman" | "java"
+    ) || prog.starts_with("python")
+        || prog == "py"
+}
+
+/// The launch of a runtime at `argv[i]` (see [`is_runtime`]); `None` when
+/// it is not running a server that way (`docker ps`, `java` without
+/// `-jar`): the caller then takes the program itself as the key.
+fn runtime(l: &Launch, argv: &[String], i: usize, prog: &str) -> Option<Launch> {
+    let mut l = l.clone();
+    let rest = |j: usize| argv.get(j..).map(<[String]>::to_vec).unwrap_or_default();
+    match prog {
+        "node" | "nodejs" | "bun" | "deno" | "tsx" | "ts-node" => {
+            l.launchers.push("node");
+            let mut j = i + 1;
+            if matches!(prog, "deno" | "bun") && argv.get(j).is_some_and(|a| a == "run") {
+                j += 1;
+            }
+            j = skip_flags(
+                argv,
+                j,
+                &[
+                    "-r",
+                    "--require",
+                    "--import",
+                    "--loader",
+                    "--experimental-loader",
+                    "--env-file",
+                    "--inspect-port",
+                    "--title",
+                    "--conditions",
+                    "-C",
+                ],
+            );
+            if let Some(script) = argv.get(j) {
+                l.key = script_key(script);
+                l.script = true;
+                l.args = rest(j + 1);
+            }
+            return Some(l);
+        }
+        p if p.starts_with("python") || p == "py" => {
+            l.launchers.push("python");
+            let j = skip_flags(argv, i + 1, &["-X", "-W", "-m", "-c"]);
+            if let Some(m) = flag_value(argv, i + 1, j, &["-m"]) {
+                let pos = argv
+                    .iter()
+                    .skip(i + 1)
+                    .position(|a| a == "-m")
+                    .map_or(j, |p| i + 1 + p + 2);
+                l.key = m;
+                l.args = rest(pos);
+            } else if let Some(script) = argv.get(j) {
+                l.key = script_key(script);
+                l.script = true;
+                l.args = rest(j + 1);
+            }
+            return Some(l);
+        }
+        "docker" | "podman" => {
+            if argv.get(i + 1).is_some_and(|a| a == "mcp") {
+                l.launchers.push("docker");
+                l.key = "docker-mcp-gateway".into();
+                l.args = rest(i + 2);
+                return Some(l);
+            }
+            if argv.get(i + 1).is_some_and(|a| a == "run") {
+                l.launchers.push("docker");
+                let j = skip_flags(argv, i + 2, DOCKER_VALUE_FLAGS);
+                if let Some(image) = argv.get(j) {
+                    l.key = package_name(image, PkgKind::Image);
+                    l.package_spec = Some(image.clone());
+                    l.args = rest(j + 1);
+                }
+                return Some(l);
+            }
+        }
+        "java" => {
+            if let Some(jar) = flag_value(argv, i + 1, argv.len(), &["-jar"]) {
+                l.launchers.push("java");
+                l.key = strip_ext(basename(&jar))
+                    .trim_end_matches(".jar")
+                    .to_string();
+                let pos = argv
+                    .iter()
+                    .position(|a| a == "-jar")
+                    .map_or(argv.len(), |p| p + 2);
+                l.args = rest(pos);
+                return Some(l);
+            }
+        }
+        _ => {}
+    }
+    None
 }
 
 fn merge(mut outer: Launch, inner: Launch) -> Launch {

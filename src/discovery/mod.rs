@@ -5,6 +5,12 @@
 //! from a config or a command line has already been redacted
 //! ([`secrets`]), so renderers cannot leak a credential.
 //!
+//! Config files are read first; servers are then assembled in phases that
+//! each return data (`assemble.rs`): group the configured entries, take one
+//! `/proc` snapshot (the only process I/O, `running.rs`), match processes to
+//! configs, assign ids (`ids.rs`), judge managed status and findings
+//! (`judge.rs`). Everything after the snapshot is pure and unit-tested.
+//!
 //! # Server ids
 //! A server is identified by the place it is first configured, in the fixed
 //! order of [`clients::CLIENTS`] then scope, path and name:
@@ -17,15 +23,21 @@
 //! digits of a stable (FNV-1a) hash of its launch fingerprint appended. Ids
 //! therefore only change when the configs themselves change.
 
+mod assemble;
 pub mod clients;
 pub mod extract;
+mod ids;
 pub mod jsonc;
+mod judge;
 pub mod launch;
 pub mod process;
+mod running;
 pub mod secrets;
 pub mod sources;
+#[cfg(test)]
+mod testkit;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::policy::model::{DiscoveryConfig, DiscoveryMethod};
@@ -434,104 +446,14 @@ pub fn discover(opts: &Options, policy: Option<&DiscoveryConfig>) -> Report {
             .as_ref()
             .is_none_or(|m| m.contains(&DiscoveryMethod::Processes));
 
-    let mut sources = Vec::new();
-    let mut configured = Vec::new();
-    let mut project_roots: Vec<ProjectRoot> = Vec::new();
-    let mut absent_project_files = 0;
-    if do_configs {
-        let mut discovered_roots: Vec<(PathBuf, &'static str)> = Vec::new();
-        for home in &opts.homes {
-            scan_home(
-                opts,
-                home,
-                &mut sources,
-                &mut configured,
-                &mut discovered_roots,
-            );
-        }
-        if let Some(root) = &opts.system_root {
-            scan_system(opts, root, &mut sources, &mut configured);
-        }
-        for p in &opts.projects {
-            project_roots.push(ProjectRoot {
-                path: p.clone(),
-                origin: "--project",
-                scanned: true,
-                note: None,
-            });
-            scan_project(
-                opts,
-                p,
-                true,
-                &mut sources,
-                &mut configured,
-                &mut absent_project_files,
-            );
-        }
-        if opts.follow_projects {
-            let mut seen: BTreeSet<PathBuf> = opts.projects.iter().cloned().collect();
-            for (p, origin) in discovered_roots {
-                if !seen.insert(p.clone()) {
-                    continue;
-                }
-                let confined = opts
-                    .confine_to
-                    .as_ref()
-                    .is_some_and(|dirs| !dirs.iter().any(|d| p.starts_with(d)));
-                let note = if confined {
-                    Some("outside the scanned home; not read".to_string())
-                } else if !p.is_dir() {
-                    Some("no such directory".to_string())
-                } else {
-                    None
-                };
-                let scanned = note.is_none();
-                if scanned {
-                    scan_project(
-                        opts,
-                        &p,
-                        false,
-                        &mut sources,
-                        &mut configured,
-                        &mut absent_project_files,
-                    );
-                }
-                project_roots.push(ProjectRoot {
-                    path: p,
-                    origin,
-                    scanned,
-                    note,
-                });
-            }
-        }
-    }
-
-    let (procs_result, mut servers, findings_extra) = assemble(opts, do_procs, configured, policy);
-    let mut findings = findings_extra;
-    for s in &sources {
-        if matches!(
-            s.status,
-            SourceStatus::Unreadable { .. }
-                | SourceStatus::ParseError { .. }
-                | SourceStatus::TooLarge { .. }
-        ) {
-            findings.push(Finding {
-                rule: Rule::SourceError,
-                severity: Severity::Low,
-                server_id: None,
-                client: Some(s.client),
-                path: Some(s.path.clone()),
-                pid: None,
-                message: format!(
-                    "{} config {} is {}",
-                    s.client,
-                    s.path.display(),
-                    describe_status(&s.status)
-                ),
-                evidence: None,
-            });
-        }
-    }
+    let configs = if do_configs {
+        scan_configs(opts)
+    } else {
+        Configs::default()
+    };
+    let (processes, mut servers, mut findings) =
+        assemble::assemble(opts, do_procs, configs.configured, policy);
+    findings.extend(configs.sources.iter().filter_map(source_finding));
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -561,13 +483,119 @@ pub fn discover(opts: &Options, policy: Option<&DiscoveryConfig>) -> Report {
             system_root: opts.system_root.clone(),
             os,
         },
-        sources,
-        absent_project_files,
-        project_roots,
+        sources: configs.sources,
+        absent_project_files: configs.absent_project_files,
+        project_roots: configs.project_roots,
         servers,
-        processes: procs_result,
+        processes,
         findings,
     }
+}
+
+/// What reading the config files gave.
+#[derive(Default)]
+struct Configs {
+    sources: Vec<Source>,
+    configured: Vec<Configured>,
+    project_roots: Vec<ProjectRoot>,
+    absent_project_files: usize,
+}
+
+/// Read every candidate config file: homes, machine-wide files, explicit
+/// project roots, then project roots the clients name.
+fn scan_configs(opts: &Options) -> Configs {
+    let mut c = Configs::default();
+    let mut discovered_roots: Vec<(PathBuf, &'static str)> = Vec::new();
+    for home in &opts.homes {
+        scan_home(
+            opts,
+            home,
+            &mut c.sources,
+            &mut c.configured,
+            &mut discovered_roots,
+        );
+    }
+    if let Some(root) = &opts.system_root {
+        scan_system(opts, root, &mut c.sources, &mut c.configured);
+    }
+    for p in &opts.projects {
+        c.project_roots.push(ProjectRoot {
+            path: p.clone(),
+            origin: "--project",
+            scanned: true,
+            note: None,
+        });
+        scan_project(
+            opts,
+            p,
+            true,
+            &mut c.sources,
+            &mut c.configured,
+            &mut c.absent_project_files,
+        );
+    }
+    if opts.follow_projects {
+        let mut seen: BTreeSet<PathBuf> = opts.projects.iter().cloned().collect();
+        for (p, origin) in discovered_roots {
+            if !seen.insert(p.clone()) {
+                continue;
+            }
+            let confined = opts
+                .confine_to
+                .as_ref()
+                .is_some_and(|dirs| !dirs.iter().any(|d| p.starts_with(d)));
+            let note = if confined {
+                Some("outside the scanned home; not read".to_string())
+            } else if !p.is_dir() {
+                Some("no such directory".to_string())
+            } else {
+                None
+            };
+            let scanned = note.is_none();
+            if scanned {
+                scan_project(
+                    opts,
+                    &p,
+                    false,
+                    &mut c.sources,
+                    &mut c.configured,
+                    &mut c.absent_project_files,
+                );
+            }
+            c.project_roots.push(ProjectRoot {
+                path: p,
+                origin,
+                scanned,
+                note,
+            });
+        }
+    }
+    c
+}
+
+/// A config file that exists but could not be used.
+fn source_finding(s: &Source) -> Option<Finding> {
+    matches!(
+        s.status,
+        SourceStatus::Unreadable { .. }
+            | SourceStatus::ParseError { .. }
+            | SourceStatus::TooLarge { .. }
+    )
+    .then(|| Finding {
+        rule: Rule::SourceError,
+        severity: Severity::Low,
+        server_id: None,
+        client: Some(s.client),
+        path: Some(s.path.clone()),
+        pid: None,
+        message: format!(
+            "{} config {} is {}",
+            s.client,
+            s.path.display(),
+            describe_status(&s.status)
+        ),
+        evidence: None,
+    })
 }
 
 pub fn describe_status(st: &SourceStatus) -> String {
@@ -821,20 +849,6 @@ pub fn fnv1a(s: &str) -> u64 {
     h
 }
 
-fn sanitize(s: &str) -> String {
-    let t: String = s
-        .chars()
-        .map(|c| {
-            if c.is_whitespace() || c == '/' || c == '\\' {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if t.is_empty() { "unnamed".into() } else { t }
-}
-
 /// The explicit port of a URL (`http://127.0.0.1:7777/mcp` -> 7777).
 fn url_port(url: &str) -> Option<u16> {
     let rest = &url[url.find("://")? + 3..];
@@ -867,685 +881,6 @@ fn is_loopback_host(url: &str) -> bool {
         || h == "0.0.0.0"
         || h.parse::<std::net::Ipv4Addr>()
             .is_ok_and(|a| a.is_loopback())
-}
-
-/// Group entries into servers, attach processes, derive ids and findings.
-fn assemble(
-    opts: &Options,
-    do_procs: bool,
-    configured: Vec<Configured>,
-    policy: Option<&DiscoveryConfig>,
-) -> (Processes, Vec<Server>, Vec<Finding>) {
-    // Group configured entries by fingerprint, in report order.
-    let mut configured = configured;
-    configured.sort_by(|a, b| {
-        (
-            clients::index_of(a.location.client),
-            a.location.scope,
-            &a.location.path,
-            &a.location.name,
-        )
-            .cmp(&(
-                clients::index_of(b.location.client),
-                b.location.scope,
-                &b.location.path,
-                &b.location.name,
-            ))
-    });
-    let mut groups: Vec<Vec<Configured>> = Vec::new();
-    let mut by_fp: HashMap<String, usize> = HashMap::new();
-    for c in configured {
-        match by_fp.get(&c.fingerprint) {
-            Some(&g) => groups[g].push(c),
-            None => {
-                by_fp.insert(c.fingerprint.clone(), groups.len());
-                groups.push(vec![c]);
-            }
-        }
-    }
-
-    // Processes.
-    struct RunGroup {
-        fingerprint: String,
-        launch: Launch,
-        procs: Vec<usize>,
-    }
-    let mut proc_infos: Vec<ProcessInfo> = Vec::new();
-    let mut proc_group_of: Vec<Option<usize>> = Vec::new(); // configured group per proc info
-    let mut run_groups: Vec<RunGroup> = Vec::new();
-    let processes = if !do_procs {
-        Processes::NotScanned {
-            reason: if opts.processes {
-                "disabled by the policy's discovery.methods".into()
-            } else {
-                "not requested (--local scans processes; use --processes with --home)".into()
-            },
-        }
-    } else {
-        match process::snapshot(&opts.proc_root) {
-            Err(reason) => Processes::Unsupported { reason },
-            Ok(all) => {
-                let table = process::Table::new(&all);
-                let configured_keys: HashMap<&str, Vec<usize>> = {
-                    let mut m: HashMap<&str, Vec<usize>> = HashMap::new();
-                    for (gi, g) in groups.iter().enumerate() {
-                        if let Some(l) = &g[0].launch {
-                            if !l.key.is_empty() && l.key != "assay" {
-                                m.entry(l.key.as_str()).or_default().push(gi);
-                            }
-                        }
-                    }
-                    m
-                };
-                let me = std::process::id() as i32;
-                let recognised: Vec<(usize, Launch, Launch)> = all
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| !p.argv.is_empty() && p.pid != me)
-                    .filter_map(|(i, p)| {
-                        let raw = launch::analyze(&p.argv);
-                        // Relative scripts resolve against the process's cwd.
-                        let mut l = raw.clone();
-                        if l.script {
-                            if let Ok(cwd) = std::fs::read_link(
-                                opts.proc_root.join(p.pid.to_string()).join("cwd"),
-                            ) {
-                                l.resolve_relative(&cwd.to_string_lossy());
-                            }
-                        }
-                        let configured = configured_keys.contains_key(l.key.as_str())
-                            || configured_keys.contains_key(raw.key.as_str());
-                        (l.looks_like_mcp() || configured).then_some((i, l, raw))
-                    })
-                    .collect();
-                let rec_pids: BTreeSet<i32> =
-                    recognised.iter().map(|(i, _, _)| all[*i].pid).collect();
-                let mut descendants: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-                let mut roots = Vec::new();
-                for (i, l, raw) in recognised {
-                    let p = &all[i];
-                    let anc = table.ancestors(p.pid);
-                    // The topmost recognised ancestor owns this process.
-                    if let Some(top) = anc.iter().rev().find(|a| rec_pids.contains(&a.pid)) {
-                        descendants.entry(top.pid).or_default().push(p.pid);
-                    } else {
-                        roots.push((i, l, raw, anc));
-                    }
-                }
-                let total = all.len();
-                // The record of one server root process.
-                let info = |p: &process::Proc,
-                            l: &Launch,
-                            anc: &[&process::Proc],
-                            descendants: Vec<i32>| {
-                    let client = anc.iter().find_map(|a| {
-                        let names = process::names_of(a);
-                        CLIENTS
-                            .iter()
-                            .find(|c| c.process_names.iter().any(|n| names.iter().any(|x| x == n)))
-                            .map(|c| c.id)
-                    });
-                    let cgroup = process::cgroup_of(&opts.proc_root, p.pid);
-                    let managed_by = if let Some(cg) =
-                        cgroup.as_ref().filter(|c| process::cgroup_is_managed(c))
-                    {
-                        Some(ManagedBy::MonitorCgroup {
-                            pid: p.pid,
-                            cgroup: cg.clone(),
-                        })
-                    } else if let Some(a) = anc.iter().find(|a| process::is_assay_monitor(a)) {
-                        Some(ManagedBy::MonitorAncestor { pid: a.pid })
-                    } else if l.monitor_wrapped {
-                        Some(ManagedBy::MonitorAncestor { pid: p.pid })
-                    } else {
-                        None
-                    };
-                    ProcessInfo {
-                        pid: p.pid,
-                        ppid: p.ppid,
-                        command_line: secrets::redact_args(&p.argv).join(" "),
-                        key: l.key.clone(),
-                        server_id: String::new(),
-                        configured: false,
-                        client,
-                        parent: table.get(p.ppid).map(|pp| (pp.pid, pp.comm.clone())),
-                        managed_by,
-                        cgroup,
-                        descendants,
-                    }
-                };
-                let mut launches: Vec<(Launch, String)> = Vec::new();
-                for (i, l, raw, anc) in roots {
-                    let p = &all[i];
-                    let fp = launch_fingerprint(&l);
-                    // Exact launch match, else a unique configured key; a
-                    // config whose relative script could not be resolved
-                    // matches the process's unresolved form.
-                    let unique_key = |k: &str| match configured_keys.get(k) {
-                        Some(v) if v.len() == 1 => Some(v[0]),
-                        _ => None,
-                    };
-                    let group = by_fp
-                        .get(&fp)
-                        .or_else(|| by_fp.get(&launch_fingerprint(&raw)))
-                        .copied()
-                        .or_else(|| unique_key(&l.key))
-                        .or_else(|| unique_key(&raw.key));
-                    let mut pi = info(p, &l, &anc, descendants.remove(&p.pid).unwrap_or_default());
-                    pi.configured = group.is_some();
-                    proc_infos.push(pi);
-                    proc_group_of.push(group);
-                    launches.push((l, fp));
-                }
-                // A remote server on loopback is the process listening on
-                // its URL's port, whatever its command line.
-                let wanted: Vec<(u16, usize)> = groups
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, g)| !g.iter().all(|c| c.location.disabled))
-                    .filter_map(|(gi, g)| match &g[0].entry.spec {
-                        Spec::Remote { url, .. } if is_loopback_host(url) => {
-                            url_port(url).map(|p| (p, gi))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                if !wanted.is_empty() {
-                    let ports = process::listening_ports(&opts.proc_root);
-                    let inodes: Vec<u64> = wanted
-                        .iter()
-                        .filter_map(|(p, _)| ports.get(p))
-                        .flatten()
-                        .copied()
-                        .collect();
-                    let owners = process::socket_owners(&opts.proc_root, &inodes);
-                    for (port, gi) in &wanted {
-                        let mut pids: Vec<i32> = ports
-                            .get(port)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|ino| owners.get(ino))
-                            .flatten()
-                            .copied()
-                            .collect();
-                        pids.sort_unstable();
-                        pids.dedup();
-                        // Workers inherit the listening socket: keep the topmost owner.
-                        let tops: Vec<i32> = pids
-                            .iter()
-                            .copied()
-                            .filter(|&pid| {
-                                !table.ancestors(pid).iter().any(|a| pids.contains(&a.pid))
-                            })
-                            .collect();
-                        for pid in tops {
-                            let existing = proc_infos
-                                .iter()
-                                .position(|pi| pi.pid == pid || pi.descendants.contains(&pid));
-                            let idx = match existing {
-                                Some(idx) => idx,
-                                None => {
-                                    let Some(p) = table.get(pid) else { continue };
-                                    let l = launch::analyze(&p.argv);
-                                    let fp = launch_fingerprint(&l);
-                                    proc_infos.push(info(p, &l, &table.ancestors(pid), Vec::new()));
-                                    proc_group_of.push(None);
-                                    launches.push((l, fp));
-                                    proc_infos.len() - 1
-                                }
-                            };
-                            proc_group_of[idx] = Some(*gi);
-                            proc_infos[idx].configured = true;
-                        }
-                    }
-                }
-                for (idx, (l, fp)) in launches.into_iter().enumerate() {
-                    if proc_group_of[idx].is_some() {
-                        continue;
-                    }
-                    match run_groups.iter_mut().find(|g| g.fingerprint == fp) {
-                        Some(g) => g.procs.push(idx),
-                        None => run_groups.push(RunGroup {
-                            fingerprint: fp,
-                            launch: l,
-                            procs: vec![idx],
-                        }),
-                    }
-                }
-                Processes::Scanned {
-                    total,
-                    servers: Vec::new(),
-                }
-            }
-        }
-    };
-
-    // Ids: `<client>/<name>` of the first location, `process/<name>` for
-    // running-only; collisions get a fingerprint hash.
-    let mut base_ids: Vec<(String, String)> = groups
-        .iter()
-        .map(|g| {
-            let l = &g[0].location;
-            (
-                format!("{}/{}", l.client, sanitize(&l.name)),
-                g[0].fingerprint.clone(),
-            )
-        })
-        .collect();
-    base_ids.extend(run_groups.iter().map(|r| {
-        (
-            format!("process/{}", sanitize(&r.launch.short_name())),
-            r.fingerprint.clone(),
-        )
-    }));
-    let mut count: HashMap<&str, usize> = HashMap::new();
-    for (id, _) in &base_ids {
-        *count.entry(id.as_str()).or_insert(0) += 1;
-    }
-    let ids: Vec<String> = base_ids
-        .iter()
-        .map(|(id, fp)| {
-            if count[id.as_str()] > 1 {
-                format!("{id}~{:06x}", fnv1a(fp) & 0xff_ffff)
-            } else {
-                id.clone()
-            }
-        })
-        .collect();
-
-    let managed_names: Vec<&str> = policy
-        .map(|p| p.managed.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    let mut servers = Vec::new();
-    let mut findings = Vec::new();
-
-    for (gi, g) in groups.iter().enumerate() {
-        let id = ids[gi].clone();
-        let first = &g[0];
-        let procs: Vec<usize> = (0..proc_infos.len())
-            .filter(|&i| proc_group_of[i] == Some(gi))
-            .collect();
-        for &i in &procs {
-            proc_infos[i].server_id = id.clone();
-        }
-        let aliases: Vec<String> = g
-            .iter()
-            .map(|c| format!("{}/{}", c.location.client, sanitize(&c.location.name)))
-            .filter(|a| *a != id)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let (transport, command_line, key, launchers) = view_of(first);
-        let locations: Vec<Location> = g.iter().map(|c| c.location.clone()).collect();
-        let running_pids: Vec<i32> = procs.iter().map(|&i| proc_infos[i].pid).collect();
-        let all_disabled = locations.iter().all(|l| l.disabled);
-
-        // Managed?
-        let by_policy = managed_names.iter().any(|m| {
-            *m == id || aliases.iter().any(|a| a == m) || locations.iter().any(|l| l.name == *m)
-        });
-        let mut managed_by = Vec::new();
-        if by_policy {
-            managed_by.push(ManagedBy::Policy);
-        }
-        if locations.iter().any(|l| l.monitor_wrapped) {
-            managed_by.push(ManagedBy::MonitorWrapper);
-        }
-        for &i in &procs {
-            if let Some(m) = &proc_infos[i].managed_by {
-                managed_by.push(m.clone());
-            }
-        }
-        let unwrapped: Vec<&Location> = locations
-            .iter()
-            .filter(|l| !l.disabled && !l.monitor_wrapped)
-            .collect();
-        let unmanaged_procs: Vec<i32> = procs
-            .iter()
-            .filter(|&&i| proc_infos[i].managed_by.is_none())
-            .map(|&i| proc_infos[i].pid)
-            .collect();
-        let managed = by_policy
-            || unwrapped.is_empty() && unmanaged_procs.is_empty() && !managed_by.is_empty();
-        if !managed && (!unwrapped.is_empty() || !unmanaged_procs.is_empty()) {
-            let mut why = Vec::new();
-            for l in &unwrapped {
-                why.push(format!("{} {}", l.client, l.path.display()));
-            }
-            for pid in &unmanaged_procs {
-                why.push(format!("running as pid {pid}"));
-            }
-            findings.push(Finding {
-                rule: Rule::UnmanagedServer,
-                severity: Severity::Medium,
-                server_id: Some(id.clone()),
-                client: unwrapped.first().map(|l| l.client),
-                path: unwrapped.first().map(|l| l.path.clone()),
-                pid: unmanaged_procs.first().copied(),
-                message: format!(
-                    "{id} is not launched under assay monitor ({})",
-                    why.join("; ")
-                ),
-                evidence: None,
-            });
-        }
-
-        for c in g {
-            location_findings(&id, c, &mut findings);
-        }
-
-        servers.push(Server {
-            id,
-            name: first.location.name.clone(),
-            aliases,
-            key,
-            launchers,
-            transport,
-            command_line,
-            locations,
-            disabled: all_disabled && running_pids.is_empty(),
-            managed,
-            managed_by,
-            pids: running_pids,
-        });
-    }
-
-    for (ri, r) in run_groups.iter().enumerate() {
-        let id = ids[groups.len() + ri].clone();
-        let mut managed_by = Vec::new();
-        let by_policy = managed_names
-            .iter()
-            .any(|m| *m == id || *m == r.launch.short_name());
-        if by_policy {
-            managed_by.push(ManagedBy::Policy);
-        }
-        let mut pids = Vec::new();
-        let mut unmanaged = Vec::new();
-        for &i in &r.procs {
-            proc_infos[i].server_id = id.clone();
-            pids.push(proc_infos[i].pid);
-            match &proc_infos[i].managed_by {
-                Some(m) => managed_by.push(m.clone()),
-                None => unmanaged.push(proc_infos[i].pid),
-            }
-        }
-        let managed = by_policy || unmanaged.is_empty();
-        if !managed {
-            findings.push(Finding {
-                rule: Rule::UnmanagedServer,
-                severity: Severity::Medium,
-                server_id: Some(id.clone()),
-                client: None,
-                path: None,
-                pid: unmanaged.first().copied(),
-                message: format!(
-                    "{id} is running (pid {}) without assay monitor and is not in any known config",
-                    unmanaged
-                        .iter()
-                        .map(i32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                evidence: None,
-            });
-        }
-        let first = &proc_infos[r.procs[0]];
-        servers.push(Server {
-            id,
-            name: r.launch.short_name(),
-            aliases: Vec::new(),
-            key: r.launch.key.clone(),
-            launchers: r.launch.launchers.iter().map(|s| s.to_string()).collect(),
-            transport: Transport::Process,
-            command_line: first.command_line.clone(),
-            locations: Vec::new(),
-            disabled: false,
-            managed,
-            managed_by,
-            pids,
-        });
-    }
-
-    // Secrets on running command lines (visible to every local user).
-    for pi in &proc_infos {
-        if let Some(p) = pi_secret(pi, &opts.proc_root) {
-            findings.push(Finding {
-                rule: Rule::SecretInCommandLine,
-                severity: Severity::High,
-                server_id: Some(pi.server_id.clone()),
-                client: pi.client,
-                path: None,
-                pid: Some(pi.pid),
-                message: format!(
-                    "pid {} of {} has a {} in its command line",
-                    pi.pid, pi.server_id, p.0
-                ),
-                evidence: Some(p.1),
-            });
-        }
-    }
-
-    let processes = match processes {
-        Processes::Scanned { total, .. } => Processes::Scanned {
-            total,
-            servers: proc_infos,
-        },
-        other => other,
-    };
-    (processes, servers, findings)
-}
-
-/// Re-read a root process's argv to look for secrets (the stored command
-/// line is already redacted). Returns (kind label, redacted evidence).
-fn pi_secret(pi: &ProcessInfo, proc_root: &Path) -> Option<(&'static str, String)> {
-    let bytes = std::fs::read(proc_root.join(pi.pid.to_string()).join("cmdline")).ok()?;
-    let argv = process::parse_cmdline(&bytes);
-    let hits = secrets::scan_args(&argv);
-    let (idx, kind) = hits.first()?;
-    let red = secrets::redact_args(&argv);
-    Some((kind.label(), format!("argv[{idx}] = {}", red[*idx])))
-}
-
-/// The redacted view of a configured entry: transport, display line, key, launchers.
-fn view_of(c: &Configured) -> (Transport, String, String, Vec<String>) {
-    match &c.entry.spec {
-        Spec::Stdio { argv, env, cwd } => {
-            let command = secrets::redact_text(&argv[0]);
-            let args = secrets::redact_args(&argv[1..]);
-            let env = env
-                .iter()
-                .map(|(k, v)| (k.clone(), secrets::redact_value(Some(k), v)))
-                .collect();
-            let mut line = vec![command.clone()];
-            line.extend(args.iter().cloned());
-            let l = c.launch.clone().unwrap_or_default();
-            (
-                Transport::Stdio {
-                    command,
-                    args,
-                    env,
-                    cwd: cwd.as_deref().map(secrets::redact_text),
-                },
-                line.join(" "),
-                l.key,
-                l.launchers.iter().map(|s| s.to_string()).collect(),
-            )
-        }
-        Spec::Remote {
-            kind,
-            url,
-            headers,
-            auth_configured,
-        } => {
-            let url_r = secrets::redact_text(url);
-            let host = url_r
-                .split("://")
-                .nth(1)
-                .and_then(|r| r.split(['/', '?']).next())
-                .map(|h| h.rsplit('@').next().unwrap_or(h).to_string())
-                .unwrap_or_else(|| url_r.clone());
-            (
-                Transport::Remote {
-                    kind: *kind,
-                    url: url_r.clone(),
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), secrets::redact_value(Some(k), v)))
-                        .collect(),
-                    auth: auth_configured.clone(),
-                },
-                url_r,
-                host,
-                Vec::new(),
-            )
-        }
-        Spec::Other { detail } => (
-            Transport::Other {
-                detail: detail.clone(),
-            },
-            detail.clone(),
-            c.location.name.clone(),
-            Vec::new(),
-        ),
-    }
-}
-
-fn location_findings(id: &str, c: &Configured, findings: &mut Vec<Finding>) {
-    let loc = &c.location;
-    let mk = |rule: Rule, severity: Severity, message: String, evidence: Option<String>| Finding {
-        rule,
-        severity,
-        server_id: Some(id.to_string()),
-        client: Some(loc.client),
-        path: Some(loc.path.clone()),
-        pid: None,
-        message,
-        evidence,
-    };
-    let where_ = format!("{} ({})", loc.path.display(), loc.client);
-    if loc.disabled {
-        findings.push(mk(
-            Rule::DisabledServer,
-            Severity::Info,
-            format!("{id} is disabled in {where_}"),
-            None,
-        ));
-    }
-    // Secrets: on disk whether enabled or not.
-    let mut secret = |what: String, kind: secrets::SecretKind| {
-        let sev = if kind == secrets::SecretKind::Named {
-            Severity::Medium
-        } else {
-            Severity::High
-        };
-        findings.push(mk(
-            Rule::SecretInConfig,
-            sev,
-            format!(
-                "{} in {} of {id} in {where_}",
-                kind.label(),
-                what.split(' ').next().unwrap_or("config")
-            ),
-            Some(what),
-        ));
-    };
-    match &c.entry.spec {
-        Spec::Stdio { argv, env, .. } => {
-            for (k, v) in env {
-                if let Some(kind) = secrets::classify(Some(k), v) {
-                    secret(
-                        format!("env {k} = {}", secrets::redact_value(Some(k), v)),
-                        kind,
-                    );
-                }
-            }
-            let red = secrets::redact_args(argv);
-            for (i, kind) in secrets::scan_args(argv) {
-                secret(format!("args[{}] = {}", i, red[i]), kind);
-            }
-            if !loc.disabled {
-                if let (Some(l), Some(spec)) = (
-                    &c.launch,
-                    c.launch.as_ref().and_then(|l| l.package_spec.as_ref()),
-                ) {
-                    let launcher = l.launchers.last().copied().unwrap_or("");
-                    if !launch::is_pinned(spec, launcher) {
-                        findings.push(mk(
-                            Rule::UnpinnedPackage,
-                            Severity::Low,
-                            format!("{id} runs {spec} through {launcher} without a pinned version (each start may fetch different code), in {where_}"),
-                            Some(secrets::redact_text(spec)),
-                        ));
-                    }
-                }
-            }
-        }
-        Spec::Remote {
-            url,
-            headers,
-            auth_configured,
-            ..
-        } => {
-            for (k, v) in headers {
-                if let Some(kind) = secrets::classify(Some(k), v) {
-                    secret(
-                        format!("headers {k} = {}", secrets::redact_value(Some(k), v)),
-                        kind,
-                    );
-                }
-            }
-            for (_, _, kind) in secrets::scan_text(url) {
-                secret(format!("url {}", secrets::redact_text(url)), kind);
-            }
-            if loc.disabled {
-                return;
-            }
-            let lower = url.to_ascii_lowercase();
-            let loopback = is_loopback_host(url);
-            let plain = lower.starts_with("http://") || lower.starts_with("ws://");
-            if plain && !loopback {
-                findings.push(mk(
-                    Rule::InsecureTransport,
-                    Severity::High,
-                    format!(
-                        "{id} is reached over unencrypted {} to a non-loopback host",
-                        &lower[..lower.find(':').unwrap_or(0)]
-                    ),
-                    Some(secrets::redact_text(url)),
-                ));
-            }
-            let header_auth = headers.iter().any(|(k, _)| {
-                let k = k.to_ascii_lowercase();
-                k == "authorization"
-                    || k == "cookie"
-                    || secrets::is_secret_name(&k)
-                    || k.contains("api-key")
-                    || k.contains("apikey")
-            });
-            let url_auth = !secrets::scan_text(url).is_empty()
-                || url.contains("${")
-                || ["key=", "token=", "apikey=", "api_key=", "access_token="]
-                    .iter()
-                    .any(|p| lower.contains(p));
-            if !header_auth && !url_auth && auth_configured.is_none() {
-                let sev = if loopback {
-                    Severity::Low
-                } else {
-                    Severity::High
-                };
-                findings.push(mk(
-                    Rule::NoAuth,
-                    sev,
-                    format!(
-                        "{id} is a remote server with no Authorization/API-key header, token or OAuth configuration{}, in {where_}",
-                        if plain && !loopback { ", over plain http" } else { "" }
-                    ),
-                    Some(secrets::redact_text(url)),
-                ));
-            }
-        }
-        Spec::Other { .. } => {}
-    }
 }
 
 #[cfg(test)]

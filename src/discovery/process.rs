@@ -2,7 +2,7 @@
 //! report the process source as unsupported rather than guessing.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One process as discovery needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,15 +15,30 @@ pub struct Proc {
     pub argv: Vec<String>,
 }
 
+/// Why the process table could not be listed. The text is the report's
+/// `processes.reason`, so it must not change.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("process listing is not supported on {os}")]
+    Unsupported { os: &'static str },
+    #[error("{}: {source}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// All processes, or why they could not be listed.
-pub fn snapshot(proc_root: &Path) -> Result<Vec<Proc>, String> {
+pub fn snapshot(proc_root: &Path) -> Result<Vec<Proc>, SnapshotError> {
     if !cfg!(target_os = "linux") {
-        return Err(format!(
-            "process listing is not supported on {}",
-            std::env::consts::OS
-        ));
+        return Err(SnapshotError::Unsupported {
+            os: std::env::consts::OS,
+        });
     }
-    let rd = std::fs::read_dir(proc_root).map_err(|e| format!("{}: {e}", proc_root.display()))?;
+    let rd = std::fs::read_dir(proc_root).map_err(|source| SnapshotError::Unreadable {
+        path: proc_root.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
     for ent in rd.flatten() {
         let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -246,6 +261,19 @@ mod tests {
             comm: "assay".into(),
             argv: vec!["/usr/bin/assay".into(), "monitor".into()]
         }));
+    }
+
+    #[test]
+    fn snapshot_errors_keep_their_text() {
+        let e = snapshot(Path::new("/nonexistent/proc")).unwrap_err();
+        if cfg!(target_os = "linux") {
+            assert!(matches!(e, SnapshotError::Unreadable { .. }));
+            let text = e.to_string();
+            assert!(text.starts_with("/nonexistent/proc: "), "{text}");
+            assert!(text.contains("No such file or directory"), "{text}");
+        }
+        let e = SnapshotError::Unsupported { os: "macos" };
+        assert_eq!(e.to_string(), "process listing is not supported on macos");
     }
 
     #[cfg(target_os = "linux")]
