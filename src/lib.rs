@@ -10,6 +10,7 @@ pub mod kill_switch;
 pub mod output;
 pub mod policy;
 pub mod severity;
+pub mod time;
 
 #[cfg(all(target_os = "linux", feature = "monitor"))]
 pub mod monitor;

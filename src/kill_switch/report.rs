@@ -5,11 +5,12 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use super::{KillMode, KillRequest, Reason, Target};
+use crate::time;
 
 pub const SCHEMA: &str = "assay.incident/v1";
 
@@ -245,7 +246,7 @@ impl KillReport {
             .collect();
         let id = format!(
             "{}-{label}-{}-{}",
-            compact_timestamp(now),
+            time::compact(now),
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
@@ -261,7 +262,7 @@ impl KillReport {
                     detail: detail.clone(),
                 },
             },
-            started_at: rfc3339(now),
+            started_at: time::rfc3339_millis(now),
             finished_at: String::new(),
             request: RequestRecord {
                 targets,
@@ -284,7 +285,7 @@ impl KillReport {
 
     /// Stamp the end time and compute `all_gone`.
     pub fn finish(&mut self) {
-        self.finished_at = rfc3339(SystemTime::now());
+        self.finished_at = time::rfc3339_millis(SystemTime::now());
         self.all_gone = self.errors.is_empty()
             && !self.processes.is_empty()
             && self.processes.iter().all(|p| p.fate == Fate::Gone);
@@ -346,58 +347,9 @@ fn host_name() -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
-/// (year, month, day, hour, minute, second, millisecond) in UTC.
-fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    // Days since 1970-01-01 to a proleptic Gregorian date (Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        month,
-        day,
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        d.subsec_millis(),
-    )
-}
-
-/// `2026-11-21T22:15:30.123Z`
-pub fn rfc3339(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s, ms) = civil(t);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
-}
-
-/// `20261121T221530.123Z` (for directory names).
-pub fn compact_timestamp(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s, ms) = civil(t);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{ms:03}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789); // leap day
-        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
-        assert_eq!(compact_timestamp(t), "20240229T123456.789Z");
-        let t = UNIX_EPOCH + Duration::from_secs(4_102_444_799);
-        assert_eq!(rfc3339(t), "2099-12-31T23:59:59.000Z");
-    }
 
     #[test]
     fn report_round_trips_and_gates() {
