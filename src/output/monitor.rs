@@ -9,19 +9,9 @@ use serde::Serialize;
 use super::Style;
 use crate::monitor::compile::Unenforceable;
 use crate::monitor::events::{Event, NetEvent, NetHook, Sink, Summary};
-use crate::policy::model::Action;
 use crate::time::rfc3339;
 
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
-
-pub fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::Log => "log",
-        Action::Alert => "alert",
-        Action::Deny => "deny",
-        Action::TriggerKill => "trigger_kill",
-    }
-}
 
 fn protocol_name(p: u32) -> &'static str {
     match p {
@@ -98,7 +88,7 @@ fn dto(ev: &Event) -> Dto<'_> {
             kind: "file_open",
             rule: &f.rule,
             severity: f.severity.as_str(),
-            action: action_name(f.action),
+            action: f.action.as_str(),
             pid: f.pid,
             tgid: f.tgid,
             comm: &f.comm,
@@ -217,7 +207,7 @@ impl NetWriter {
         out.extend_from_slice(b",\"severity\":\"");
         out.extend_from_slice(n.severity.as_str().as_bytes());
         out.extend_from_slice(b"\",\"action\":\"");
-        out.extend_from_slice(action_name(n.action).as_bytes());
+        out.extend_from_slice(n.action.as_str().as_bytes());
         out.extend_from_slice(b"\",\"also_matched\":[");
         for (i, r) in n.also_matched.iter().enumerate() {
             if i > 0 {
@@ -329,7 +319,7 @@ pub fn summary_text(s: &Summary, style: Style) -> String {
         out.push_str(&format!(
             "  {:<w$}  {:<12}  {:>10}\n",
             r.rule,
-            action_name(r.action),
+            r.action.as_str(),
             r.events
         ));
     }
@@ -399,6 +389,7 @@ pub fn unenforced_text(list: &[Unenforceable], style: Style, degraded: bool) -> 
 mod tests {
     use super::*;
     use crate::monitor::events::KillEvent;
+    use crate::policy::model::Action;
     use crate::severity::Severity;
     use std::sync::Arc;
 

@@ -106,8 +106,8 @@ pub struct Rule {
     pub matcher: Matcher,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Serialized as [`Action::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Allow, emit an event.
     Log,
@@ -120,8 +120,35 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::Log,
+        Action::Alert,
+        Action::Deny,
+        Action::TriggerKill,
+    ];
+
+    /// The action's name in policies, events and serialized forms.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Log => "log",
+            Action::Alert => "alert",
+            Action::Deny => "deny",
+            Action::TriggerKill => "trigger_kill",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
     pub fn denies(self) -> bool {
         matches!(self, Action::Deny | Action::TriggerKill)
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -216,5 +243,20 @@ pub struct Cidr {
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_serialize_and_parse_by_their_names() {
+        for a in Action::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+            assert_eq!(Action::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(Action::TriggerKill.as_str(), "trigger_kill");
+        assert_eq!(Action::parse("kill"), None);
     }
 }

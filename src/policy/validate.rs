@@ -817,7 +817,7 @@ fn triggers(
                         format!(
                             "trigger names rule `{id}`, whose action is {}; only rules with \
                              action trigger_kill can trigger the kill switch",
-                            action_name(r.action)
+                            r.action.as_str()
                         ),
                     );
                     ok = false;
@@ -832,15 +832,6 @@ fn triggers(
         out.push(KillTrigger { on_rule: id, mode });
     }
     ok.then_some(out)
-}
-
-fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::Log => "log",
-        Action::Alert => "alert",
-        Action::Deny => "deny",
-        Action::TriggerKill => "trigger_kill",
-    }
 }
 
 fn runtime_monitor(cx: &mut Ctx, node: &Node) -> Option<RuntimeMonitor> {
@@ -950,12 +941,8 @@ fn rule(cx: &mut Ctx, node: &Node, seen: &mut HashMap<String, usize>) -> Option<
         one_of(cx, n, "severity", &names).and_then(Severity::parse)
     });
     let action = required(cx, &f, "action", node, what).and_then(|n| {
-        one_of(cx, n, "action", &["log", "alert", "deny", "trigger_kill"]).map(|a| match a {
-            "log" => Action::Log,
-            "alert" => Action::Alert,
-            "deny" => Action::Deny,
-            _ => Action::TriggerKill,
-        })
+        let names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        one_of(cx, n, "action", &names).and_then(Action::parse)
     });
     let ty = required(cx, &f, "type", node, what)
         .and_then(|n| one_of(cx, n, "rule type", &["file_open", "net_connect"]));
