@@ -5,8 +5,7 @@
 use jsonschema::{Draft, Validator};
 use serde_json::{Map, Number, Value};
 
-use super::validate::Ctx;
-use super::yaml::{Kind, Node, Pos, Scalar};
+use super::yaml::{Kind, Node, Pos, Scalar, classify};
 
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 const DRAFT_7: &str = "http://json-schema.org/draft-07/schema";
@@ -43,48 +42,59 @@ pub fn compile(schema: &Value) -> Result<Validator, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Convert and compile the schema of `tool`; report problems at the position
-/// of the offending part of the schema.
-pub(super) fn check(cx: &mut Ctx, tool: &str, node: &Node) -> Option<Value> {
+/// A problem in a tool's schema, at its position in the policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Problem {
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(pos: Pos, message: impl Into<String>) -> Problem {
+        Problem {
+            pos,
+            message: message.into(),
+        }
+    }
+}
+
+/// Convert and compile the schema of `tool`; every problem is reported at
+/// the position of the offending part of the schema.
+pub(super) fn check(tool: &str, node: &Node) -> Result<Value, Vec<Problem>> {
     if !matches!(node.kind, Kind::Map(_)) && !matches!(node.scalar(), Some((Scalar::Bool(_), _))) {
-        cx.err(
+        return Err(vec![Problem::new(
             node.pos,
             format!(
                 "schema for tool `{tool}` must be a mapping (a JSON Schema object) or a \
                  boolean, found {}",
                 node.type_name()
             ),
-        );
-        return None;
+        )]);
     }
-    let before = cx.diags.len();
-    let json = to_json(cx, node);
-    if cx.diags.len() > before {
-        return None;
-    }
-    let json = json?;
+    let json = to_json(node).map_err(|p| vec![p])?;
     let draft = match draft_of(&json) {
         Ok(d) => d,
         Err(why) => {
             let pos = locate(node, "/$schema").unwrap_or(node.pos);
-            cx.err(pos, format!("schema for tool `{tool}`: {why}"));
-            return None;
+            return Err(vec![Problem::new(
+                pos,
+                format!("schema for tool `{tool}`: {why}"),
+            )]);
         }
     };
     // Compiling also checks the meta-schema, but stops at the first
     // violation; only when it fails is the meta-schema run again to report
     // every violation at its own position (the valid path pays once).
     let why = match compile(&json) {
-        Ok(_) => return Some(json),
+        Ok(_) => return Ok(json),
         Err(why) => why,
     };
     let meta = match draft {
         Draft::Draft7 => jsonschema::draft7::meta::validator(),
         _ => jsonschema::draft202012::meta::validator(),
     };
-    let mut found = false;
+    let mut problems = Vec::new();
     for e in meta.iter_errors(&json) {
-        found = true;
         let pointer = e.instance_path().as_str().to_string();
         let pos = locate(node, &pointer).unwrap_or(node.pos);
         let at = if pointer.is_empty() {
@@ -92,21 +102,21 @@ pub(super) fn check(cx: &mut Ctx, tool: &str, node: &Node) -> Option<Value> {
         } else {
             format!(" at `{pointer}`")
         };
-        cx.err(
+        problems.push(Problem::new(
             pos,
             format!(
                 "invalid JSON Schema for tool `{tool}`{at}: {e} (meta-schema keyword `{}`)",
                 e.kind().keyword()
             ),
-        );
+        ));
     }
-    if !found {
-        cx.err(
+    if problems.is_empty() {
+        problems.push(Problem::new(
             node.pos,
             format!("JSON Schema for tool `{tool}` does not compile: {why}"),
-        );
+        ));
     }
-    None
+    Err(problems)
 }
 
 /// The node a JSON Pointer (RFC 6901) designates inside `root`.
@@ -132,52 +142,52 @@ fn locate(root: &Node, pointer: &str) -> Option<Pos> {
 }
 
 /// YAML (core schema) to JSON. Non-finite floats and integers outside
-/// i64/u64 have no JSON form and are errors.
-fn to_json(cx: &mut Ctx, node: &Node) -> Option<Value> {
+/// i64/u64 have no JSON form and are errors; the first one found is reported.
+fn to_json(node: &Node) -> Result<Value, Problem> {
     match &node.kind {
-        Kind::Scalar { .. } => {
-            let (s, text) = node.scalar()?;
-            Some(match s {
-                Scalar::Null => Value::Null,
-                Scalar::Bool(b) => Value::Bool(b),
-                Scalar::Int(i) => {
-                    if let Ok(v) = i64::try_from(i) {
-                        Value::Number(v.into())
-                    } else if let Ok(v) = u64::try_from(i) {
-                        Value::Number(v.into())
-                    } else {
-                        cx.err(node.pos, format!("integer `{text}` is too large for JSON"));
-                        return None;
-                    }
+        Kind::Scalar { text, plain } => Ok(match classify(text, *plain) {
+            Scalar::Null => Value::Null,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Int(i) => {
+                if let Ok(v) = i64::try_from(i) {
+                    Value::Number(v.into())
+                } else if let Ok(v) = u64::try_from(i) {
+                    Value::Number(v.into())
+                } else {
+                    return Err(Problem::new(
+                        node.pos,
+                        format!("integer `{text}` is too large for JSON"),
+                    ));
                 }
-                Scalar::Float(f) => match Number::from_f64(f) {
-                    Some(n) => Value::Number(n),
-                    None => {
-                        cx.err(node.pos, format!("`{text}` has no JSON representation"));
-                        return None;
-                    }
-                },
-                Scalar::Str => Value::String(text.to_string()),
-            })
-        }
-        Kind::Seq(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for i in items {
-                out.push(to_json(cx, i)?);
             }
-            Some(Value::Array(out))
-        }
+            Scalar::Float(f) => match Number::from_f64(f) {
+                Some(n) => Value::Number(n),
+                None => {
+                    return Err(Problem::new(
+                        node.pos,
+                        format!("`{text}` has no JSON representation"),
+                    ));
+                }
+            },
+            Scalar::Str => Value::String(text.to_string()),
+        }),
+        Kind::Seq(items) => items
+            .iter()
+            .map(to_json)
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
         Kind::Map(entries) => {
             let mut out = Map::new();
             for (k, v) in entries {
                 let Some((_, key)) = k.scalar() else {
-                    cx.err(k.pos, "JSON Schema object keys must be scalars");
-                    return None;
+                    return Err(Problem::new(
+                        k.pos,
+                        "JSON Schema object keys must be scalars",
+                    ));
                 };
-                let v = to_json(cx, v)?;
-                out.insert(key.to_string(), v);
+                out.insert(key.to_string(), to_json(v)?);
             }
-            Some(Value::Object(out))
+            Ok(Value::Object(out))
         }
     }
 }

@@ -22,15 +22,15 @@ pub const MAX_RULES: usize = 1024;
 /// `"1-65535"` ranges cannot make the loader allocate gigabytes.
 pub const MAX_TOTAL_PORTS: usize = 1 << 20;
 
-pub(super) struct Ctx<'a> {
-    pub file: &'a Path,
-    pub diags: Vec<Diagnostic>,
+struct Ctx<'a> {
+    file: &'a Path,
+    diags: Vec<Diagnostic>,
     /// Ports still allowed by [`MAX_TOTAL_PORTS`].
-    pub ports_left: usize,
+    ports_left: usize,
 }
 
 impl Ctx<'_> {
-    pub fn err(&mut self, pos: Pos, message: impl Into<String>) {
+    fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             file: self.file.to_path_buf(),
             line: pos.line,
@@ -581,11 +581,16 @@ fn schemas(
                 }
             }
         }
-        match schema::check(cx, &name, v) {
-            Some(json) => {
+        match schema::check(&name, v) {
+            Ok(json) => {
                 out.insert(name, json);
             }
-            None => ok = false,
+            Err(problems) => {
+                for p in problems {
+                    cx.err(p.pos, p.message);
+                }
+                ok = false;
+            }
         }
     }
     ok.then_some(out)
