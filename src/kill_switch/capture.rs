@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -244,6 +244,16 @@ pub fn capture_one(
     }
 }
 
+/// Why a process has no capture.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CaptureError {
+    /// The helper thread could not be started.
+    #[error("capture thread: {0}")]
+    Thread(Arc<std::io::Error>),
+    #[error("not captured: capture budget of {} ms exhausted", .0.as_millis())]
+    BudgetExhausted(Duration),
+}
+
 /// Capture every (pid, start time) within `budget`. Reading /proc can block
 /// (a process stuck holding its mm lock blocks reads of its environ/maps), so
 /// the work runs on a helper thread and the caller waits at most `budget`;
@@ -252,7 +262,7 @@ pub fn capture_all(
     procs: &[(i32, u64)],
     redact_on: bool,
     budget: Duration,
-) -> Vec<(i32, Result<ProcessCapture, String>)> {
+) -> Vec<(i32, Result<ProcessCapture, CaptureError>)> {
     let (tx, rx) = mpsc::channel();
     let list = procs.to_vec();
     let spawned = std::thread::Builder::new()
@@ -270,9 +280,10 @@ pub fn capture_all(
         });
     let mut got: HashMap<i32, ProcessCapture> = HashMap::new();
     if let Err(e) = spawned {
+        let e = Arc::new(e);
         return procs
             .iter()
-            .map(|(p, _)| (*p, Err(format!("capture thread: {e}"))))
+            .map(|(p, _)| (*p, Err(CaptureError::Thread(e.clone()))))
             .collect();
     }
     let deadline = Instant::now() + budget;
@@ -288,12 +299,7 @@ pub fn capture_all(
     procs
         .iter()
         .map(|(p, _)| {
-            let r = got.remove(p).ok_or_else(|| {
-                format!(
-                    "not captured: capture budget of {} ms exhausted",
-                    budget.as_millis()
-                )
-            });
+            let r = got.remove(p).ok_or(CaptureError::BudgetExhausted(budget));
             (*p, r)
         })
         .collect()
@@ -346,7 +352,7 @@ mod tests {
         let got = capture_all(&[(pid, st)], true, Duration::ZERO);
         assert_eq!(got.len(), 1);
         if let Err(e) = &got[0].1 {
-            assert!(e.contains("budget"), "{e}");
+            assert!(e.to_string().contains("budget"), "{e}");
         }
         let got = capture_all(&[(pid, st)], true, Duration::from_secs(5));
         assert!(got[0].1.is_ok());

@@ -459,7 +459,7 @@ impl Run<'_> {
                     }
                     self.captures.push(c);
                 }
-                Err(e) => rep.capture_error = Some(e),
+                Err(e) => rep.capture_error = Some(e.to_string()),
             }
         }
         self.r.timings.capture_ms += ms(tc.elapsed());

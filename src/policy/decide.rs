@@ -7,7 +7,7 @@ use jsonschema::Validator;
 use serde::Serialize;
 
 use super::model::Policy;
-use super::schema;
+use super::schema::{self, SchemaError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
@@ -36,6 +36,15 @@ pub enum Reason {
     },
 }
 
+/// A tool's schema that does not compile (only for a [`Policy`] built by
+/// hand: the loader compiles every schema).
+#[derive(Debug, thiserror::Error)]
+#[error("schema for tool `{tool}`: {source}")]
+pub struct GateError {
+    pub tool: String,
+    pub source: SchemaError,
+}
+
 /// Compiled schemas of a policy, for judging many calls.
 pub struct Gate<'p> {
     policy: &'p Policy,
@@ -45,10 +54,13 @@ pub struct Gate<'p> {
 impl<'p> Gate<'p> {
     /// Compile every schema once. The loader already compiled them, so this
     /// only fails for a `Policy` built by hand with a broken schema.
-    pub fn new(policy: &'p Policy) -> Result<Gate<'p>, String> {
+    pub fn new(policy: &'p Policy) -> Result<Gate<'p>, GateError> {
         let mut validators = BTreeMap::new();
         for (tool, s) in &policy.schemas {
-            let v = schema::compile(s).map_err(|e| format!("schema for tool `{tool}`: {e}"))?;
+            let v = schema::compile(s).map_err(|source| GateError {
+                tool: tool.clone(),
+                source,
+            })?;
             validators.insert(tool.as_str(), v);
         }
         Ok(Gate { policy, validators })
@@ -115,6 +127,23 @@ pub fn decide(policy: &Policy, tool: &str, arguments: &serde_json::Value) -> Dec
     }
 }
 
+/// Why a `policy check` input line is not a tool call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("not valid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("expected a JSON object {{\"tool\": ..., \"arguments\": {{...}}}}")]
+    NotAnObject,
+    #[error("unknown key `{0}` (allowed: tool, arguments, id)")]
+    UnknownKey(String),
+    #[error("`tool` must be a non-empty string")]
+    BadTool,
+    #[error("missing `tool`")]
+    MissingTool,
+    #[error("`arguments` must be a JSON object")]
+    BadArguments,
+}
+
 /// One tool call as `policy check` reads it: `{"tool": "...", "arguments": {...}}`
 /// with an optional `id` that is echoed back. Unknown keys are errors, so a
 /// misspelt `argumnets` cannot make a call look argument-free.
@@ -126,28 +155,27 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
-    pub fn parse_line(line: &str) -> Result<ToolCall, String> {
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    pub fn parse_line(line: &str) -> Result<ToolCall, CallError> {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(CallError::Json)?;
         let serde_json::Value::Object(mut obj) = v else {
-            return Err("expected a JSON object {\"tool\": ..., \"arguments\": {...}}".into());
+            return Err(CallError::NotAnObject);
         };
         if let Some(k) = obj
             .keys()
             .find(|k| !matches!(k.as_str(), "tool" | "arguments" | "id"))
         {
-            return Err(format!("unknown key `{k}` (allowed: tool, arguments, id)"));
+            return Err(CallError::UnknownKey(k.clone()));
         }
         let tool = match obj.remove("tool") {
             Some(serde_json::Value::String(t)) if !t.is_empty() => t,
-            Some(_) => return Err("`tool` must be a non-empty string".into()),
-            None => return Err("missing `tool`".into()),
+            Some(_) => return Err(CallError::BadTool),
+            None => return Err(CallError::MissingTool),
         };
         // MCP `tools/call` arguments are an object; absent means none.
         let arguments = match obj.remove("arguments") {
             None => serde_json::Value::Object(serde_json::Map::new()),
             Some(a @ serde_json::Value::Object(_)) => a,
-            Some(_) => return Err("`arguments` must be a JSON object".into()),
+            Some(_) => return Err(CallError::BadArguments),
         };
         Ok(ToolCall {
             id: obj.remove("id"),
@@ -245,10 +273,22 @@ schemas:
         assert!(
             ToolCall::parse_line(r#"{"tool":"a","argumnets":{}}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("argumnets")
         );
         assert!(ToolCall::parse_line(r#"{"tool":"a","arguments":[1]}"#).is_err());
         assert!(ToolCall::parse_line(r#"{"arguments":{}}"#).is_err());
         assert!(ToolCall::parse_line("{").is_err());
+    }
+
+    #[test]
+    fn tool_call_errors_read_as_before() {
+        let e = |line| ToolCall::parse_line(line).unwrap_err().to_string();
+        assert_eq!(
+            e("[1]"),
+            r#"expected a JSON object {"tool": ..., "arguments": {...}}"#
+        );
+        assert!(e("{").starts_with("not valid JSON: "));
+        assert_eq!(e(r#"{"tool":""}"#), "`tool` must be a non-empty string");
     }
 }

@@ -34,7 +34,39 @@ pub const MAX_GATED: usize = 64;
 pub struct Unsupported {
     pub rule: String,
     pub glob: String,
-    pub reason: String,
+    pub reason: KernelLimit,
+}
+
+/// What the kernel program cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KernelLimit {
+    #[error("more than {max} file rules with an `except` list", max = MAX_GATED)]
+    TooManyGated,
+    #[error("`{0}` is not a file name of 1 to {max} bytes", max = NAME_MAX)]
+    BadName(String),
+    #[error("more than {max} `**/dir/name` globs in all rules", max = MAX_PAIRS)]
+    TooManyPairs,
+    #[error("suffix must be 1 to {max} bytes without `/`", max = SUFFIX_MAX)]
+    BadSuffix,
+    #[error(
+        "more than {max} distinct suffix lengths",
+        max = MAX_SUFFIX_LENS
+    )]
+    TooManySuffixLengths,
+    #[error(
+        "an anchored glob has 1 to {max} components after its directory",
+        max = MAX_PATTERN_DEPTH
+    )]
+    AnchoredDepth,
+    #[error(
+        "more than {max} globs with a `*` directory in all rules",
+        max = MAX_PATTERNS
+    )]
+    TooManyAnchored,
+    #[error("{} is not an absolute path", .0.display())]
+    NotAbsolute(PathBuf),
+    #[error("path contains NUL")]
+    Nul,
 }
 
 /// What one matching rule asks for, as the kernel stores it.
@@ -146,7 +178,7 @@ pub fn compile(rules: &[Rule]) -> Result<Plan, Unsupported> {
                 Matcher::NetConnect(_) => None,
             })
     };
-    let unsupported = |rule: &Rule, glob: &str, reason: String| Unsupported {
+    let unsupported = |rule: &Rule, glob: &str, reason: KernelLimit| Unsupported {
         rule: rule.id.clone(),
         glob: glob.to_string(),
         reason,
@@ -162,7 +194,7 @@ pub fn compile(rules: &[Rule]) -> Result<Plan, Unsupported> {
         return Err(unsupported(
             rule,
             &m.except[0].text,
-            format!("more than {MAX_GATED} file rules with an `except` list"),
+            KernelLimit::TooManyGated,
         ));
     }
     // Stable: policy order among rules of one action.
@@ -191,10 +223,10 @@ pub fn compile(rules: &[Rule]) -> Result<Plan, Unsupported> {
 impl Plan {
     /// Adds one glob's contribution to the key of its form; the reason when
     /// the kernel program cannot hold it.
-    fn add(&mut self, form: &GlobForm, c: Contribution) -> Result<(), String> {
-        let name_ok = |n: &str| -> Result<(), String> {
+    fn add(&mut self, form: &GlobForm, c: Contribution) -> Result<(), KernelLimit> {
+        let name_ok = |n: &str| -> Result<(), KernelLimit> {
             if n.is_empty() || n.len() > NAME_MAX || n.contains(['/', '\0']) {
-                return Err(format!("`{n}` is not a file name of 1 to {NAME_MAX} bytes"));
+                return Err(KernelLimit::BadName(n.to_string()));
             }
             Ok(())
         };
@@ -220,40 +252,29 @@ impl Plan {
                 name_ok(name)?;
                 merge_into(&mut self.pairs, (dir.clone(), name.clone()), c);
                 if self.pairs.len() > MAX_PAIRS {
-                    return Err(format!(
-                        "more than {MAX_PAIRS} `**/dir/name` globs in all rules"
-                    ));
+                    return Err(KernelLimit::TooManyPairs);
                 }
             }
             GlobForm::Suffix(s) => {
                 if s.is_empty() || s.len() > SUFFIX_MAX || s.contains(['/', '\0']) {
-                    return Err(format!(
-                        "suffix must be 1 to {SUFFIX_MAX} bytes without `/`"
-                    ));
+                    return Err(KernelLimit::BadSuffix);
                 }
                 merge_into(&mut self.suffixes, s.clone(), c);
                 if self.suffix_lens().len() > MAX_SUFFIX_LENS {
-                    return Err(format!(
-                        "more than {MAX_SUFFIX_LENS} distinct suffix lengths"
-                    ));
+                    return Err(KernelLimit::TooManySuffixLengths);
                 }
             }
             GlobForm::Anchored { dir, components } => {
                 absolute(dir)?;
                 if components.is_empty() || components.len() > MAX_PATTERN_DEPTH {
-                    return Err(format!(
-                        "an anchored glob has 1 to {MAX_PATTERN_DEPTH} components after its \
-                         directory"
-                    ));
+                    return Err(KernelLimit::AnchoredDepth);
                 }
                 for n in components {
                     name_ok(n)?;
                 }
                 merge_into(&mut self.anchored, (dir.clone(), components.clone()), c);
                 if self.anchored.len() > MAX_PATTERNS {
-                    return Err(format!(
-                        "more than {MAX_PATTERNS} globs with a `*` directory in all rules"
-                    ));
+                    return Err(KernelLimit::TooManyAnchored);
                 }
             }
         }
@@ -261,12 +282,12 @@ impl Plan {
     }
 }
 
-fn absolute(p: &Path) -> Result<(), String> {
+fn absolute(p: &Path) -> Result<(), KernelLimit> {
     if !p.is_absolute() {
-        return Err(format!("{} is not an absolute path", p.display()));
+        return Err(KernelLimit::NotAbsolute(p.to_path_buf()));
     }
     if p.as_os_str().as_encoded_bytes().contains(&0) {
-        return Err("path contains NUL".into());
+        return Err(KernelLimit::Nul);
     }
     Ok(())
 }

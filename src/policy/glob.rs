@@ -12,118 +12,162 @@ const MAX_LEN: usize = 4096;
 /// program walks that many ancestors of every opened file.
 pub const MAX_ANCHORED_DEPTH: usize = 8;
 
-pub fn compile(text: &str) -> Result<GlobForm, String> {
+/// Why a glob is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    #[error("empty glob")]
+    Empty,
+    #[error("glob longer than {max} bytes", max = MAX_LEN)]
+    TooLong,
+    #[error("glob contains a NUL byte")]
+    Nul,
+    #[error("`?` (single-character wildcard) is not supported")]
+    QuestionMark,
+    #[error("`[...]` character classes are not supported")]
+    CharacterClass,
+    #[error("`{{a,b}}` alternatives are not supported; write one glob per alternative")]
+    Alternatives,
+    #[error("`\\` escapes are not supported")]
+    Escape,
+    #[error("`~` is not expanded; use an absolute path or `**/...`")]
+    Tilde,
+    #[error("`**` alone matches every file; name a directory (`/dir/**`)")]
+    DoubleStarAlone,
+    #[error("relative path: a glob starts with `/` (absolute) or `**/` (anywhere)")]
+    Relative,
+    #[error("empty path component (`//` or a trailing `/`)")]
+    EmptyComponent,
+    /// `.` or `..`.
+    #[error("`{0}` components are not allowed; write the normalised path")]
+    DotComponent(String),
+    #[error(
+        "`**` is only supported at the start (`**/...`) or at the end of an absolute path \
+         (`/dir/**`)"
+    )]
+    DoubleStarInside,
+    #[error("`**/*` matches every file; name a directory or a suffix")]
+    EveryFile,
+    #[error("only one `*` is supported in a name: `**/*.suffix`")]
+    TwoStarsInName,
+    #[error("`*` inside a name is only supported as a prefix: `**/*.suffix`")]
+    StarInsideName,
+    #[error("the directory in `**/dir/...` must be a literal name")]
+    StarInDirName,
+    #[error(
+        "in `**/dir/name`, name is a literal or a whole `*`; partial wildcards are not supported"
+    )]
+    PartialWildcard,
+    #[error(
+        "after `**/` at most two components are supported (`**/name`, `**/dir/*`, \
+         `**/dir/name`); use an absolute path for deeper shapes"
+    )]
+    TooDeepAfterDoubleStar,
+    #[error("a subtree glob `/dir/**` needs a literal directory (no `*` before `/**`)")]
+    StarBeforeSubtree,
+    /// The component mixing `*` with text.
+    #[error(
+        "`*` must be a whole path component in an absolute glob (`{0}` mixes it with text); \
+         use `**/*.suffix` for suffixes"
+    )]
+    PartialComponent(String),
+    /// How many components follow the first `*`.
+    #[error(
+        "at most {max} components may follow the first `*` of an absolute glob ({0} do)",
+        max = MAX_ANCHORED_DEPTH
+    )]
+    TooDeep(usize),
+}
+
+pub fn compile(text: &str) -> Result<GlobForm, GlobError> {
     if text.is_empty() {
-        return Err("empty glob".into());
+        return Err(GlobError::Empty);
     }
     if text.len() > MAX_LEN {
-        return Err(format!("glob longer than {MAX_LEN} bytes"));
+        return Err(GlobError::TooLong);
     }
     if text.contains('\0') {
-        return Err("glob contains a NUL byte".into());
+        return Err(GlobError::Nul);
     }
     for (c, why) in [
-        ('?', "`?` (single-character wildcard) is not supported"),
-        ('[', "`[...]` character classes are not supported"),
-        (']', "`[...]` character classes are not supported"),
-        (
-            '{',
-            "`{a,b}` alternatives are not supported; write one glob per alternative",
-        ),
-        (
-            '}',
-            "`{a,b}` alternatives are not supported; write one glob per alternative",
-        ),
-        ('\\', "`\\` escapes are not supported"),
+        ('?', GlobError::QuestionMark),
+        ('[', GlobError::CharacterClass),
+        (']', GlobError::CharacterClass),
+        ('{', GlobError::Alternatives),
+        ('}', GlobError::Alternatives),
+        ('\\', GlobError::Escape),
     ] {
         if text.contains(c) {
-            return Err(why.into());
+            return Err(why);
         }
     }
     if text.starts_with('~') {
-        return Err("`~` is not expanded; use an absolute path or `**/...`".into());
+        return Err(GlobError::Tilde);
     }
     if let Some(rest) = text.strip_prefix("**/") {
         return anywhere(rest);
     }
     if text == "**" {
-        return Err("`**` alone matches every file; name a directory (`/dir/**`)".into());
+        return Err(GlobError::DoubleStarAlone);
     }
     if !text.starts_with('/') {
-        return Err("relative path: a glob starts with `/` (absolute) or `**/` (anywhere)".into());
+        return Err(GlobError::Relative);
     }
     absolute(text)
 }
 
-fn check_component(c: &str) -> Result<(), String> {
+fn check_component(c: &str) -> Result<(), GlobError> {
     match c {
-        "" => Err("empty path component (`//` or a trailing `/`)".into()),
-        "." | ".." => Err(format!(
-            "`{c}` components are not allowed; write the normalised path"
-        )),
+        "" => Err(GlobError::EmptyComponent),
+        "." | ".." => Err(GlobError::DotComponent(c.to_string())),
         _ => Ok(()),
     }
 }
 
 /// The part after a leading `**/`.
-fn anywhere(rest: &str) -> Result<GlobForm, String> {
+fn anywhere(rest: &str) -> Result<GlobForm, GlobError> {
     let parts: Vec<&str> = rest.split('/').collect();
     for p in &parts {
         check_component(p)?;
         if *p == "**" {
-            return Err(
-                "`**` is only supported at the start (`**/...`) or at the end of an \
-                        absolute path (`/dir/**`)"
-                    .into(),
-            );
+            return Err(GlobError::DoubleStarInside);
         }
     }
     match parts.as_slice() {
         [name] => {
             if *name == "*" {
-                return Err("`**/*` matches every file; name a directory or a suffix".into());
+                return Err(GlobError::EveryFile);
             }
             if let Some(suffix) = name.strip_prefix('*') {
                 if suffix.contains('*') {
-                    return Err("only one `*` is supported in a name: `**/*.suffix`".into());
+                    return Err(GlobError::TwoStarsInName);
                 }
                 return Ok(GlobForm::Suffix(suffix.to_string()));
             }
             if name.contains('*') {
-                return Err(
-                    "`*` inside a name is only supported as a prefix: `**/*.suffix`".into(),
-                );
+                return Err(GlobError::StarInsideName);
             }
             Ok(GlobForm::Basename(name.to_string()))
         }
         [dir, name] => {
             if dir.contains('*') {
-                return Err("the directory in `**/dir/...` must be a literal name".into());
+                return Err(GlobError::StarInDirName);
             }
             if *name == "*" {
                 return Ok(GlobForm::InDirNamed(dir.to_string()));
             }
             if name.contains('*') {
-                return Err(
-                    "in `**/dir/name`, name is a literal or a whole `*`; partial wildcards \
-                     are not supported"
-                        .into(),
-                );
+                return Err(GlobError::PartialWildcard);
             }
             Ok(GlobForm::DirAndBasename {
                 dir: dir.to_string(),
                 name: name.to_string(),
             })
         }
-        _ => Err(
-            "after `**/` at most two components are supported (`**/name`, `**/dir/*`, \
-             `**/dir/name`); use an absolute path for deeper shapes"
-                .into(),
-        ),
+        _ => Err(GlobError::TooDeepAfterDoubleStar),
     }
 }
 
-fn absolute(text: &str) -> Result<GlobForm, String> {
+fn absolute(text: &str) -> Result<GlobForm, GlobError> {
     if let Some(prefix) = text.strip_suffix("/**") {
         if prefix.is_empty() {
             return Ok(GlobForm::Subtree(PathBuf::from("/")));
@@ -132,10 +176,7 @@ fn absolute(text: &str) -> Result<GlobForm, String> {
         for c in &comps {
             check_component(c)?;
             if c.contains('*') {
-                return Err(
-                    "a subtree glob `/dir/**` needs a literal directory (no `*` before `/**`)"
-                        .into(),
-                );
+                return Err(GlobError::StarBeforeSubtree);
             }
         }
         return Ok(GlobForm::Subtree(PathBuf::from(prefix)));
@@ -144,17 +185,10 @@ fn absolute(text: &str) -> Result<GlobForm, String> {
     for c in &comps {
         check_component(c)?;
         if *c == "**" {
-            return Err(
-                "`**` is only supported at the start (`**/...`) or at the end of an \
-                        absolute path (`/dir/**`)"
-                    .into(),
-            );
+            return Err(GlobError::DoubleStarInside);
         }
         if c.contains('*') && *c != GlobForm::ANY {
-            return Err(format!(
-                "`*` must be a whole path component in an absolute glob (`{c}` mixes it with \
-                 text); use `**/*.suffix` for suffixes"
-            ));
+            return Err(GlobError::PartialComponent(c.to_string()));
         }
     }
     let Some(first) = comps.iter().position(|c| *c == GlobForm::ANY) else {
@@ -162,11 +196,7 @@ fn absolute(text: &str) -> Result<GlobForm, String> {
     };
     let tail = &comps[first..];
     if tail.len() > MAX_ANCHORED_DEPTH {
-        return Err(format!(
-            "at most {MAX_ANCHORED_DEPTH} components may follow the first `*` of an absolute \
-             glob ({} do)",
-            tail.len()
-        ));
+        return Err(GlobError::TooDeep(tail.len()));
     }
     Ok(GlobForm::Anchored {
         dir: PathBuf::from(format!("/{}", comps[..first].join("/"))),
@@ -243,7 +273,7 @@ mod tests {
             ("/home/*/id_*", "whole path component"),
             ("/a/*/b/c/d/e/f/g/h/i", "at most 8"),
         ] {
-            let e = compile(t).expect_err(t);
+            let e = compile(t).expect_err(t).to_string();
             assert!(e.contains(why), "{t}: {e}");
         }
     }

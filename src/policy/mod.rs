@@ -21,8 +21,9 @@ mod schema;
 mod validate;
 mod yaml;
 
-pub use decide::{Decision, Gate, Reason, ToolCall, decide};
+pub use decide::{CallError, Decision, Gate, GateError, Reason, ToolCall, decide};
 pub use model::Policy;
+pub use schema::SchemaError;
 
 /// Largest policy file accepted. Real policies are a few KiB; the cap keeps a
 /// stray multi-GiB file from being read into memory.

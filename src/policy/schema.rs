@@ -10,13 +10,26 @@ use super::yaml::{Kind, Node, Pos, Scalar, classify};
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 const DRAFT_7: &str = "http://json-schema.org/draft-07/schema";
 
+/// Why a schema cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("`$schema` must be a string")]
+    DraftNotAString,
+    #[error("unsupported `$schema` `{0}`; use {d2020} (the default) or {d7}#", d2020 = DRAFT_2020_12, d7 = DRAFT_7)]
+    UnsupportedDraft(String),
+    /// The `jsonschema` crate refused it (a meta-schema violation, an
+    /// unresolvable `$ref`, ...).
+    #[error(transparent)]
+    Invalid(#[from] jsonschema::ValidationError<'static>),
+}
+
 /// The draft named by a schema's `$schema` (2020-12 when absent).
-pub fn draft_of(schema: &Value) -> Result<Draft, String> {
+pub fn draft_of(schema: &Value) -> Result<Draft, SchemaError> {
     let Some(uri) = schema.get("$schema") else {
         return Ok(Draft::Draft202012);
     };
     let Some(uri) = uri.as_str() else {
-        return Err("`$schema` must be a string".into());
+        return Err(SchemaError::DraftNotAString);
     };
     let bare = uri.trim_end_matches('#');
     let https_7 = DRAFT_7.replacen("http:", "https:", 1);
@@ -25,21 +38,18 @@ pub fn draft_of(schema: &Value) -> Result<Draft, String> {
     } else if bare == DRAFT_7 || bare == https_7 {
         Ok(Draft::Draft7)
     } else {
-        Err(format!(
-            "unsupported `$schema` `{uri}`; use {DRAFT_2020_12} (the default) or {DRAFT_7}#"
-        ))
+        Err(SchemaError::UnsupportedDraft(uri.to_string()))
     }
 }
 
 /// Compile a schema for its draft. Formats are asserted (not just annotated):
 /// a policy that writes `format: uri` means it.
-pub fn compile(schema: &Value) -> Result<Validator, String> {
+pub fn compile(schema: &Value) -> Result<Validator, SchemaError> {
     let draft = draft_of(schema)?;
-    jsonschema::options()
+    Ok(jsonschema::options()
         .with_draft(draft)
         .should_validate_formats(true)
-        .build(schema)
-        .map_err(|e| e.to_string())
+        .build(schema)?)
 }
 
 /// A problem in a tool's schema, at its position in the policy file.
@@ -210,6 +220,6 @@ mod tests {
     #[test]
     fn remote_refs_do_not_compile() {
         let e = compile(&json!({"$ref": "https://example.com/s.json"})).unwrap_err();
-        assert!(!e.is_empty());
+        assert!(!e.to_string().is_empty());
     }
 }

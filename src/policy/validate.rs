@@ -1150,7 +1150,7 @@ fn ports(cx: &mut Ctx, node: &Node) -> Option<Vec<u16>> {
             Some((Scalar::Str, text)) => match net::parse_port_range(text) {
                 Ok((lo, hi)) => set[usize::from(lo)..=usize::from(hi)].fill(true),
                 Err(why) => {
-                    cx.err(item.pos, why);
+                    cx.err(item.pos, why.to_string());
                     ok = false;
                 }
             },
