@@ -84,18 +84,28 @@ pub enum Gate {
     AtLeast(Severity),
 }
 
-pub fn parse_gate(s: &str) -> Result<Gate, String> {
+/// A `--fail-on` value that is neither a rule nor a severity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown --fail-on value `{0}`: expected a rule ({rules}) or a severity (critical, high, \
+     medium, low, info)",
+    rules = rule_ids()
+)]
+pub struct UnknownGate(pub String);
+
+fn rule_ids() -> String {
+    let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+    rules.join(", ")
+}
+
+pub fn parse_gate(s: &str) -> Result<Gate, UnknownGate> {
     if let Some(r) = Rule::parse(s) {
         return Ok(Gate::Rule(r));
     }
     if let Some(sev) = Severity::parse(&s.to_ascii_lowercase()) {
         return Ok(Gate::AtLeast(sev));
     }
-    let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
-    Err(format!(
-        "unknown --fail-on value `{s}`: expected a rule ({}) or a severity (critical, high, medium, low, info)",
-        rules.join(", ")
-    ))
+    Err(UnknownGate(s.to_string()))
 }
 
 /// The trips a report produces under these gates. `unmanaged_server` and
@@ -120,15 +130,20 @@ pub fn trips(report: &Report, gates: &[Gate]) -> Vec<Trip> {
     out
 }
 
+/// A `discovery.on_findings` key that names no finding kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy discovery.on_findings: unknown finding kind `{0}`")]
+pub struct UnknownFindingKind(pub String);
+
 /// Gates from a policy's `discovery.on_findings` (`fail` entries).
-pub fn policy_gates(cfg: &DiscoveryConfig) -> Result<Vec<Gate>, String> {
+pub fn policy_gates(cfg: &DiscoveryConfig) -> Result<Vec<Gate>, UnknownFindingKind> {
     cfg.on_findings
         .iter()
         .filter(|(_, v)| **v == OnFinding::Fail)
         .map(|(k, _)| {
             Rule::parse(k)
                 .map(Gate::Rule)
-                .ok_or_else(|| format!("policy discovery.on_findings: unknown finding kind `{k}`"))
+                .ok_or_else(|| UnknownFindingKind(k.clone()))
         })
         .collect()
 }
@@ -232,14 +247,10 @@ pub fn run_with(
 ) -> anyhow::Result<Outcome> {
     let mut gates = Vec::new();
     for s in args.fail_on.iter().chain(args.fail_on_severity.iter()) {
-        gates.push(
-            parse_gate(s).map_err(|e| Coded::new(Status::ConfigInvalid, anyhow::anyhow!(e)))?,
-        );
+        gates.push(parse_gate(s).map_err(|e| Coded::new(Status::ConfigInvalid, e))?);
     }
     if let Some(cfg) = policy {
-        gates.extend(
-            policy_gates(cfg).map_err(|e| Coded::new(Status::ConfigInvalid, anyhow::anyhow!(e)))?,
-        );
+        gates.extend(policy_gates(cfg).map_err(|e| Coded::new(Status::ConfigInvalid, e))?);
     }
     let opts = options(&args)?;
     let report = discovery::discover(&opts, policy);
@@ -288,6 +299,7 @@ mod tests {
         assert!(
             parse_gate("bogus")
                 .unwrap_err()
+                .to_string()
                 .contains("unmanaged_server")
         );
     }

@@ -90,8 +90,19 @@ pub struct Args {
     pub capture_budget: Duration,
 }
 
+/// Why a `--grace`, `--wait-timeout` or `--capture-budget` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?}: expected a duration like 500ms, 3s or 2m")]
+    NotANumber(String),
+    #[error("{text:?}: unknown unit {unit:?} (use ms, s or m)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("{0:?}: out of range (0 to 24h)")]
+    OutOfRange(String),
+}
+
 /// `250ms`, `3s`, `1.5s`, `2m`, or a plain number of milliseconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => (&s[..i], &s[i..]),
@@ -99,16 +110,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("{s:?}: expected a duration like 500ms, 3s or 2m"))?;
+        .map_err(|_| DurationError::NotANumber(s.to_string()))?;
     let factor = match unit {
         "ms" => 0.001,
         "s" => 1.0,
         "m" => 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+        _ => {
+            return Err(DurationError::UnknownUnit {
+                text: s.to_string(),
+                unit: unit.to_string(),
+            });
+        }
     };
     let secs = n * factor;
     if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("{s:?}: out of range (0 to 24h)"));
+        return Err(DurationError::OutOfRange(s.to_string()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -331,6 +347,17 @@ mod tests {
         assert!(parse_duration("3h").is_err());
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn duration_errors_read_as_before() {
+        let e = |s| parse_duration(s).unwrap_err().to_string();
+        assert_eq!(
+            e("soon"),
+            r#""soon": expected a duration like 500ms, 3s or 2m"#
+        );
+        assert_eq!(e("3h"), r#""3h": unknown unit "h" (use ms, s or m)"#);
+        assert_eq!(e("1441m"), r#""1441m": out of range (0 to 24h)"#);
     }
 
     #[test]

@@ -103,8 +103,7 @@ fn check(args: CheckArgs, g: &Global) -> anyhow::Result<Outcome> {
             return Ok(Outcome::ConfigInvalid);
         }
     };
-    let gate =
-        Gate::new(&policy).map_err(|e| Coded::new(Status::ConfigInvalid, anyhow::anyhow!(e)))?;
+    let gate = Gate::new(&policy).map_err(|e| Coded::new(Status::ConfigInvalid, e))?;
     let stdin = io::stdin().lock();
     let mut denied = false;
     for (i, line) in stdin.lines().enumerate() {
@@ -115,12 +114,9 @@ fn check(args: CheckArgs, g: &Global) -> anyhow::Result<Outcome> {
         if line.trim().is_empty() {
             continue;
         }
-        let call = ToolCall::parse_line(&line).map_err(|e| {
-            Coded::new(
-                Status::ConfigInvalid,
-                anyhow::anyhow!("stdin line {n}: {e}"),
-            )
-        })?;
+        let call = ToolCall::parse_line(&line)
+            .map_err(|e| Coded::new(Status::ConfigInvalid, e))
+            .with_context(|| format!("stdin line {n}"))?;
         let decision = gate.decide(&call.tool, &call.arguments);
         denied |= !decision.allowed;
         output::emit(&render::decision_line(n, call.id.as_ref(), &decision)?)?;
