@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::Global;
+use crate::cli::{Global, load_policy};
 use crate::discovery::{self, Home, Options, Report, Rule, clients};
 use crate::exit::{Coded, Outcome, Status, Trip};
 use crate::output::{self, Style};
@@ -266,7 +266,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
     let Some(path) = args.policy.clone() else {
         return run_with(args, g, None);
     };
-    let policy = crate::policy::load(&path).map_err(|e| anyhow::Error::new(e.into_coded()))?;
+    let policy = load_policy(&path)?;
     match policy.discovery {
         Some(cfg) if cfg.enabled => run_with(args, g, Some(&cfg)),
         Some(_) => {

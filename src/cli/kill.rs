@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use crate::cli::Global;
+use crate::cli::{Global, load_policy};
 use crate::discovery;
 use crate::exit::{Coded, Outcome, Status};
 use crate::kill_switch::{self, CaptureOptions, Defaults, KillMode, KillRequest, Reason, Target};
@@ -222,13 +222,9 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
     }
     let config = match &args.policy {
         None => None,
-        Some(path) => {
-            // `kill_switch.enabled` governs the monitor's automatic triggers;
-            // a manual kill takes the block's settings either way.
-            crate::policy::load(path)
-                .map_err(|e| anyhow::Error::new(e.into_coded()))?
-                .kill_switch
-        }
+        // `kill_switch.enabled` governs the monitor's automatic triggers; a
+        // manual kill takes the block's settings either way.
+        Some(path) => load_policy(path)?.kill_switch,
     };
     let defaults = Defaults::from_config(config.as_ref());
     let mut req = request(&args, &defaults);

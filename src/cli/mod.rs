@@ -1,12 +1,14 @@
 //! The command line: parsing, dispatch, and the one place errors become exit codes.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use clap::{Parser, Subcommand};
 
-use crate::exit::{self, Outcome};
+use crate::exit::{self, Coded, Outcome, Status};
 use crate::output::{self, Format};
+use crate::policy::Policy;
 
 pub mod discover;
 pub mod kill;
@@ -52,6 +54,12 @@ pub enum Command {
     Monitor(monitor::Args),
     /// Validate policies and check tool calls against them.
     Policy(policy::Args),
+}
+
+/// Load a policy for a command. An invalid policy ends the process with
+/// exit code 2; its diagnostics are the error's message.
+pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    crate::policy::load(path).map_err(|e| Coded::new(Status::ConfigInvalid, e).into())
 }
 
 fn exit_help() -> String {
@@ -117,5 +125,15 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_invalid_policy_is_exit_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.yaml");
+        std::fs::write(&p, "version: \"2.0\"\nbogus: 1\n").unwrap();
+        let e = load_policy(&p).unwrap_err();
+        assert_eq!(exit::error_status(&e), Status::ConfigInvalid.code());
+        assert!(e.to_string().contains("unknown key `bogus`"), "{e}");
     }
 }

@@ -132,7 +132,7 @@ mod linux {
     }
 
     fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-        crate::policy::load(path).map_err(|e| anyhow::Error::new(e.into_coded()))
+        crate::cli::load_policy(path)
     }
 
     /// The rules to enforce, or why the policy gives none.

@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::exit::{Coded, Status};
-
 pub mod decide;
 pub mod fileplan;
 pub mod glob;
@@ -84,17 +82,6 @@ impl PolicyError {
                 message: message.into(),
             }],
         }
-    }
-
-    /// As an error that ends the process with exit code 2 (policy invalid).
-    pub fn into_coded(self) -> Coded {
-        Coded::new(Status::ConfigInvalid, self)
-    }
-}
-
-impl From<PolicyError> for Coded {
-    fn from(e: PolicyError) -> Coded {
-        e.into_coded()
     }
 }
 
@@ -259,8 +246,6 @@ mod tests {
         assert!(lines[2].starts_with("p.yaml:5:20: "));
         assert_eq!(e.diagnostics[1].line, 4);
         assert_eq!(e.diagnostics[1].column, 9);
-        let coded: Coded = e.into();
-        assert_eq!(coded.status, Status::ConfigInvalid);
     }
 
     #[test]
