@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::cli::{Global, load_policy};
 use crate::discovery::{self, Home, Options, Report, Rule, clients};
 use crate::exit::{Coded, Outcome, Status, Trip};
-use crate::output::{self, Style};
+use crate::output::{self, DiscoverFormat};
 use crate::policy::model::{DiscoveryConfig, OnFinding};
 use crate::severity::Severity;
 
@@ -242,7 +242,7 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
 /// `discovery` block, when a policy was given.
 pub fn run_with(
     args: Args,
-    g: &Global,
+    g: &Global<DiscoverFormat>,
     policy: Option<&DiscoveryConfig>,
 ) -> anyhow::Result<Outcome> {
     let mut gates = Vec::new();
@@ -254,15 +254,12 @@ pub fn run_with(
     }
     let opts = options(&args)?;
     let report = discovery::discover(&opts, policy);
-    let style = Style {
-        color: output::use_color(g.no_color),
-    };
-    let text = output::discovery::render(&report, g.format, &style, g.verbose > 0)?;
+    let text = output::discovery::render(&report, g.format, g.style(), g.verbose > 0)?;
     output::emit(&text)?;
     Ok(Outcome::Findings(trips(&report, &gates)))
 }
 
-pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
+pub fn run(args: Args, g: &Global<DiscoverFormat>) -> anyhow::Result<Outcome> {
     let Some(path) = args.policy.clone() else {
         return run_with(args, g, None);
     };

@@ -9,6 +9,7 @@ use crate::cli::{Global, load_policy};
 use crate::discovery;
 use crate::exit::{Coded, Outcome, Status};
 use crate::kill_switch::{self, CaptureOptions, Defaults, KillMode, KillRequest, Reason, Target};
+use crate::output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -210,16 +211,6 @@ pub fn server_targets(args: &Args, report: &discovery::Report) -> Vec<Target> {
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
-    // Refuse before anything is killed, not after.
-    if g.format == crate::output::Format::Sarif {
-        return Err(Coded::new(
-            Status::ConfigInvalid,
-            anyhow::anyhow!(
-                "`assay kill` has no SARIF output (findings only); use --format table or json"
-            ),
-        )
-        .into());
-    }
     let config = match &args.policy {
         None => None,
         // `kill_switch.enabled` governs the monitor's automatic triggers; a
@@ -253,7 +244,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
         t.all_gone_ms.map_or("-".into(), |v| format!("{v:.1} ms")),
         t.total_ms
     );
-    crate::output::kill::render(&report, g)?;
+    output::emit(&output::kill::render(&report, g.format, g.style())?)?;
     Ok(Outcome::Kill {
         all_gone: report.all_gone(),
     })

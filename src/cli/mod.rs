@@ -1,13 +1,15 @@
 //! The command line: parsing, dispatch, and the one place errors become exit codes.
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use clap::{Parser, Subcommand};
+use clap::builder::{EnumValueParser, TypedValueParser};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::exit::{self, Coded, Outcome, Status};
-use crate::output::{self, Format};
+use crate::output::{self, DiscoverFormat, Format, Style};
 use crate::policy::Policy;
 
 pub mod discover;
@@ -24,18 +26,19 @@ pub mod policy;
     propagate_version = true
 )]
 pub struct Cli {
+    /// Output format, as if given after the command (its --help lists the
+    /// formats it has).
+    #[arg(long = "format", id = "format_before_command", value_name = "FORMAT")]
+    pub format: Option<String>,
     #[command(flatten)]
-    pub global: Global,
+    pub flags: GlobalFlags,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options every subcommand accepts.
+/// Options every subcommand accepts, before or after its name.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Global {
-    /// Output format: table (for people), json (stable, versioned), sarif (findings).
-    #[arg(long, value_enum, global = true, default_value_t = Format::Table)]
-    pub format: Format,
+pub struct GlobalFlags {
     /// Never colour output (also: the NO_COLOR environment variable).
     #[arg(long, global = true)]
     pub no_color: bool,
@@ -44,16 +47,166 @@ pub struct Global {
     pub verbose: u8,
 }
 
+/// The format a command renders: its own `--format` (whose type `F` has
+/// only the formats the command has, so clap refuses any other and `--help`
+/// offers only these); else one given before the command (`assay --format
+/// json discover`), parsed as the command's own so that clap refuses it
+/// the same way; else the default. `cmd` is the command as clap built it.
+fn resolve_format<F>(
+    own: Option<F>,
+    before: Option<&str>,
+    cmd: &clap::Command,
+) -> Result<F, clap::Error>
+where
+    F: ValueEnum + Clone + Default + Send + Sync + 'static,
+{
+    let before = match before {
+        None => None,
+        Some(text) => {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == "format");
+            Some(EnumValueParser::<F>::new().parse_ref(cmd, arg, OsStr::new(text))?)
+        }
+    };
+    Ok(own.or(before).unwrap_or_default())
+}
+
+/// What a command's output needs from the command line: its format, of the
+/// command's own format type, colour and verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Global<F = Format> {
+    pub format: F,
+    pub no_color: bool,
+    pub verbose: u8,
+}
+
+impl<F> Global<F> {
+    /// Table styles for stdout.
+    pub fn style(&self) -> Style {
+        Style {
+            color: output::use_color(self.no_color),
+        }
+    }
+}
+
+impl GlobalFlags {
+    fn with<F>(&self, format: F) -> Global<F> {
+        Global {
+            format,
+            no_color: self.no_color,
+            verbose: self.verbose,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find every MCP server configured or running on this machine.
-    Discover(discover::Args),
+    Discover {
+        /// Output format: table (for people), json (stable, versioned), sarif
+        /// (findings) [default: table].
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<DiscoverFormat>,
+        #[command(flatten)]
+        args: discover::Args,
+    },
     /// Stop an MCP server and its whole process tree, capturing evidence first.
-    Kill(kill::Args),
+    Kill {
+        /// Output format: table (for people) or json (the incident record)
+        /// [default: table].
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<Format>,
+        #[command(flatten)]
+        args: kill::Args,
+    },
     /// Enforce a policy's runtime rules in the kernel (Linux, BPF).
-    Monitor(monitor::Args),
+    Monitor {
+        /// Format of the exit summary on stderr: table (for people) or json
+        /// [default: table].
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<Format>,
+        #[command(flatten)]
+        args: monitor::Args,
+    },
     /// Validate policies and check tool calls against them.
     Policy(policy::Args),
+}
+
+/// A command line checked to the end: each command with its arguments and
+/// output settings, in a format the command renders.
+#[derive(Debug)]
+enum Run {
+    Discover(discover::Args, Global<DiscoverFormat>),
+    Kill(kill::Args, Global),
+    Monitor(monitor::Args, Global),
+    Validate(policy::ValidateArgs, Global),
+    Check(policy::CheckArgs, Global),
+}
+
+impl Run {
+    fn verbose(&self) -> u8 {
+        match self {
+            Run::Discover(_, g) => g.verbose,
+            Run::Kill(_, g) | Run::Monitor(_, g) | Run::Validate(_, g) | Run::Check(_, g) => {
+                g.verbose
+            }
+        }
+    }
+}
+
+impl Cli {
+    /// `cmd` is the command clap ran: the one whose `--format` applies.
+    fn into_run(self, cmd: &clap::Command) -> Result<Run, clap::Error> {
+        let before = self.format.as_deref();
+        let flags = self.flags;
+        Ok(match self.command {
+            Command::Discover { format, args } => {
+                Run::Discover(args, flags.with(resolve_format(format, before, cmd)?))
+            }
+            Command::Kill { format, args } => {
+                Run::Kill(args, flags.with(resolve_format(format, before, cmd)?))
+            }
+            Command::Monitor { format, args } => {
+                Run::Monitor(args, flags.with(resolve_format(format, before, cmd)?))
+            }
+            Command::Policy(policy::Args { command }) => match command {
+                policy::Command::Validate { format, args } => {
+                    Run::Validate(args, flags.with(resolve_format(format, before, cmd)?))
+                }
+                policy::Command::Check { format, args } => {
+                    Run::Check(args, flags.with(resolve_format(format, before, cmd)?))
+                }
+            },
+        })
+    }
+}
+
+/// Parse a command line (program name first) into what to run. Every
+/// refusal is clap's, including a `--format` given before a command that
+/// does not have it.
+fn parse<I, T>(argv: I) -> Result<Run, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut root = Cli::command();
+    let mut matches = root.try_get_matches_from_mut(argv)?;
+    let path = command_path(&matches);
+    let cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut root))?;
+    let leaf = path
+        .iter()
+        .try_fold(&root, |cmd, name| cmd.find_subcommand(name))
+        .unwrap_or(&root);
+    cli.into_run(leaf)
+}
+
+/// The names of the (sub)commands the matches ran, outermost first.
+fn command_path(mut m: &ArgMatches) -> Vec<String> {
+    let mut path = Vec::new();
+    while let Some((name, sub)) = m.subcommand() {
+        path.push(name.to_string());
+        m = sub;
+    }
+    path
 }
 
 /// Load a policy for a command. An invalid policy ends the process with
@@ -84,8 +237,8 @@ macro_rules! debug {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let run = match parse(std::env::args_os()) {
+        Ok(run) => run,
         Err(e) => {
             // --help and --version print to stdout; a closed pipe is not an error.
             let _ = e.print();
@@ -96,8 +249,8 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    VERBOSITY.store(cli.global.verbose, Ordering::Relaxed);
-    match run(cli) {
+    VERBOSITY.store(run.verbose(), Ordering::Relaxed);
+    match execute(run) {
         Ok(outcome) => ExitCode::from(exit::exit_status(&outcome)),
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
@@ -107,24 +260,112 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let g = cli.global;
-    match cli.command {
-        Command::Discover(args) => discover::run(args, &g),
-        Command::Kill(args) => kill::run(args, &g),
-        Command::Monitor(args) => monitor::run(args, &g),
-        Command::Policy(args) => policy::run(args, &g),
+fn execute(run: Run) -> anyhow::Result<Outcome> {
+    match run {
+        Run::Discover(args, g) => discover::run(args, &g),
+        Run::Kill(args, g) => kill::run(args, &g),
+        Run::Monitor(args, g) => monitor::run(args, &g),
+        Run::Validate(args, g) => policy::validate(args, &g),
+        Run::Check(args, g) => policy::check(args, &g),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::error::ErrorKind;
 
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn run(argv: &[&str]) -> Result<Run, clap::Error> {
+        parse(std::iter::once("assay").chain(argv.iter().copied()))
+    }
+
+    #[test]
+    fn format_is_taken_before_or_after_the_command() {
+        let Ok(Run::Discover(_, g)) = run(&["--format", "sarif", "discover"]) else {
+            panic!()
+        };
+        assert_eq!(g.format, DiscoverFormat::Sarif);
+        let Ok(Run::Discover(_, g)) = run(&["discover", "--format", "json"]) else {
+            panic!()
+        };
+        assert_eq!(g.format, DiscoverFormat::Json);
+        let Ok(Run::Discover(_, g)) = run(&["discover"]) else {
+            panic!()
+        };
+        assert_eq!(g.format, DiscoverFormat::Table);
+        // After the command wins, as when --format was one global option.
+        let Ok(Run::Validate(_, g)) = run(&[
+            "--format", "table", "policy", "validate", "--format", "json", "p.yaml",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(g.format, Format::Json);
+        let Ok(Run::Validate(_, g)) = run(&["--format", "json", "policy", "validate", "p.yaml"])
+        else {
+            panic!()
+        };
+        assert_eq!(g.format, Format::Json);
+        let Ok(Run::Kill(_, g)) = run(&["-v", "kill", "--pid", "1", "--no-color"]) else {
+            panic!()
+        };
+        assert_eq!((g.format, g.no_color, g.verbose), (Format::Table, true, 1));
+        let Ok(Run::Kill(_, g)) = run(&["kill", "--pid", "1", "-vv", "--format", "json"]) else {
+            panic!()
+        };
+        assert_eq!((g.format, g.no_color, g.verbose), (Format::Json, false, 2));
+    }
+
+    #[test]
+    fn clap_refuses_sarif_where_there_is_none() {
+        for argv in [
+            &["kill", "--pid", "1", "--format", "sarif"][..],
+            &["--format", "sarif", "kill", "--pid", "1"],
+            &[
+                "monitor", "--format", "sarif", "--policy", "p.yaml", "--", "true",
+            ],
+            &["--format", "sarif", "policy", "validate", "p.yaml"],
+            &["policy", "check", "--format", "sarif", "--policy", "p.yaml"],
+            &["--format", "xml", "discover"],
+        ] {
+            let e = run(argv).expect_err(&argv.join(" "));
+            assert_eq!(e.kind(), ErrorKind::InvalidValue, "{argv:?}");
+            assert!(e.use_stderr());
+            let text = e.render().to_string();
+            assert!(text.contains("'--format <FORMAT>'"), "{text}");
+        }
+        let text = run(&["--format", "sarif", "kill", "--pid", "1"])
+            .unwrap_err()
+            .render()
+            .to_string();
+        assert!(text.contains("[possible values: table, json]"), "{text}");
+    }
+
+    #[test]
+    fn help_offers_only_the_formats_a_command_has() {
+        let mut root = Cli::command();
+        root.build();
+        let help = |path: &[&str]| {
+            let mut cmd = path
+                .iter()
+                .fold(root.clone(), |c, n| c.find_subcommand(n).unwrap().clone());
+            cmd.render_long_help().to_string()
+        };
+        for path in [
+            &["kill"][..],
+            &["monitor"],
+            &["policy", "validate"],
+            &["policy", "check"],
+        ] {
+            let h = help(path);
+            assert!(h.contains("--format <FORMAT>"), "{path:?}: {h}");
+            assert!(!h.contains("sarif"), "{path:?}: {h}");
+        }
+        assert!(help(&["discover"]).contains("sarif"));
     }
 
     #[test]

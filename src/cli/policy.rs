@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::cli::Global;
 use crate::exit::{Coded, Outcome, Status};
 use crate::output::policy as render;
-use crate::output::{self, Format, Style};
+use crate::output::{self, Format};
 use crate::policy::{self, Gate, ToolCall};
 
 #[derive(Debug, clap::Args)]
@@ -22,14 +22,28 @@ pub enum Command {
     /// Validate policy files; every problem is reported as file:line:column.
     ///
     /// Exit 0 when every file is valid, 2 when any is not.
-    Validate(ValidateArgs),
+    Validate {
+        /// Output format: table (a line per file) or json (one document)
+        /// [default: table].
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<Format>,
+        #[command(flatten)]
+        args: ValidateArgs,
+    },
     /// Decide tool calls (JSON lines on stdin) against a policy's tools and schemas.
     ///
     /// Each input line is {"tool": "...", "arguments": {...}} (optional "id",
     /// echoed back). One JSON decision per line goes to stdout. Exit 0 when
     /// every call is allowed, 3 when any is denied, 2 on a malformed line or
     /// an invalid policy.
-    Check(CheckArgs),
+    Check {
+        /// Output format: decisions are JSON lines either way (table or
+        /// json) [default: table].
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<Format>,
+        #[command(flatten)]
+        args: CheckArgs,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,14 +60,7 @@ pub struct CheckArgs {
     pub policy: PathBuf,
 }
 
-pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
-    match args.command {
-        Command::Validate(a) => validate(a, g),
-        Command::Check(a) => check(a, g),
-    }
-}
-
-fn validate(args: ValidateArgs, g: &Global) -> anyhow::Result<Outcome> {
+pub fn validate(args: ValidateArgs, g: &Global) -> anyhow::Result<Outcome> {
     let results: Vec<render::FileResult> = args
         .files
         .iter()
@@ -64,23 +71,7 @@ fn validate(args: ValidateArgs, g: &Global) -> anyhow::Result<Outcome> {
     if !diagnostics.is_empty() {
         eprint!("{diagnostics}");
     }
-    let out = match g.format {
-        Format::Json => output::to_json_pretty(&render::ValidateReport::new(&results))?,
-        Format::Table => render::validate_table(
-            &results,
-            Style {
-                color: output::use_color(g.no_color),
-            },
-        ),
-        Format::Sarif => {
-            return Err(Coded::new(
-                Status::ConfigInvalid,
-                anyhow::anyhow!("`policy validate` supports --format table or json, not sarif"),
-            )
-            .into());
-        }
-    };
-    output::emit(&out)?;
+    output::emit(&render::render_validate(&results, g.format, g.style())?)?;
     Ok(if results.iter().all(|r| r.valid) {
         Outcome::Success
     } else {
@@ -88,14 +79,8 @@ fn validate(args: ValidateArgs, g: &Global) -> anyhow::Result<Outcome> {
     })
 }
 
-fn check(args: CheckArgs, g: &Global) -> anyhow::Result<Outcome> {
-    if g.format == Format::Sarif {
-        return Err(Coded::new(
-            Status::ConfigInvalid,
-            anyhow::anyhow!("`policy check` writes JSON lines; --format sarif is not supported"),
-        )
-        .into());
-    }
+/// Decisions are JSON lines whatever `--format` says.
+pub fn check(args: CheckArgs, _g: &Global) -> anyhow::Result<Outcome> {
     let policy = match policy::load(&args.policy) {
         Ok(p) => p,
         Err(e) => {

@@ -1,22 +1,15 @@
 //! Renderers for `assay kill`: a table for people, the incident record as
 //! JSON for pipelines.
 
-use crate::cli::Global;
 use crate::kill_switch::report::{Fate, KillReport, Via};
 use crate::output::{self, Format, Style};
 
-pub fn render(r: &KillReport, g: &Global) -> anyhow::Result<()> {
-    let text = match g.format {
-        Format::Json => output::to_json_pretty(r)?,
-        Format::Table | Format::Sarif => table(
-            r,
-            Style {
-                color: output::use_color(g.no_color),
-            },
-        ),
-    };
-    output::emit(&text)?;
-    Ok(())
+/// The report as a table, or as the incident record (JSON).
+pub fn render(r: &KillReport, format: Format, style: Style) -> anyhow::Result<String> {
+    match format {
+        Format::Json => output::to_json_pretty(r),
+        Format::Table => Ok(table(r, style)),
+    }
 }
 
 fn via(v: Via) -> &'static str {

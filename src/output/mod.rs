@@ -1,7 +1,9 @@
 //! Output at the edge: formats, colour, and the stdout writer.
 //!
-//! Logic modules return data; the renderers for each command live in this
-//! module's children, chosen by one `match` on [`Format`].
+//! Logic modules return data. Each command's renderer (in this module's
+//! children) takes that data and a value of the command's own format type,
+//! which has only the formats the command renders, and returns the text;
+//! the command line writes it with [`emit`].
 
 use std::io::{self, IsTerminal, Write};
 
@@ -13,10 +15,19 @@ pub mod kill;
 pub mod monitor;
 pub mod policy;
 
-/// `--format`: `table` for people, `json` stable for machines, `sarif` where
-/// there are findings.
+/// `--format` of the commands that print a table or JSON: `kill`,
+/// `monitor`, `policy validate` and `policy check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+/// `--format` of `discover`, the one command with findings, which also go
+/// to SARIF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DiscoverFormat {
     #[default]
     Table,
     Json,

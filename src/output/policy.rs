@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::Style;
+use super::{Format, Style};
 use crate::policy::model::{Matcher, Policy};
 use crate::policy::{Decision, Diagnostic, PolicyError};
 
@@ -89,6 +89,18 @@ impl<'a> ValidateReport<'a> {
             valid: files.iter().all(|f| f.valid),
             files,
         }
+    }
+}
+
+/// `policy validate`'s stdout: a line per file, or one JSON document.
+pub fn render_validate(
+    results: &[FileResult],
+    format: Format,
+    style: Style,
+) -> anyhow::Result<String> {
+    match format {
+        Format::Table => Ok(validate_table(results, style)),
+        Format::Json => super::to_json_pretty(&ValidateReport::new(results)),
     }
 }
 
