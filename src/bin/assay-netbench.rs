@@ -267,9 +267,10 @@ mod bench {
     use std::time::Instant;
 
     use assay::monitor::cgroup::{LeafCgroup, Scope};
-    use assay::monitor::events::{Decoder, Sink};
+    use assay::monitor::events::Sink;
     use assay::monitor::netguard::DEFAULT_RINGBUF_BYTES;
     use assay::monitor::netguard_skel::types;
+    use assay::monitor::ringbuf::Decoder;
     use assay::monitor::{Monitor, plan, process};
     use assay::output::monitor::JsonLines;
     use assay::policy::model::{Action, Cidr, Loopback, Matcher, NetMatch, Protocol, Rule};

@@ -7,7 +7,42 @@
 #ifndef ASSAY_H
 #define ASSAY_H
 
-#define ASSAY_COMM_LEN 16
+/*
+ * Limits are enum constants, not macros: enums reach BTF (see the dummy
+ * instances in common.bpf.h), so the skeleton exports them to Rust, where
+ * compile-time assertions tie every Rust copy to these values.
+ */
+enum assay_limit {
+	ASSAY_COMM_LEN = 16,
+	/* Network rules are bits of a __u64. */
+	ASSAY_MAX_NET_RULES = 64,
+	/* NAME_MAX + 1: a whole path component and its NUL. */
+	ASSAY_NAME_LEN = 256,
+	/* Longest suffix of a Suffix glob (any file whose name ends so). */
+	ASSAY_SUFFIX_LEN = 32,
+	/* Distinct suffix lengths the program tries per open. */
+	ASSAY_MAX_SUFFIX_LENS = 8,
+	/* Ancestors (directories, across mounts) a subtree rule looks at. */
+	ASSAY_MAX_DEPTH = 32,
+	/* `dir/name` pairs (DirAndBasename globs), one bit each in a mask. */
+	ASSAY_MAX_PAIRS = 64,
+	/* Anchored globs (a `*` directory in an absolute path), one bit each. */
+	ASSAY_MAX_PATTERNS = 64,
+	/* Components from an anchored glob's first `*` to its end, at most. */
+	ASSAY_MAX_PATTERN_DEPTH = 8,
+	/* Rules with an `except` list, one bit each in a mask. */
+	ASSAY_MAX_GATED = 64,
+	/* Room for the opened file's full path in an event. */
+	ASSAY_PATH_LEN = 1024,
+	/* One past the last enum assay_file_match. */
+	ASSAY_MATCH_KINDS = 9,
+};
+
+/* rule_idx of a map value that only carries masks (a positive value, so it
+ * reads the same through BTF's signed enum values). */
+enum assay_rule_ref {
+	ASSAY_NO_RULE = 0x7fffffff,
+};
 
 enum assay_event_kind {
 	ASSAY_EV_NET_CONNECT = 1,
@@ -33,7 +68,6 @@ struct port_rule {
  * orders the bits by decision priority (most severe action first, then policy
  * order), so the lowest set bit of the matched mask is the deciding rule.
  */
-#define ASSAY_MAX_NET_RULES 64
 
 /* LPM trie keys for the CIDR allowlists; value: mask of the rules whose
  * allowlist contains the prefix (userspace folds in every shorter prefix). */
@@ -88,25 +122,6 @@ struct net_event {
 
 /* ---- file enforcement (fileguard.bpf.c) ---- */
 
-/* NAME_MAX + 1: a whole path component and its NUL. */
-#define ASSAY_NAME_LEN 256
-/* Longest suffix of a Suffix glob (any file whose name ends so). */
-#define ASSAY_SUFFIX_LEN 32
-/* Distinct suffix lengths the program tries per open. */
-#define ASSAY_MAX_SUFFIX_LENS 8
-/* Ancestors (directories, across mounts) a subtree rule looks at. */
-#define ASSAY_MAX_DEPTH 32
-/* `dir/name` pairs (DirAndBasename globs), one bit each in a mask. */
-#define ASSAY_MAX_PAIRS 64
-/* Anchored globs (a `*` directory in an absolute path), one bit each. */
-#define ASSAY_MAX_PATTERNS 64
-/* Components from an anchored glob's first `*` to its end, at most. */
-#define ASSAY_MAX_PATTERN_DEPTH 8
-/* Rules with an `except` list, one bit each in a mask. */
-#define ASSAY_MAX_GATED 64
-/* rule_idx of a map value that only carries masks. */
-#define ASSAY_NO_RULE 0xffffffffu
-
 /* Which kernel form of a rule matched an open. */
 enum assay_file_match {
 	ASSAY_MATCH_INODE = 1,	  /* the opened inode is a rule's file */
@@ -118,7 +133,6 @@ enum assay_file_match {
 	ASSAY_MATCH_SUFFIX = 7,	  /* Suffix: a name ending so */
 	ASSAY_MATCH_PATTERN = 8,  /* Anchored: components below a directory */
 };
-#define ASSAY_MATCH_KINDS 9
 
 /*
  * What the rules say about a key (value of every file rule map). A rule with
@@ -177,9 +191,6 @@ struct suffix_key {
 	__u32 len;
 	char tail[ASSAY_SUFFIX_LEN];
 };
-
-/* Room for the opened file's full path in an event. */
-#define ASSAY_PATH_LEN 1024
 
 struct file_event {
 	struct event_hdr hdr;

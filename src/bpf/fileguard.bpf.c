@@ -11,7 +11,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "assay.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -109,19 +109,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct file_rule);
 } gated SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} events SEC(".maps");
-
-/* Ring buffer reservations that failed, per CPU: drops are never silent. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} dropped SEC(".maps");
 
 /* struct cgroup before Linux 6.1 kept its ancestors' ids in an array. */
 struct cgroup___old {
@@ -408,14 +395,9 @@ static __always_inline void report(struct file *file, const struct verdict *v)
 {
 	struct file_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	struct inode_key k;
-	__u64 id;
 
 	if (!ev) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&dropped, &zero);
-
-		if (n)
-			*n += 1;
+		count_drop();
 		return;
 	}
 	/* Only the fixed part is zeroed (the strings are NUL-terminated): a
@@ -423,15 +405,7 @@ static __always_inline void report(struct file *file, const struct verdict *v)
 	__builtin_memset(ev, 0, offsetof(struct file_event, name));
 	ev->path_len = 0;
 	ev->_pad2 = 0;
-	id = bpf_get_current_pid_tgid();
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->hdr.cgroup_id = bpf_get_current_cgroup_id();
-	ev->hdr.kind = ASSAY_EV_FILE_OPEN;
-	ev->hdr.rule_idx = v->rule_idx;
-	ev->hdr.action = v->action;
-	ev->hdr.pid = (__u32)id;
-	ev->hdr.tgid = id >> 32;
-	bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
+	fill_hdr(&ev->hdr, ASSAY_EV_FILE_OPEN, v->rule_idx, v->action);
 	inode_of(&k, BPF_CORE_READ(file, f_inode));
 	ev->ino = k.ino;
 	ev->dev = k.dev;

@@ -16,7 +16,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "assay.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -62,29 +62,6 @@ struct {
 	__type(key, struct lpm_v6_key);
 	__type(value, __u64);
 } allow_v6 SEC(".maps");
-
-/* Shared with every other assay object (the loader reuses one fd). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} events SEC(".maps");
-
-/* Ring buffer reservations that failed, per CPU: drops are never silent. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} dropped SEC(".maps");
-
-static __always_inline void count_drop(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&dropped, &zero);
-
-	if (n)
-		__sync_fetch_and_add(n, 1);
-}
 
 static __always_inline __u32 lowest_bit(__u64 m)
 {
@@ -159,7 +136,6 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 kind, __u64 m
 {
 	__u32 bit, action;
 	struct net_event *ev;
-	__u64 id;
 
 	if (!matched)
 		return SOCK_ALLOW;
@@ -171,15 +147,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 kind, __u64 m
 		count_drop();
 	} else {
 		__builtin_memset(ev, 0, sizeof(*ev));
-		id = bpf_get_current_pid_tgid();
-		ev->hdr.ts_ns = bpf_ktime_get_ns();
-		ev->hdr.cgroup_id = bpf_get_current_cgroup_id();
-		ev->hdr.kind = kind;
-		ev->hdr.rule_idx = bit;
-		ev->hdr.action = action;
-		ev->hdr.pid = (__u32)id;
-		ev->hdr.tgid = id >> 32;
-		bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
+		fill_hdr(&ev->hdr, kind, bit, action);
 		ev->matched = matched;
 		ev->family = family;
 		ev->port = port;

@@ -22,6 +22,7 @@
 pub mod procfs;
 pub mod redact;
 pub mod report;
+pub mod rule;
 
 #[cfg(target_os = "linux")]
 pub mod capture;

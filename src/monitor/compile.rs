@@ -13,15 +13,17 @@ use crate::policy::model::{Action, Cidr, Loopback, Matcher, NetMatch, Protocol, 
 use crate::severity::Severity;
 
 /// Most network rules one monitor enforces (bits of the kernel's rule mask).
-pub const MAX_NET_RULES: usize = 64;
+pub const MAX_NET_RULES: usize = limit::ASSAY_MAX_NET_RULES.0 as usize;
+
+use super::netguard_skel::types::{assay_action as kernel_action, assay_limit as limit};
 
 /// The kernel's action codes (`enum assay_action` in assay.h).
 pub fn action_code(a: Action) -> u32 {
     match a {
-        Action::Log => 0,
-        Action::Alert => 1,
-        Action::Deny => 2,
-        Action::TriggerKill => 3,
+        Action::Log => kernel_action::ASSAY_ACT_LOG.0,
+        Action::Alert => kernel_action::ASSAY_ACT_ALERT.0,
+        Action::Deny => kernel_action::ASSAY_ACT_DENY.0,
+        Action::TriggerKill => kernel_action::ASSAY_ACT_TRIGGER_KILL.0,
     }
 }
 

@@ -3,7 +3,8 @@
 //! [`compile`] turns the policy's `file_open` rules into the kernel's rule
 //! forms (pure data, testable anywhere); [`FileGuard::load`] resolves the
 //! literal paths to inodes, loads the program with the scope baked into its
-//! read-only data, fills the maps and attaches `lsm/file_open`. Dropping the
+//! read-only data, fills the maps and attaches `lsm/file_open`. It keeps the
+//! link and handles of the maps it refreshes, not the skeleton; dropping the
 //! `FileGuard` detaches it.
 //!
 //! Kernel forms per [`GlobForm`]:
@@ -28,30 +29,44 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
-use std::mem::{ManuallyDrop, MaybeUninit};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
 
-use super::fileguard_skel::{FileguardSkel, FileguardSkelBuilder, types};
-use crate::policy::model::{Action, GlobForm, Rule};
+use super::cgroup::Scope;
+use super::compile::action_code;
+use super::fileguard_skel::{FileguardSkelBuilder, types};
+use super::netguard::{DEFAULT_RINGBUF_BYTES, LoadError};
+use super::ringbuf::SharedMaps;
+use crate::policy::model::{GlobForm, Rule};
 
 pub use crate::policy::fileplan::*;
+
+use types::{assay_limit as limit, assay_name_kind as name_kind};
+
+// The policy's plan is checked against the kernel program's limits without
+// the skeleton (it builds without clang); these tie each copy to assay.h.
+const _: () = {
+    assert!(NAME_MAX + 1 == limit::ASSAY_NAME_LEN.0 as usize);
+    assert!(SUFFIX_MAX == limit::ASSAY_SUFFIX_LEN.0 as usize);
+    assert!(MAX_SUFFIX_LENS == limit::ASSAY_MAX_SUFFIX_LENS.0 as usize);
+    assert!(MAX_PAIRS == limit::ASSAY_MAX_PAIRS.0 as usize);
+    assert!(MAX_DEPTH == limit::ASSAY_MAX_DEPTH.0 as usize);
+    assert!(MAX_PATTERN_DEPTH == limit::ASSAY_MAX_PATTERN_DEPTH.0 as usize);
+    assert!(MAX_PATTERNS == limit::ASSAY_MAX_PATTERNS.0 as usize);
+    assert!(MAX_GATED == limit::ASSAY_MAX_GATED.0 as usize);
+};
 
 /// Files an anchored glob is expanded to when the rules are (re)loaded;
 /// beyond it the kernel's name matching alone enforces the glob.
 const MAX_EXPANDED: usize = 4096;
 
-const EV_FILE_OPEN: u32 = 3;
-const NO_RULE: u32 = u32::MAX;
-const NAME_BASE: u32 = 1;
-const NAME_DIR: u32 = 2;
-const NAME_ENTRY: u32 = 3;
-const NAME_LEVEL: u32 = 4;
+/// `rule_idx` of a map value that only carries masks.
+const NO_RULE: u32 = types::assay_rule_ref::ASSAY_NO_RULE.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileGuardError {
@@ -65,20 +80,12 @@ pub enum FileGuardError {
         #[source]
         source: libbpf_rs::Error,
     },
+    #[error(transparent)]
+    Shared(#[from] LoadError),
 }
 
 fn bpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> FileGuardError {
     move |source| FileGuardError::Bpf { what, source }
-}
-
-fn action_of(v: u32) -> Option<Action> {
-    Some(match v {
-        0 => Action::Log,
-        1 => Action::Alert,
-        2 => Action::Deny,
-        3 => Action::TriggerKill,
-        _ => return None,
-    })
 }
 
 /// The existing files an anchored glob names, found by walking the
@@ -173,65 +180,33 @@ pub struct Unresolved {
     pub reason: String,
 }
 
-/// Which cgroup subtree the program judges: tasks whose cgroup at depth
-/// `level` below the cgroup2 root has id `cgroup_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope {
-    pub cgroup_id: u64,
-    pub level: u32,
+/// The maps [`FileGuard::refresh`] writes while running (duplicated
+/// handles: the skeleton is gone once the program is attached).
+struct Maps {
+    inodes: MapHandle,
+    names: MapHandle,
+    subtrees: MapHandle,
+    anchors: MapHandle,
 }
 
-impl Scope {
-    /// The scope of the cgroup directory `dir` under the cgroup2 mount `root`.
-    pub fn of_cgroup_dir(root: &Path, dir: &Path) -> std::io::Result<Scope> {
-        use std::os::unix::fs::MetadataExt;
-        let rel = dir.strip_prefix(root).map_err(|_| {
-            std::io::Error::other(format!(
-                "{} is not below the cgroup2 mount {}",
-                dir.display(),
-                root.display()
-            ))
-        })?;
-        Ok(Scope {
-            // On cgroup2 a directory's inode number is the cgroup id.
-            cgroup_id: std::fs::metadata(dir)?.ino(),
-            level: rel.components().count() as u32,
-        })
-    }
-}
-
-/// The maps a `FileGuard` shares with the monitor's other programs.
-#[derive(Debug, Clone, Copy)]
-pub struct SharedMaps<'a> {
-    pub events: BorrowedFd<'a>,
-    pub dropped: BorrowedFd<'a>,
-}
-
-/// The loaded and attached `lsm/file_open` program. Dropping it detaches.
-pub struct FileGuard {
-    link: Option<Link>,
-    skel: ManuallyDrop<FileguardSkel<'static>>,
-    /// The libbpf object storage `skel` borrows; freed after `skel`.
-    storage: NonNull<MaybeUninit<OpenObject>>,
+/// The keys of the literal paths: what `refresh` resolves and writes.
+struct Keys {
+    maps: Maps,
     plan: Plan,
     /// What the `inodes` map holds: resolved once, kept while running.
     resolved: BTreeMap<KernelInode, KeyRules>,
     unresolved: Vec<Unresolved>,
-    /// Whether events carry the full path (the kernel allows bpf_d_path).
-    paths: bool,
 }
 
-impl Drop for FileGuard {
-    fn drop(&mut self) {
-        drop(self.link.take());
-        // SAFETY: skel is dropped exactly once, here, before the storage it
-        // borrows; storage came from Box::into_raw in `load` and nothing
-        // else refers to it once skel is gone.
-        unsafe {
-            ManuallyDrop::drop(&mut self.skel);
-            drop(Box::from_raw(self.storage.as_ptr()));
-        }
-    }
+/// The loaded and attached `lsm/file_open` program. Dropping it detaches.
+pub struct FileGuard {
+    /// Holds the program (and through it every map) in the kernel.
+    _link: Link,
+    keys: Keys,
+    shared: SharedMaps,
+    prog_id: u32,
+    /// Whether events carry the full path (the kernel allows bpf_d_path).
+    paths: bool,
 }
 
 /// Whether `bpf` is in the kernel's active LSM list (securityfs).
@@ -267,7 +242,7 @@ fn name_key(kind: u32, dir: Option<KernelInode>, name: &str) -> types::name_key 
 fn file_rule(k: KeyRules) -> types::file_rule {
     types::file_rule {
         rule_idx: k.rule.map_or(NO_RULE, |r| r.rule_idx),
-        action: k.rule.map_or(0, |r| strength(r.action)),
+        action: k.rule.map_or(0, |r| action_code(r.action)),
         gated: k.gated,
         exempt: k.exempt,
     }
@@ -280,78 +255,36 @@ fn bytes<T: plain::Plain>(v: &T) -> &[u8] {
 
 impl FileGuard {
     /// Loads and attaches file enforcement for `rules` (the file_open ones;
-    /// indices are positions in `rules`) in `scope`. With `shared`, events go
-    /// to the monitor's ring buffer and drop counter instead of this
-    /// program's own.
+    /// indices are positions in `rules`) in `scope`. Events go to `shared`
+    /// (the monitor's ring buffer and drop counter), or to maps of its own.
     pub fn load(
         rules: &[Rule],
-        scope: Scope,
-        shared: Option<SharedMaps<'_>>,
+        scope: &Scope,
+        shared: Option<&SharedMaps>,
     ) -> Result<FileGuard, FileGuardError> {
         let plan = compile(rules).map_err(FileGuardError::Unsupported)?;
         bpf_lsm_active()?;
-
+        let shared = match shared {
+            Some(s) => s.clone(),
+            None => SharedMaps::create(DEFAULT_RINGBUF_BYTES)?,
+        };
         // Full paths in events need bpf_d_path, which kernels before 5.11
         // refuse in this hook: load without it there.
-        let (storage, skel, paths) = match Self::open_load(&plan, scope, shared, true) {
-            Ok((storage, skel)) => (storage, skel, true),
-            Err(with_paths) => match Self::open_load(&plan, scope, shared, false) {
-                Ok((storage, skel)) => (storage, skel, false),
-                Err(_) => return Err(with_paths),
-            },
-        };
-        let mut guard = FileGuard {
-            link: None,
-            skel: ManuallyDrop::new(skel),
-            storage,
-            plan,
-            resolved: BTreeMap::new(),
-            unresolved: Vec::new(),
-            paths,
-        };
-        guard.fill()?;
-        let link = guard
-            .skel
-            .progs
-            .assay_file_open
-            .attach_lsm()
-            .map_err(bpf("attaching lsm/file_open"))?;
-        guard.link = Some(link);
-        Ok(guard)
-    }
-
-    /// Opens and loads the program in its own object storage, which the
-    /// skeleton borrows until [`Drop`] frees it (freed here on an error).
-    fn open_load(
-        plan: &Plan,
-        scope: Scope,
-        shared: Option<SharedMaps<'_>>,
-        paths: bool,
-    ) -> Result<(NonNull<MaybeUninit<OpenObject>>, FileguardSkel<'static>), FileGuardError> {
-        let storage = NonNull::from(Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit())));
-        // SAFETY: storage lives until FileGuard's Drop frees it after the
-        // skeleton, or until the error path below.
-        let object: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage.as_ptr() };
-        match Self::open_load_in(object, plan, scope, shared, paths) {
-            Ok(skel) => Ok((storage, skel)),
-            Err(e) => {
-                // SAFETY: the failed skeleton was dropped; nothing borrows
-                // storage any more.
-                unsafe { drop(Box::from_raw(storage.as_ptr())) };
-                Err(e)
-            }
+        match Self::load_with(plan.clone(), scope, &shared, true) {
+            Ok(g) => Ok(g),
+            Err(with_paths) => Self::load_with(plan, scope, &shared, false).map_err(|_| with_paths),
         }
     }
 
-    fn open_load_in(
-        object: &'static mut MaybeUninit<OpenObject>,
-        plan: &Plan,
-        scope: Scope,
-        shared: Option<SharedMaps<'_>>,
+    fn load_with(
+        plan: Plan,
+        scope: &Scope,
+        shared: &SharedMaps,
         paths: bool,
-    ) -> Result<FileguardSkel<'static>, FileGuardError> {
+    ) -> Result<FileGuard, FileGuardError> {
+        let mut storage = MaybeUninit::uninit();
         let mut open = FileguardSkelBuilder::default()
-            .open(object)
+            .open(&mut storage)
             .map_err(bpf("opening the fileguard BPF object"))?;
         let ro = open
             .maps
@@ -372,89 +305,44 @@ impl FileGuard {
         ro.pattern_any = plan.pattern_any();
         ro.pattern_deeper = plan.pattern_deeper();
         ro.pattern_at = plan.pattern_at();
+        // Same length by the assertion on MAX_SUFFIX_LENS above.
         for (dst, len) in ro.suffix_lens.iter_mut().zip(plan.suffix_lens()) {
             *dst = len;
         }
-        if let Some(s) = shared {
-            open.maps
-                .events
-                .reuse_fd(s.events)
-                .map_err(bpf("sharing the events ring buffer"))?;
-            open.maps
-                .dropped
-                .reuse_fd(s.dropped)
-                .map_err(bpf("sharing the drop counter"))?;
-        }
-        open.load()
-            .map_err(bpf("loading lsm/file_open (verifier or kernel refused it)"))
-    }
-
-    fn put<K: plain::Plain, V: plain::Plain>(
-        map: &libbpf_rs::MapMut<'_>,
-        k: &K,
-        v: &V,
-    ) -> Result<(), FileGuardError> {
-        map.update(bytes(k), bytes(v), MapFlags::ANY)
-            .map_err(bpf("filling a fileguard map"))
-    }
-
-    fn fill(&mut self) -> Result<(), FileGuardError> {
-        let maps = &self.skel.maps;
-        let plan = &self.plan;
-        let (base_masks, dir_masks) = plan.pair_masks();
-        let name_rule = |k: Option<&KeyRules>, mask: u64| types::name_rule {
-            rule: file_rule(k.copied().unwrap_or_default()),
-            mask,
+        shared.reuse(&mut open.maps.events, &mut open.maps.dropped)?;
+        let skel = open
+            .load()
+            .map_err(bpf("loading lsm/file_open (verifier or kernel refused it)"))?;
+        let m = &skel.maps;
+        fill_names(&plan, &m.names, &m.pairs, &m.suffixes)?;
+        fill_masks(&plan, &m.patterns, &m.gated)?;
+        let dup = |map: &libbpf_rs::MapMut<'_>| {
+            MapHandle::try_from(map).map_err(bpf("duplicating a fileguard map"))
         };
-        let mut names: Vec<&str> = plan.basenames.keys().map(String::as_str).collect();
-        names.extend(base_masks.keys());
-        names.sort_unstable();
-        names.dedup();
-        for n in names {
-            let v = name_rule(
-                plan.basenames.get(n),
-                base_masks.get(n).copied().unwrap_or(0),
-            );
-            Self::put(&maps.names, &name_key(NAME_BASE, None, n), &v)?;
-        }
-        let mut dirs: Vec<&str> = plan.dirnames.keys().map(String::as_str).collect();
-        dirs.extend(dir_masks.keys());
-        dirs.sort_unstable();
-        dirs.dedup();
-        for d in dirs {
-            let v = name_rule(plan.dirnames.get(d), dir_masks.get(d).copied().unwrap_or(0));
-            Self::put(&maps.names, &name_key(NAME_DIR, None, d), &v)?;
-        }
-        for (bit, k) in plan.pairs.values().enumerate() {
-            Self::put(&maps.pairs, &(1u64 << bit), &file_rule(*k))?;
-        }
-        for (s, k) in &plan.suffixes {
-            let mut key = types::suffix_key {
-                len: s.len() as u32,
-                ..Default::default()
-            };
-            for (dst, b) in key.tail.iter_mut().zip(s.as_bytes()) {
-                *dst = *b as i8;
-            }
-            Self::put(&maps.suffixes, &key, &file_rule(*k))?;
-        }
-        for ((level, n), mask) in plan.pattern_levels() {
-            let mut key = name_key(NAME_LEVEL, None, n);
-            key.dir_dev = level;
-            Self::put(&maps.names, &key, &name_rule(None, mask))?;
-        }
-        for (bit, k) in plan.anchored.values().enumerate() {
-            Self::put(&maps.patterns, &(1u64 << bit), &file_rule(*k))?;
-        }
-        for (bit, r) in plan.gated.iter().enumerate() {
-            let k = KeyRules {
-                rule: Some(*r),
-                ..KeyRules::default()
-            };
-            Self::put(&maps.gated, &(1u64 << bit), &file_rule(k))?;
-        }
-        self.refresh()?;
-        Ok(())
+        let mut keys = Keys {
+            maps: Maps {
+                inodes: dup(&m.inodes)?,
+                names: dup(&m.names)?,
+                subtrees: dup(&m.subtrees)?,
+                anchors: dup(&m.anchors)?,
+            },
+            plan,
+            resolved: BTreeMap::new(),
+            unresolved: Vec::new(),
+        };
+        keys.refresh()?;
+        let prog = &skel.progs.assay_file_open;
+        let prog_id = libbpf_rs::Program::id_from_fd(prog.as_fd())
+            .map_err(bpf("reading the program's id"))?;
+        let link = prog.attach_lsm().map_err(bpf("attaching lsm/file_open"))?;
+        // The link holds the program and its maps; the skeleton may go.
+        Ok(FileGuard {
+            _link: link,
+            keys,
+            shared: shared.clone(),
+            prog_id,
+            paths,
+        })
     }
 
     /// Resolves every literal path again (and expands anchored globs) and
@@ -463,9 +351,146 @@ impl FileGuard {
     /// stay. Returns how many keys were added. The monitor may call it at any
     /// time.
     pub fn refresh(&mut self) -> Result<usize, FileGuardError> {
+        self.keys.refresh()
+    }
+
+    /// Watches the directories the literal paths live in (or, when missing,
+    /// their nearest existing ancestor) for entries created or renamed in.
+    /// When [`PathWatch::wait`] says something changed, call `watch()` again
+    /// and then [`refresh`](Self::refresh): arming before refreshing leaves
+    /// no change unseen.
+    pub fn watch(&self) -> std::io::Result<PathWatch> {
+        PathWatch::for_plan(&self.keys.plan)
+    }
+
+    /// Literal paths (files' directories, subtree roots) that did not
+    /// resolve at the last [`refresh`](Self::refresh): not enforced.
+    pub fn unresolved(&self) -> &[Unresolved] {
+        &self.keys.unresolved
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.keys.plan
+    }
+
+    /// Whether this kernel lets events carry the opened file's full path;
+    /// without it they carry its basename, device and inode.
+    pub fn reports_paths(&self) -> bool {
+        self.paths
+    }
+
+    /// The ring buffer and drop counter this program writes to.
+    pub fn shared(&self) -> &SharedMaps {
+        &self.shared
+    }
+
+    /// This program's ring buffer (the shared one when given to `load`).
+    pub fn events_map(&self) -> &MapHandle {
+        &self.shared.events
+    }
+
+    /// Instructions the verifier processed (0 before Linux 5.16).
+    pub fn verified_insns(&self) -> Result<u32, FileGuardError> {
+        libbpf_rs::query::ProgInfoIter::default()
+            .find(|i| i.id == self.prog_id)
+            .map(|i| i.verified_insns)
+            .ok_or(FileGuardError::Bpf {
+                what: "finding the loaded program",
+                source: libbpf_rs::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound)),
+            })
+    }
+}
+
+fn put<K: plain::Plain, V: plain::Plain, M: MapCore>(
+    map: &M,
+    k: &K,
+    v: &V,
+) -> Result<(), FileGuardError> {
+    map.update(bytes(k), bytes(v), MapFlags::ANY)
+        .map_err(bpf("filling a fileguard map"))
+}
+
+/// The name, pair and suffix keys: fixed for the program's life.
+fn fill_names<M: MapCore>(
+    plan: &Plan,
+    names_map: &M,
+    pairs: &M,
+    suffixes: &M,
+) -> Result<(), FileGuardError> {
+    let (base_masks, dir_masks) = plan.pair_masks();
+    let name_rule = |k: Option<&KeyRules>, mask: u64| types::name_rule {
+        rule: file_rule(k.copied().unwrap_or_default()),
+        mask,
+    };
+    let mut names: Vec<&str> = plan.basenames.keys().map(String::as_str).collect();
+    names.extend(base_masks.keys());
+    names.sort_unstable();
+    names.dedup();
+    for n in names {
+        let v = name_rule(
+            plan.basenames.get(n),
+            base_masks.get(n).copied().unwrap_or(0),
+        );
+        put(
+            names_map,
+            &name_key(name_kind::ASSAY_NAME_BASE.0, None, n),
+            &v,
+        )?;
+    }
+    let mut dirs: Vec<&str> = plan.dirnames.keys().map(String::as_str).collect();
+    dirs.extend(dir_masks.keys());
+    dirs.sort_unstable();
+    dirs.dedup();
+    for d in dirs {
+        let v = name_rule(plan.dirnames.get(d), dir_masks.get(d).copied().unwrap_or(0));
+        put(
+            names_map,
+            &name_key(name_kind::ASSAY_NAME_DIR.0, None, d),
+            &v,
+        )?;
+    }
+    for (bit, k) in plan.pairs.values().enumerate() {
+        put(pairs, &(1u64 << bit), &file_rule(*k))?;
+    }
+    for (s, k) in &plan.suffixes {
+        let mut key = types::suffix_key {
+            len: s.len() as u32,
+            ..Default::default()
+        };
+        for (dst, b) in key.tail.iter_mut().zip(s.as_bytes()) {
+            *dst = *b as i8;
+        }
+        put(suffixes, &key, &file_rule(*k))?;
+    }
+    for ((level, n), mask) in plan.pattern_levels() {
+        let mut key = name_key(name_kind::ASSAY_NAME_LEVEL.0, None, n);
+        key.dir_dev = level;
+        put(names_map, &key, &name_rule(None, mask))?;
+    }
+    Ok(())
+}
+
+/// The anchored globs' and gated rules' bits: fixed for the program's life.
+fn fill_masks<M: MapCore>(plan: &Plan, patterns: &M, gated: &M) -> Result<(), FileGuardError> {
+    for (bit, k) in plan.anchored.values().enumerate() {
+        put(patterns, &(1u64 << bit), &file_rule(*k))?;
+    }
+    for (bit, r) in plan.gated.iter().enumerate() {
+        let k = KeyRules {
+            rule: Some(*r),
+            ..KeyRules::default()
+        };
+        put(gated, &(1u64 << bit), &file_rule(k))?;
+    }
+    Ok(())
+}
+
+impl Keys {
+    /// See [`FileGuard::refresh`].
+    fn refresh(&mut self) -> Result<usize, FileGuardError> {
         let mut added = 0;
         let mut unresolved = Vec::new();
-        let maps = &self.skel.maps;
+        let maps = &self.maps;
         let resolved = &mut self.resolved;
         let mut put_inode = |i: KernelInode, k: KeyRules| -> Result<(), FileGuardError> {
             let mut merged = resolved.get(&i).copied().unwrap_or_default();
@@ -476,7 +501,7 @@ impl FileGuard {
                     dev: i.dev,
                     _pad: 0,
                 };
-                Self::put(&maps.inodes, &key, &file_rule(merged))?;
+                put(&maps.inodes, &key, &file_rule(merged))?;
                 added += 1;
             }
             Ok(())
@@ -509,12 +534,12 @@ impl FileGuard {
             };
             match KernelInode::of(parent, true) {
                 Ok(dir) => {
-                    let key = name_key(NAME_ENTRY, Some(dir), &lossless(name));
+                    let key = name_key(name_kind::ASSAY_NAME_ENTRY.0, Some(dir), &lossless(name));
                     let v = types::name_rule {
                         rule: file_rule(*k),
                         mask: 0,
                     };
-                    Self::put(&maps.names, &key, &v)?;
+                    put(&maps.names, &key, &v)?;
                 }
                 Err(e) => unresolved.push(Unresolved {
                     rule_idx: rule_of(k),
@@ -566,7 +591,7 @@ impl FileGuard {
                 dev: i.dev,
                 _pad: 0,
             };
-            Self::put(&maps.subtrees, &key, &file_rule(k))?;
+            put(&maps.subtrees, &key, &file_rule(k))?;
         }
         for ((i, depth), mask) in anchors {
             let key = types::anchor_key {
@@ -574,58 +599,10 @@ impl FileGuard {
                 dev: i.dev,
                 depth,
             };
-            Self::put(&maps.anchors, &key, &mask)?;
+            put(&maps.anchors, &key, &mask)?;
         }
         self.unresolved = unresolved;
         Ok(added)
-    }
-
-    /// Watches the directories the literal paths live in (or, when missing,
-    /// their nearest existing ancestor) for entries created or renamed in.
-    /// When [`PathWatch::wait`] says something changed, call `watch()` again
-    /// and then [`refresh`](Self::refresh): arming before refreshing leaves
-    /// no change unseen.
-    pub fn watch(&self) -> std::io::Result<PathWatch> {
-        PathWatch::for_plan(&self.plan)
-    }
-
-    /// Literal paths (files' directories, subtree roots) that did not
-    /// resolve at the last [`refresh`](Self::refresh): not enforced.
-    pub fn unresolved(&self) -> &[Unresolved] {
-        &self.unresolved
-    }
-
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
-    /// Whether this kernel lets events carry the opened file's full path;
-    /// without it they carry its basename, device and inode.
-    pub fn reports_paths(&self) -> bool {
-        self.paths
-    }
-
-    /// This program's ring buffer (the shared one when given to `load`).
-    pub fn events_map(&self) -> &libbpf_rs::MapMut<'static> {
-        &self.skel.maps.events
-    }
-
-    /// This program's per-CPU drop counter (the shared one when given).
-    pub fn dropped_map(&self) -> &libbpf_rs::MapMut<'static> {
-        &self.skel.maps.dropped
-    }
-
-    /// Instructions the verifier processed (0 before Linux 5.16).
-    pub fn verified_insns(&self) -> Result<u32, FileGuardError> {
-        let fd = self.skel.progs.assay_file_open.as_fd();
-        let id = libbpf_rs::Program::id_from_fd(fd).map_err(bpf("reading the program's id"))?;
-        libbpf_rs::query::ProgInfoIter::default()
-            .find(|i| i.id == id)
-            .map(|i| i.verified_insns)
-            .ok_or(FileGuardError::Bpf {
-                what: "finding the loaded program",
-                source: libbpf_rs::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound)),
-            })
     }
 }
 
@@ -714,105 +691,11 @@ fn lossless(n: &OsStr) -> String {
     String::from_utf8_lossy(n.as_bytes()).into_owned()
 }
 
-/// Which kernel form matched an open (`enum assay_file_match`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchKind {
-    Inode,
-    Entry,
-    Subtree,
-    Basename,
-    DirName,
-    DirAndBasename,
-    Suffix,
-    Anchored,
-}
-
-impl MatchKind {
-    fn from_raw(v: u32) -> Option<Self> {
-        Some(match v {
-            1 => MatchKind::Inode,
-            2 => MatchKind::Entry,
-            3 => MatchKind::Subtree,
-            4 => MatchKind::Basename,
-            5 => MatchKind::DirName,
-            6 => MatchKind::DirAndBasename,
-            7 => MatchKind::Suffix,
-            8 => MatchKind::Anchored,
-            _ => return None,
-        })
-    }
-}
-
-/// A decoded `struct file_event`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FileEvent {
-    pub ts_ns: u64,
-    pub cgroup_id: u64,
-    pub rule_idx: u32,
-    pub action: Action,
-    pub pid: u32,
-    pub tgid: u32,
-    pub comm: String,
-    /// Kernel device number (`major << 20 | minor`) and inode of the file.
-    pub dev: u32,
-    pub ino: u64,
-    pub matched: MatchKind,
-    /// Basename of the opened file.
-    pub name: String,
-    /// Full path as the opener reached it (`bpf_d_path`), when the kernel
-    /// provides it and it fits in 1,024 bytes.
-    pub path: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
-    #[error("file event of {0} bytes is shorter than struct file_event")]
-    Short(usize),
-    #[error("event kind {0} is not a file event")]
-    Kind(u32),
-    #[error("unknown action {0} in a file event")]
-    Action(u32),
-    #[error("unknown match kind {0} in a file event")]
-    Match(u32),
-}
-
-fn c_string(chars: &[i8]) -> String {
-    let b: Vec<u8> = chars
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8)
-        .collect();
-    String::from_utf8_lossy(&b).into_owned()
-}
-
-/// Decodes one ring buffer record written by the file_open program.
-pub fn decode(data: &[u8]) -> Result<FileEvent, DecodeError> {
-    let mut ev = types::file_event::default();
-    plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
-    if ev.hdr.kind != EV_FILE_OPEN {
-        return Err(DecodeError::Kind(ev.hdr.kind));
-    }
-    Ok(FileEvent {
-        ts_ns: ev.hdr.ts_ns,
-        cgroup_id: ev.hdr.cgroup_id,
-        rule_idx: ev.hdr.rule_idx,
-        action: action_of(ev.hdr.action).ok_or(DecodeError::Action(ev.hdr.action))?,
-        pid: ev.hdr.pid,
-        tgid: ev.hdr.tgid,
-        comm: c_string(&ev.hdr.comm),
-        dev: ev.dev,
-        ino: ev.ino,
-        matched: MatchKind::from_raw(ev.r#match).ok_or(DecodeError::Match(ev.r#match))?,
-        name: c_string(&ev.name),
-        path: (ev.path_len > 0).then(|| c_string(&ev.path)),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::fileplan::test_rule as rule;
+    use crate::policy::model::Action;
 
     #[test]
     fn expand_finds_existing_matches_only() {
@@ -877,33 +760,6 @@ mod tests {
         assert_eq!(i.ino, 42);
         st.st_dev = libc::makedev(8, 0x1234);
         assert_eq!(KernelInode::from_stat(&st).dev, (8 << 20) | 0x1234);
-    }
-
-    #[test]
-    fn decode_round_trip_and_errors() {
-        let mut ev = types::file_event::default();
-        ev.hdr.kind = EV_FILE_OPEN;
-        ev.hdr.action = 2;
-        ev.hdr.rule_idx = 4;
-        ev.hdr.tgid = 77;
-        ev.r#match = 3;
-        ev.ino = 9;
-        ev.dev = 1 << 20;
-        for (d, s) in ev.name.iter_mut().zip(b"id_ed25519") {
-            *d = *s as i8;
-        }
-        for (d, s) in ev.hdr.comm.iter_mut().zip(b"cat") {
-            *d = *s as i8;
-        }
-        let e = decode(bytes(&ev)).unwrap();
-        assert_eq!(e.action, Action::Deny);
-        assert_eq!(e.matched, MatchKind::Subtree);
-        assert_eq!(e.name, "id_ed25519");
-        assert_eq!(e.comm, "cat");
-        assert_eq!((e.tgid, e.rule_idx, e.ino), (77, 4, 9));
-        assert_eq!(decode(&bytes(&ev)[..10]), Err(DecodeError::Short(10)));
-        ev.hdr.kind = 1;
-        assert_eq!(decode(bytes(&ev)), Err(DecodeError::Kind(1)));
     }
 
     #[test]

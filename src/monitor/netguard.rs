@@ -1,16 +1,16 @@
-//! The shared ring buffer and drop counter, and the netguard loader.
+//! The netguard loader (cgroup connect4/6, sendmsg4/6) and its pins.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, OpenMapMut};
+use libbpf_rs::{Link, MapCore, MapFlags};
 
 use super::cgroup::Scope;
 use super::compile::NetPlan;
 use super::netguard_skel::{NetguardSkelBuilder, types};
+use super::ringbuf::{MAP_PINS, SharedMaps};
 
 /// Default ring buffer size: 4 MiB holds ~50,000 net events.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 4 << 20;
@@ -41,109 +41,9 @@ pub enum LoadError {
     },
 }
 
-fn bpf(step: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> LoadError {
+pub(super) fn bpf(step: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> LoadError {
     let step = step.into();
     move |source| LoadError::Bpf { step, source }
-}
-
-/// The one ring buffer (`events`) and per-CPU drop counter (`dropped`) every
-/// assay BPF object shares. Created once; each object reuses their fds
-/// (call [`SharedMaps::reuse`] between open and load).
-pub struct SharedMaps {
-    pub events: Arc<MapHandle>,
-    pub dropped: Arc<MapHandle>,
-}
-
-impl SharedMaps {
-    pub fn create(ringbuf_bytes: u32) -> Result<SharedMaps, LoadError> {
-        if ringbuf_bytes < 4096 || !ringbuf_bytes.is_power_of_two() {
-            return Err(LoadError::RingbufSize(ringbuf_bytes));
-        }
-        let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
-            sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
-            ..Default::default()
-        };
-        let events =
-            MapHandle::create(MapType::RingBuf, Some("events"), 0, 0, ringbuf_bytes, &opts)
-                .map_err(|source| LoadError::SharedMap {
-                    map: "events",
-                    source,
-                })?;
-        let dropped = MapHandle::create(MapType::PercpuArray, Some("dropped"), 4, 8, 1, &opts)
-            .map_err(|source| LoadError::SharedMap {
-                map: "dropped",
-                source,
-            })?;
-        Ok(SharedMaps {
-            events: Arc::new(events),
-            dropped: Arc::new(dropped),
-        })
-    }
-
-    /// Pin the ring buffer and the drop counter under `dir` next to the
-    /// links, plus a counter of the drops already reported (written by
-    /// [`SharedMaps::record_reported`] when the monitor stops), so that
-    /// `--unpin` can report what happened while nobody was reading.
-    pub fn pin(&self, dir: &Path, pins: &mut NewPins) -> Result<MapHandle, LoadError> {
-        let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
-            sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
-            ..Default::default()
-        };
-        let mut reported = MapHandle::create(MapType::Array, Some("reported"), 4, 8, 1, &opts)
-            .map_err(|source| LoadError::SharedMap {
-                map: "reported",
-                source,
-            })?;
-        let [events, dropped, rep] = MAP_PINS.map(|n| dir.join(n));
-        // Arc'd handles are shared with the pipeline; pinning needs &mut,
-        // so pin duplicates of the same maps.
-        for (map, path) in [(&self.events, events), (&self.dropped, dropped)] {
-            let mut dup =
-                MapHandle::try_from(map.as_ref()).map_err(bpf("duplicating a shared map"))?;
-            dup.pin(&path)
-                .map_err(bpf(format!("pinning {}", path.display())))?;
-            pins.made(path);
-        }
-        reported
-            .pin(&rep)
-            .map_err(bpf(format!("pinning {}", rep.display())))?;
-        pins.made(rep);
-        Ok(reported)
-    }
-
-    /// Make an opened (not yet loaded) object use the shared maps.
-    pub fn reuse(
-        &self,
-        events: &mut OpenMapMut<'_>,
-        dropped: &mut OpenMapMut<'_>,
-    ) -> Result<(), LoadError> {
-        events
-            .reuse_fd(self.events.as_fd())
-            .map_err(bpf("reusing the shared ring buffer"))?;
-        dropped
-            .reuse_fd(self.dropped.as_fd())
-            .map_err(bpf("reusing the shared drop counter"))?;
-        Ok(())
-    }
-
-    /// Total failed ring buffer reservations, summed over CPUs.
-    pub fn dropped_total(&self) -> Result<u64, LoadError> {
-        dropped_total(&self.dropped)
-    }
-}
-
-pub fn dropped_total(map: &MapHandle) -> Result<u64, LoadError> {
-    let per_cpu = map
-        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-        .map_err(bpf("reading the drop counter"))?
-        .unwrap_or_default();
-    Ok(per_cpu
-        .iter()
-        .map(|v| {
-            v.get(..8)
-                .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-        })
-        .sum())
 }
 
 /// The netguard programs, attached to the scope. Dropping it detaches them
@@ -271,7 +171,7 @@ pub struct NewPins {
 }
 
 impl NewPins {
-    fn made(&mut self, p: PathBuf) {
+    pub(super) fn made(&mut self, p: PathBuf) {
         self.paths.push(p);
     }
 
@@ -287,38 +187,6 @@ impl Drop for NewPins {
             let _ = std::fs::remove_file(p);
         }
     }
-}
-
-/// Names of the map pins next to the link pins: ring buffer, drop counter,
-/// drops already reported.
-pub const MAP_PINS: [&str; 3] = ["events", "dropped", "drops_reported"];
-
-/// Writes how many drops the monitor reported into the pinned counter.
-pub fn record_reported(reported: &MapHandle, total: u64) -> Result<(), LoadError> {
-    reported
-        .update(&0u32.to_ne_bytes(), &total.to_ne_bytes(), MapFlags::ANY)
-        .map_err(bpf("recording the reported drops"))
-}
-
-/// The pinned maps of `dir`: (ring buffer, drop counter, drops already
-/// reported), or None when `dir` has no pinned events (pinned by an older
-/// assay).
-pub fn pinned_maps(dir: &Path) -> Result<Option<(MapHandle, MapHandle, u64)>, LoadError> {
-    let [events, dropped, reported] = MAP_PINS.map(|n| dir.join(n));
-    if !events.exists() {
-        return Ok(None);
-    }
-    let open =
-        |p: &Path| MapHandle::from_pinned_path(p).map_err(bpf(format!("opening {}", p.display())));
-    let rep = open(&reported)?
-        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-        .map_err(bpf("reading the reported drops"))?
-        .and_then(|v| {
-            v.get(..8)
-                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-        })
-        .unwrap_or(0);
-    Ok(Some((open(&events)?, open(&dropped)?, rep)))
 }
 
 /// Remove the link pins `pin` created in `dir` (which detaches the programs

@@ -33,7 +33,7 @@ struct FileObject<'a> {
     path: Option<&'a str>,
     /// Which kernel form of the rule matched.
     #[serde(rename = "match")]
-    matched: crate::monitor::fileguard::MatchKind,
+    matched: crate::monitor::events::MatchKind,
 }
 
 #[derive(Serialize)]
@@ -78,10 +78,12 @@ enum Dto<'a> {
     },
 }
 
-fn dto(ev: &Event) -> Dto<'_> {
+/// Net events (the hot path) go through the direct writer, the rest through
+/// their serde DTO.
+fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
     let v = EVENT_SCHEMA_VERSION;
-    match ev {
-        Event::Net(_) => unreachable!("net events use the direct writer"),
+    let dto = match ev {
+        Event::Net(n) => return w.write(out, n),
         Event::File(f) => Dto::File {
             v,
             time: rfc3339(f.time_ns),
@@ -129,7 +131,8 @@ fn dto(ev: &Event) -> Dto<'_> {
             bpf_kind: *kind,
             bytes: *len,
         },
-    }
+    };
+    serde_json::to_writer(&mut *out, &dto).expect("event DTOs serialize");
 }
 
 /// Writes net events (the hot path) straight into bytes: no intermediate
@@ -245,13 +248,6 @@ impl NetWriter {
         out.extend_from_slice(b",\"protocol\":\"");
         out.extend_from_slice(protocol_name(n.protocol).as_bytes());
         out.extend_from_slice(b"\"}}");
-    }
-}
-
-fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
-    match ev {
-        Event::Net(n) => w.write(out, n),
-        other => serde_json::to_writer(&mut *out, &dto(other)).expect("event DTOs serialize"),
     }
 }
 
@@ -469,7 +465,7 @@ mod tests {
     #[test]
     fn file_event_schema() {
         use crate::monitor::events::FileEvent;
-        use crate::monitor::fileguard::MatchKind;
+        use crate::monitor::events::MatchKind;
         let ev = Event::File(FileEvent {
             time_ns: 0,
             rule: Arc::from("creds"),

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * What every assay BPF object has in common: the shared ring buffer and drop
+ * counter (the loader makes every object reuse one of each), the event header
+ * fill, and the dummy instances that put assay.h's enums into BTF, so the
+ * skeleton exports their values to Rust.
+ */
+#ifndef ASSAY_COMMON_BPF_H
+#define ASSAY_COMMON_BPF_H
+
+#include "assay.h"
+
+/* Never read: they make the enums part of the skeleton's generated types. */
+const volatile enum assay_limit assay_limit_btf;
+const volatile enum assay_rule_ref assay_rule_ref_btf;
+const volatile enum assay_event_kind assay_event_kind_btf;
+const volatile enum assay_action assay_action_btf;
+const volatile enum assay_file_match assay_file_match_btf;
+const volatile enum assay_name_kind assay_name_kind_btf;
+
+/* Shared with every other assay object (the loader reuses one fd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+/* Ring buffer reservations that failed, per CPU: drops are never silent.
+ * Added atomically: a program on a preemptible kernel may be interrupted by
+ * another on the same CPU between the read and the write. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+static __always_inline void count_drop(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&dropped, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* Every field of the header, padding included (no stack bytes leak). */
+static __always_inline void fill_hdr(struct event_hdr *hdr, __u32 kind, __u32 rule_idx,
+				     __u32 action)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	__builtin_memset(hdr, 0, sizeof(*hdr));
+	hdr->ts_ns = bpf_ktime_get_ns();
+	hdr->cgroup_id = bpf_get_current_cgroup_id();
+	hdr->kind = kind;
+	hdr->rule_idx = rule_idx;
+	hdr->action = action;
+	hdr->pid = (__u32)id;
+	hdr->tgid = id >> 32;
+	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+#endif /* ASSAY_COMMON_BPF_H */

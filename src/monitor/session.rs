@@ -1,0 +1,724 @@
+//! A monitor's whole life, from a plain [`Config`] to an [`Ended`] summary:
+//!
+//! 1. signals blocked first (a stop request during start-up waits for the
+//!    signal thread instead of killing assay half-started);
+//! 2. the scope: a fresh leaf cgroup (wrapper mode) or the given one;
+//! 3. the plan, and the decision to refuse or degrade ([`admit`]);
+//! 4. load and attach, pin (`--pin`), daemonize (`--daemon`);
+//! 5. the signal thread, the event pipeline, the file watch;
+//! 6. the command (wrapper mode), then the loop of [`step`] until the command
+//!    exits or a stop signal arrives;
+//! 7. shutdown: the leaf's survivors killed, programs detached, events
+//!    drained, the summary returned.
+//!
+//! The kill switch is injected ([`KillSwitch`]); what the caller should show
+//! while it runs comes back as [`Notice`]s. Nothing here prints.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::{Receiver, never, select};
+
+use super::cgroup::{CgroupError, LeafCgroup, Scope};
+use super::compile::Unenforceable;
+use super::events::{Killer, Sink, Summary};
+use super::netguard::{self, LoadError};
+use super::pipeline::KillPlan;
+use super::process::{self, STOP, Signals};
+use super::{Monitor, PlanError, StopError, daemon};
+use crate::policy::model::{Action, Policy, Rule};
+
+/// What to confine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Wrapper mode: run this command in a fresh leaf cgroup.
+    Wrap(Vec<OsString>),
+    /// Attach mode: enforce on an existing cgroup (and below).
+    Attach {
+        cgroup: PathBuf,
+        /// Pin the network enforcement here (bpffs) so it outlives assay.
+        pin: Option<PathBuf>,
+        /// Run in the background.
+        daemon: Option<DaemonFiles>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonFiles {
+    pub pid_file: PathBuf,
+    pub log_file: PathBuf,
+}
+
+/// Everything a session needs, as plain data.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `runtime_monitor` rules (see [`runtime_rules`]).
+    pub rules: Vec<Rule>,
+    pub target: Target,
+    pub ringbuf_bytes: u32,
+    /// Run what can be enforced when some rules cannot (each is noticed).
+    pub allow_degraded: bool,
+    /// libbpf's own log lines on stderr: 0 none, 1 info, 2 and more debug.
+    pub libbpf_log: u8,
+}
+
+/// The kill switch for `trigger_kill` rules, or why there is none.
+pub enum KillSwitch {
+    Available(Killer),
+    Unavailable(String),
+}
+
+/// What the caller should tell the user while the session runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// These rules are not enforced; the rest is (`allow_degraded`).
+    Degraded(Vec<Unenforceable>),
+    /// A file rule path that does not resolve yet: watched, enforced once
+    /// it exists.
+    Unresolved {
+        rule: String,
+        path: PathBuf,
+        why: String,
+    },
+    /// Enforcement is attached and the event threads run.
+    Enforcing {
+        net_rules: usize,
+        scope: PathBuf,
+    },
+    /// Attach mode with `--pin`: enforcement stays after exit.
+    StaysPinned(PathBuf),
+    Warning(String),
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub summary: Summary,
+    /// The command's exit status (shell convention), or 0 in attach mode.
+    pub status: u8,
+    /// Wrapper mode: a stop signal arrived before the command started, so
+    /// it never ran.
+    pub stopped_before_start: Option<i32>,
+}
+
+/// Opens where events go; called once enforcement runs (after `--daemon`
+/// has redirected the standard streams).
+pub type SinkFactory =
+    Box<dyn FnOnce() -> Result<Box<dyn Sink>, Box<dyn std::error::Error + Send + Sync>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{}: the policy has no runtime_monitor block", .0.display())]
+    NoBlock(PathBuf),
+    #[error(
+        "{}: runtime_monitor.enabled is false, so there is nothing to enforce; set it to true, \
+         or pass --ignore-disabled to enforce the rules anyway",
+        .0.display()
+    )]
+    Disabled(PathBuf),
+    #[error("{}: runtime_monitor has no rules", .0.display())]
+    NoRules(PathBuf),
+}
+
+/// The rules a policy gives the monitor, or why it gives none.
+pub fn runtime_rules(policy: &Policy, ignore_disabled: bool) -> Result<Vec<Rule>, RulesError> {
+    let src = || policy.source.clone();
+    let rm = policy
+        .runtime_monitor
+        .as_ref()
+        .ok_or_else(|| RulesError::NoBlock(src()))?;
+    if !rm.enabled && !ignore_disabled {
+        return Err(RulesError::Disabled(src()));
+    }
+    if rm.rules.is_empty() {
+        return Err(RulesError::NoRules(src()));
+    }
+    Ok(rm.rules.clone())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(
+        "--pin cannot keep rule `{0}`: trigger_kill needs the running monitor to kill; run the \
+         monitor under systemd instead, or use action deny"
+    )]
+    PinTriggerKill(String),
+    #[error(
+        "--pin keeps network enforcement only; file enforcement cannot be pinned (run the \
+         monitor under systemd instead)"
+    )]
+    PinFiles,
+    /// Rules that cannot be enforced, without `allow_degraded` (or with
+    /// nothing left to enforce). The caller shows the list.
+    #[error("{}", if *nothing_left {
+        "nothing in the policy can be enforced on this host"
+    } else {
+        "rules that cannot be enforced (see above; --allow-degraded runs the rest)"
+    })]
+    Unenforceable {
+        rules: Vec<Unenforceable>,
+        nothing_left: bool,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("enforcing on {}", scope.display())]
+    Load {
+        scope: PathBuf,
+        #[source]
+        source: LoadError,
+    },
+    #[error(transparent)]
+    Pin(LoadError),
+    #[error(transparent)]
+    Daemon(io::Error),
+    #[error("blocking signals")]
+    BlockSignals(#[source] io::Error),
+    #[error("installing signal handling")]
+    SignalThread(#[source] io::Error),
+    #[error("the signal thread ended")]
+    SignalsGone,
+    #[error(transparent)]
+    Sink(Box<dyn std::error::Error + Send + Sync>),
+    #[error("starting the event threads")]
+    EventThreads(#[source] io::Error),
+    #[error("watching file rule paths")]
+    Watch(#[source] io::Error),
+    #[error("starting {program}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("starting the wait thread")]
+    WaitThread(#[source] io::Error),
+    #[error("the wait thread ended")]
+    WaitGone,
+    #[error("waiting for the command")]
+    Wait(#[source] io::Error),
+    #[error(transparent)]
+    Stop(#[from] StopError),
+}
+
+/// Rules that will not be enforced: an error (nothing starts) unless
+/// `allow_degraded` and something is left to enforce; then a notice.
+pub fn admit(
+    list: &[Unenforceable],
+    allow_degraded: bool,
+    nothing_left: bool,
+) -> Result<Option<Notice>, SessionError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    if allow_degraded && !nothing_left {
+        return Ok(Some(Notice::Degraded(list.to_vec())));
+    }
+    Err(SessionError::Unenforceable {
+        rules: list.to_vec(),
+        nothing_left,
+    })
+}
+
+/// After exit nothing would kill: a pinned `trigger_kill` rule would
+/// silently become a deny.
+pub fn check_pin(rules: &[Rule]) -> Result<(), SessionError> {
+    match rules.iter().find(|r| r.action == Action::TriggerKill) {
+        Some(r) => Err(SessionError::PinTriggerKill(r.id.clone())),
+        None => Ok(()),
+    }
+}
+
+/// What happened while enforcing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The wrapped command exited with this status.
+    Exited(u8),
+    /// A handled signal arrived (in wrapper mode already forwarded).
+    Signal(i32),
+    /// A directory of a file rule path changed.
+    FilesChanged,
+}
+
+/// What the session does about an [`Input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// Re-resolve the file rule paths.
+    Refresh,
+    /// Shut down; the session's status.
+    Stop(u8),
+}
+
+/// The running session's transitions. Wrapper mode ends when the command
+/// does (signals were forwarded to it); attach mode on a stop signal.
+pub fn step(wrapped: bool, input: Input) -> Step {
+    match input {
+        Input::FilesChanged => Step::Refresh,
+        Input::Exited(status) => Step::Stop(status),
+        Input::Signal(_) if wrapped => Step::Continue,
+        Input::Signal(s) if STOP.contains(&s) => Step::Stop(0),
+        Input::Signal(_) => Step::Continue,
+    }
+}
+
+/// The status of a wrapper-mode session stopped before its command ran.
+pub fn stopped_status(sig: i32) -> u8 {
+    128u8.wrapping_add(sig as u8)
+}
+
+/// libbpf's own log lines (e.g. the verifier refusing a program) are noise
+/// next to assay's message, which says what failed and how to fix it; shown
+/// on request.
+fn libbpf_log(level: u8) {
+    fn print(_: libbpf_rs::PrintLevel, msg: String) {
+        eprint!("{msg}");
+    }
+    let level = match level {
+        0 => None,
+        1 => Some(libbpf_rs::PrintLevel::Info),
+        _ => Some(libbpf_rs::PrintLevel::Debug),
+    };
+    libbpf_rs::set_print(level.map(|l| (l, print as libbpf_rs::PrintCallback)));
+}
+
+/// The scope a session confines, with what it owns.
+enum Scoped {
+    Leaf {
+        leaf: LeafCgroup,
+        command: Vec<OsString>,
+    },
+    Attached {
+        cgroup: PathBuf,
+        pin: Option<PathBuf>,
+        daemon: Option<DaemonFiles>,
+    },
+}
+
+impl Scoped {
+    fn path(&self) -> &Path {
+        match self {
+            Scoped::Leaf { leaf, .. } => leaf.path(),
+            Scoped::Attached { cgroup, .. } => cgroup,
+        }
+    }
+}
+
+/// One monitor run. See the module documentation for its phases.
+pub struct Session {
+    config: Config,
+    kill: KillSwitch,
+    sink: SinkFactory,
+    notices: Box<dyn FnMut(Notice)>,
+}
+
+impl Session {
+    pub fn new(
+        config: Config,
+        kill: KillSwitch,
+        sink: SinkFactory,
+        notices: Box<dyn FnMut(Notice)>,
+    ) -> Session {
+        Session {
+            config,
+            kill,
+            sink,
+            notices,
+        }
+    }
+
+    pub fn run(mut self) -> Result<Ended, SessionError> {
+        // Before anything is attached: see the module documentation.
+        process::block_signals().map_err(SessionError::BlockSignals)?;
+        libbpf_log(self.config.libbpf_log);
+        let rules = std::mem::take(&mut self.config.rules);
+        let scoped = match std::mem::replace(&mut self.config.target, Target::Wrap(Vec::new())) {
+            Target::Wrap(command) => Scoped::Leaf {
+                leaf: LeafCgroup::create()?,
+                command,
+            },
+            Target::Attach {
+                cgroup,
+                pin,
+                daemon,
+            } => {
+                if pin.is_some() {
+                    check_pin(&rules)?;
+                }
+                Scoped::Attached {
+                    cgroup,
+                    pin,
+                    daemon,
+                }
+            }
+        };
+        let mut mon = self.load(&rules, &scoped)?;
+        let _pid_file = match &scoped {
+            Scoped::Attached { pin: Some(dir), .. } if mon.enforces_files() => {
+                return Err(SessionError::PinFiles);
+            }
+            Scoped::Attached { pin, daemon, .. } => {
+                if let Some(dir) = pin {
+                    netguard::ensure_bpffs_dir(dir).map_err(SessionError::Pin)?;
+                    mon.pin(dir).map_err(SessionError::Pin)?;
+                }
+                match daemon {
+                    Some(d) => Some(
+                        daemon::daemonize(&d.pid_file, &d.log_file)
+                            .map_err(SessionError::Daemon)?,
+                    ),
+                    None => None,
+                }
+            }
+            Scoped::Leaf { .. } => None,
+        };
+        // From here on threads run: signals first, so all of them inherit
+        // the blocked mask.
+        let signals = Signals::install().map_err(SessionError::SignalThread)?;
+        let sink = (self.sink)().map_err(SessionError::Sink)?;
+        let kill = match self.kill {
+            KillSwitch::Available(killer) => Some(KillPlan {
+                killer,
+                cgroup: match &scoped {
+                    Scoped::Leaf { leaf, .. } => Some(leaf.path().to_path_buf()),
+                    Scoped::Attached { .. } => None,
+                },
+            }),
+            KillSwitch::Unavailable(_) => None,
+        };
+        mon.start_events(sink, kill)
+            .map_err(SessionError::EventThreads)?;
+        (self.notices)(Notice::Enforcing {
+            net_rules: mon.net_rules(),
+            scope: scoped.path().to_path_buf(),
+        });
+        let changes = mon.file_changes().map_err(SessionError::Watch)?;
+        let run = Running {
+            mon,
+            signals,
+            changes,
+            notices: self.notices,
+        };
+        match scoped {
+            Scoped::Leaf { leaf, command } => run.wrapped(leaf, &command),
+            Scoped::Attached { pin, .. } => run.attached(pin.as_deref()),
+        }
+    }
+
+    /// Plan, decide, load and attach.
+    fn load(&mut self, rules: &[Rule], scoped: &Scoped) -> Result<Monitor, SessionError> {
+        let kill_unavailable = match &self.kill {
+            KillSwitch::Unavailable(why) => Some(why.as_str()),
+            KillSwitch::Available(_) => None,
+        };
+        let plan = super::plan(rules, kill_unavailable)?;
+        let allow = self.config.allow_degraded;
+        if let Some(n) = admit(&plan.unenforced, allow, !plan.enforces_something())? {
+            (self.notices)(n);
+        }
+        let scope = Scope::of(scoped.path())?;
+        // Dropping the monitor on an error path detaches what was attached.
+        let (mon, refused) =
+            Monitor::load(&plan, &scope, self.config.ringbuf_bytes).map_err(|source| {
+                SessionError::Load {
+                    scope: scope.path.clone(),
+                    source,
+                }
+            })?;
+        if let Some(n) = admit(&refused, allow, plan.net.is_empty())? {
+            (self.notices)(n);
+        }
+        for (rule, path, why) in mon.unresolved_files() {
+            (self.notices)(Notice::Unresolved { rule, path, why });
+        }
+        Ok(mon)
+    }
+}
+
+/// A session whose enforcement and event threads run.
+struct Running {
+    mon: Monitor,
+    signals: Signals,
+    changes: Receiver<super::WatchEvent>,
+    notices: Box<dyn FnMut(Notice)>,
+}
+
+impl Running {
+    fn wrapped(mut self, leaf: LeafCgroup, command: &[OsString]) -> Result<Ended, SessionError> {
+        if let Some(sig) = self.signals.stop_requested() {
+            let summary = self.mon.stop()?;
+            drop(leaf);
+            return Ok(Ended {
+                summary,
+                status: stopped_status(sig),
+                stopped_before_start: Some(sig),
+            });
+        }
+        let child = match process::spawn_argv_in_cgroup(leaf.path(), command) {
+            Ok(c) => c,
+            Err(source) => {
+                let _ = self.mon.stop();
+                return Err(SessionError::Spawn {
+                    program: command
+                        .first()
+                        .map_or_else(String::new, |c| c.to_string_lossy().into_owned()),
+                    source,
+                });
+            }
+        };
+        self.signals
+            .forward_to
+            .store(child.id() as i32, Ordering::SeqCst);
+        let (exit_tx, exits) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("assay-wait".into())
+            .spawn(move || {
+                let mut child = child;
+                let _ = exit_tx.send(child.wait());
+            })
+            .map_err(SessionError::WaitThread)?;
+        let status = self.until_stop(true, &exits)?;
+        self.signals.forward_to.store(0, Ordering::SeqCst);
+        // Whatever the command left behind dies with it: nothing keeps
+        // running once enforcement is gone.
+        if let Err(e) = leaf.kill_all() {
+            (self.notices)(Notice::Warning(e.to_string()));
+        }
+        let summary = self.mon.stop()?;
+        drop(leaf);
+        Ok(Ended {
+            summary,
+            status,
+            stopped_before_start: None,
+        })
+    }
+
+    fn attached(mut self, pin: Option<&Path>) -> Result<Ended, SessionError> {
+        let status = self.until_stop(false, &never())?;
+        if let Some(dir) = pin {
+            (self.notices)(Notice::StaysPinned(dir.to_path_buf()));
+        }
+        let summary = self.mon.stop()?;
+        Ok(Ended {
+            summary,
+            status,
+            stopped_before_start: None,
+        })
+    }
+
+    /// Reacts to inputs by [`step`] until it says stop.
+    fn until_stop(
+        &mut self,
+        wrapped: bool,
+        exits: &Receiver<io::Result<std::process::ExitStatus>>,
+    ) -> Result<u8, SessionError> {
+        loop {
+            let input = select! {
+                recv(exits) -> r => Input::Exited(process::exit_code(
+                    r.map_err(|_| SessionError::WaitGone)?.map_err(SessionError::Wait)?,
+                )),
+                recv(self.signals.rx) -> s => Input::Signal(s.map_err(|_| SessionError::SignalsGone)?),
+                recv(self.changes) -> c => match c {
+                    Ok(super::WatchEvent::Changed) => Input::FilesChanged,
+                    Ok(super::WatchEvent::Failed(why)) => {
+                        (self.notices)(Notice::Warning(why));
+                        continue;
+                    }
+                    Err(_) => {
+                        // The watch ended (it said why): no more changes.
+                        self.changes = never();
+                        continue;
+                    }
+                },
+            };
+            match step(wrapped, input) {
+                Step::Continue => {}
+                Step::Refresh => {
+                    if let Err(e) = self.mon.refresh_files() {
+                        (self.notices)(Notice::Warning(format!(
+                            "re-resolving file rule paths: {e}"
+                        )));
+                    }
+                }
+                Step::Stop(status) => return Ok(status),
+            }
+        }
+    }
+}
+
+/// What `--unpin` removed and reported.
+#[derive(Debug)]
+pub struct Unpinned {
+    pub removed: Vec<PathBuf>,
+    /// What the pinned programs produced after their monitor exited (None:
+    /// pinned by an assay that did not pin its events).
+    pub summary: Option<Summary>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpinError {
+    #[error("{}: no assay enforcement is pinned there", .0.display())]
+    NothingPinned(PathBuf),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Pins(#[from] LoadError),
+    #[error(transparent)]
+    Drain(#[from] StopError),
+}
+
+/// Removes enforcement pinned with `--pin DIR`: detach first (remove the
+/// link pins), then read what the pinned ring buffer still holds and the
+/// drops nobody reported (named with `rules`, the policy used with --pin,
+/// when given), then remove the map pins: nothing the programs produced goes
+/// unreported.
+pub fn unpin(
+    dir: &Path,
+    rules: Option<&[Rule]>,
+    sink: Box<dyn Sink>,
+) -> Result<Unpinned, UnpinError> {
+    // The policy is compiled before anything is removed.
+    let plan = rules.map(|r| super::plan(r, None)).transpose()?;
+    let mut removed = netguard::unpin(dir)?;
+    let summary = super::drain_pinned(dir, plan.as_ref(), sink)?;
+    removed.extend(netguard::unpin_maps(dir)?);
+    if removed.is_empty() {
+        return Err(UnpinError::NothingPinned(dir.to_path_buf()));
+    }
+    Ok(Unpinned { removed, summary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{Loopback, Matcher, NetMatch, Protocol};
+    use crate::severity::Severity;
+
+    fn rule(id: &str, action: Action) -> Rule {
+        Rule {
+            id: id.into(),
+            severity: Severity::High,
+            action,
+            matcher: Matcher::NetConnect(NetMatch {
+                ports: vec![22],
+                outside_cidrs: vec![],
+                protocols: vec![Protocol::Tcp],
+                loopback: Loopback::Match,
+            }),
+        }
+    }
+
+    fn unenforceable(id: &str) -> Unenforceable {
+        Unenforceable {
+            rule_id: id.into(),
+            reason: "missing x".into(),
+            fix: "add x".into(),
+        }
+    }
+
+    #[test]
+    fn wrapper_mode_ends_with_the_command_and_refreshes_on_changes() {
+        assert_eq!(step(true, Input::Exited(3)), Step::Stop(3));
+        assert_eq!(step(true, Input::Exited(137)), Step::Stop(137));
+        // Forwarded to the command, whose exit ends the session.
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
+            assert_eq!(step(true, Input::Signal(s)), Step::Continue);
+        }
+        assert_eq!(step(true, Input::FilesChanged), Step::Refresh);
+    }
+
+    #[test]
+    fn attach_mode_ends_on_a_stop_signal_only() {
+        for s in STOP {
+            assert_eq!(step(false, Input::Signal(s)), Step::Stop(0));
+        }
+        for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH] {
+            assert_eq!(step(false, Input::Signal(s)), Step::Continue);
+        }
+        assert_eq!(step(false, Input::FilesChanged), Step::Refresh);
+    }
+
+    #[test]
+    fn a_stop_before_the_command_starts_exits_like_the_shell() {
+        assert_eq!(stopped_status(libc::SIGTERM), 143);
+        assert_eq!(stopped_status(libc::SIGINT), 130);
+    }
+
+    #[test]
+    fn unenforceable_rules_refuse_unless_degraded_with_something_left() {
+        assert_eq!(admit(&[], false, false).unwrap(), None);
+        let list = [unenforceable("a")];
+        let e = admit(&list, false, false).unwrap_err();
+        assert!(
+            matches!(&e, SessionError::Unenforceable { rules, nothing_left: false } if rules.len() == 1)
+        );
+        assert!(e.to_string().contains("--allow-degraded"), "{e}");
+        assert_eq!(
+            admit(&list, true, false).unwrap(),
+            Some(Notice::Degraded(list.to_vec()))
+        );
+        // Degraded to nothing is still a refusal.
+        let e = admit(&list, true, true).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "nothing in the policy can be enforced on this host"
+        );
+    }
+
+    #[test]
+    fn pinning_refuses_trigger_kill_rules() {
+        assert!(check_pin(&[rule("a", Action::Deny), rule("b", Action::Log)]).is_ok());
+        let e = check_pin(&[rule("a", Action::Deny), rule("k", Action::TriggerKill)]).unwrap_err();
+        assert!(matches!(&e, SessionError::PinTriggerKill(id) if id == "k"));
+    }
+
+    #[test]
+    fn a_pinned_trigger_kill_is_refused_before_anything_loads() {
+        // No root needed: the check comes before any cgroup or BPF work.
+        let config = Config {
+            rules: vec![rule("k", Action::TriggerKill)],
+            target: Target::Attach {
+                cgroup: "/nonexistent/cgroup".into(),
+                pin: Some("/nonexistent/bpffs".into()),
+                daemon: None,
+            },
+            ringbuf_bytes: 4096,
+            allow_degraded: false,
+            libbpf_log: 0,
+        };
+        let s = Session::new(
+            config,
+            KillSwitch::Unavailable("test".into()),
+            Box::new(|| panic!("no sink before enforcement runs")),
+            Box::new(|n| panic!("no notice expected: {n:?}")),
+        );
+        assert!(matches!(s.run(), Err(SessionError::PinTriggerKill(_))));
+    }
+
+    #[test]
+    fn runtime_rules_say_why_a_policy_gives_none() {
+        let load = |yaml: &str| {
+            crate::policy::load_str(yaml, Path::new("p.yaml")).expect("valid test policy")
+        };
+        let base = "version: \"2.0\"\nmetadata:\n  name: t\ntools:\n  allow: []\n";
+        let e = runtime_rules(&load(base), false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml: the policy has no runtime_monitor block"
+        );
+        let off = format!(
+            "{base}runtime_monitor:\n  enabled: false\n  provider: ebpf\n  rules:\n    - id: r\n      \
+             type: net_connect\n      match:\n        ports: [22]\n      severity: high\n      \
+             action: deny\n"
+        );
+        assert!(matches!(
+            runtime_rules(&load(&off), false),
+            Err(RulesError::Disabled(_))
+        ));
+        let rules = runtime_rules(&load(&off), true).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].id, "r");
+    }
+}
