@@ -470,8 +470,234 @@ impl Run<'_> {
             .iter()
             .all(|m| self.r.processes[m.report].gone_after_ms.is_some())
     }
+
+    /// Phase 1: turn the request's targets into cgroups to freeze (in
+    /// `frozen_dirs`) and seed processes, recording every target that is
+    /// refused or cannot be found. Returns the seeds.
+    fn resolve_targets(&mut self, scan0: &HashMap<i32, Stat>) -> Vec<Stat> {
+        let (pids, cgroups) = self.split_targets();
+        let mount = cgroup::mount();
+        if !cgroups.is_empty() {
+            match &mount {
+                Ok(m) => self.resolve_cgroups(m, &cgroups),
+                Err(e) => self.r.errors.push(e.to_string()),
+            }
+        }
+        let seeds = self.seed_processes(pids, scan0);
+        if self.req.kill_children {
+            if let Ok(m) = &mount {
+                self.add_owned_leaves(m, &seeds, scan0);
+            }
+        }
+        self.r.method.frozen_cgroups = self.frozen_dirs.clone();
+        seeds
+    }
+
+    /// The pids and cgroups named by the targets; targets that name nothing
+    /// killable are recorded as errors.
+    fn split_targets(&mut self) -> (Vec<i32>, Vec<PathBuf>) {
+        let req = self.req;
+        let mut pids = Vec::new();
+        let mut cgroups = Vec::new();
+        for t in &req.targets {
+            match t {
+                Target::Pid(p) => pids.push(*p),
+                Target::Pids(ps) => pids.extend(ps.iter().copied()),
+                Target::Cgroup(c) => cgroups.push(c.clone()),
+                Target::Server { id, pids: ps } if ps.is_empty() => self.r.errors.push(format!(
+                    "server {id}: not running (discovery found no process)"
+                )),
+                Target::Server { pids: ps, .. } => pids.extend(ps.iter().copied()),
+                Target::Unresolved(e) => self.r.errors.push(e.clone()),
+            }
+        }
+        if req.targets.is_empty() {
+            self.r.errors.push("no target given".into());
+        }
+        (pids, cgroups)
+    }
+
+    /// Resolve the named cgroups to directories to freeze and kill.
+    fn resolve_cgroups(&mut self, mount: &Path, cgroups: &[PathBuf]) {
+        for c in cgroups {
+            match cgroup::resolve(mount, c) {
+                // Freezing or cgroup.kill would hit assay or what it
+                // runs under (its shell, the monitor, init).
+                Ok(dir)
+                    if cgroup::contains_pid(mount, &dir, std::process::id() as i32)
+                        || cgroup::procs(&dir, true)
+                            .is_ok_and(|ps| ps.iter().any(|p| self.protected.contains(p))) =>
+                {
+                    self.r
+                        .errors
+                        .push(cgroup::CgroupError::ContainsSelf(dir).to_string())
+                }
+                Ok(dir) => self.frozen_dirs.push(dir),
+                Err(e) => self.r.errors.push(e.to_string()),
+            }
+        }
+    }
+
+    /// The named pids that may be killed, as found by the first scan.
+    fn seed_processes(&mut self, pids: Vec<i32>, scan0: &HashMap<i32, Stat>) -> Vec<Stat> {
+        let mut seeds = Vec::new();
+        for p in pids {
+            match scan0.get(&p) {
+                _ if p <= 0 => self.r.errors.push(format!("pid {p}: not a process id")),
+                _ if p == 1 => self.r.errors.push("pid 1: refusing to kill init".into()),
+                _ if self.protected.contains(&p) => self.r.errors.push(format!(
+                    "pid {p}: refusing to kill assay itself or one of its ancestors"
+                )),
+                None => self.r.errors.push(format!("pid {p}: no such process")),
+                Some(s) if s.is_kernel_thread() => self.r.errors.push(format!(
+                    "pid {p} ({}): a kernel thread, not a process that can be killed",
+                    s.comm
+                )),
+                Some(s) => seeds.push(s.clone()),
+            }
+        }
+        seeds
+    }
+
+    /// With the tree, a seed's own leaf cgroup is frozen and killed too.
+    fn add_owned_leaves(&mut self, mount: &Path, seeds: &[Stat], scan0: &HashMap<i32, Stat>) {
+        for s in seeds {
+            if let Some(dir) = owned_leaf(mount, s.pid, scan0, &self.protected) {
+                if !self.frozen_dirs.contains(&dir) {
+                    self.frozen_dirs.push(dir);
+                }
+            }
+        }
+    }
+
+    /// Phase 2: freeze the target cgroups before the snapshot, so it cannot
+    /// race with forks. A failed freeze falls back to SIGSTOP.
+    fn freeze_targets(&mut self) {
+        let tf = Instant::now();
+        for dir in self.frozen_dirs.clone() {
+            match Frozen::freeze(&dir, FREEZE_WAIT) {
+                Ok(f) => {
+                    if !f.complete {
+                        self.r.notes.push(format!(
+                            "{}: not fully frozen within {} ms; continuing",
+                            dir.display(),
+                            FREEZE_WAIT.as_millis()
+                        ));
+                    }
+                    self.frozen.push(f);
+                }
+                Err(e) => self
+                    .r
+                    .notes
+                    .push(format!("freeze failed, using SIGSTOP: {e}")),
+            }
+        }
+        self.r.method.frozen_cgroups = self.frozen_now();
+        self.r.timings.freeze_ms = ms(tf.elapsed());
+    }
+
+    /// Phase 3: named pids, then the tree; stop what no freeze covers.
+    fn snapshot(&mut self, seeds: Vec<Stat>, scan0: HashMap<i32, Stat>) {
+        let ts = Instant::now();
+        for s in seeds {
+            self.add(s, Via::Target);
+        }
+        // The first scan can serve the first expansion when no cgroup was
+        // frozen in between; after a freeze, re-read so the snapshot is the
+        // frozen state.
+        let first = self.frozen.is_empty().then_some(scan0);
+        self.grow(first);
+        self.freeze_all();
+        self.r.timings.snapshot_ms = ms(ts.elapsed());
+    }
+
+    /// Phase 5, graceful: SIGTERM, thaw so handlers run, wait out the grace
+    /// period, then kill what is left.
+    fn terminate_gracefully(&mut self) {
+        if self.members.iter().any(|m| m.handle.is_some()) {
+            self.r.timings.first_signal_ms = Some(self.at());
+        }
+        self.signal_all(libc::SIGTERM, 0, &HashSet::new());
+        // Handlers only run once the tree is thawed.
+        self.thaw();
+        let tg = Instant::now();
+        self.wait(tg + self.req.grace);
+        self.r.timings.grace_waited_ms = Some(ms(tg.elapsed()));
+        // Survivors, and anything started during the grace period (a
+        // handler may fork): freeze again, re-scan, capture newcomers,
+        // SIGKILL.
+        let known = self.members.len();
+        self.freeze_all();
+        self.capture_from(known);
+        self.kill_now();
+        self.thaw();
+    }
+
+    /// Phase 6, after the first wait: a fork can complete between the last
+    /// stop round's scan and the SIGKILL (a signal sent to one process is
+    /// not passed to a child it is still forking), so sweep: whatever now
+    /// descends from the tree (a re-parented child keeps its dead leader's
+    /// session and group) is captured and killed too, until a scan finds
+    /// nothing new.
+    fn sweep(&mut self) {
+        for _ in 0..MAX_SWEEPS {
+            let known = self.members.len();
+            if self.grow(None) == 0 {
+                break;
+            }
+            self.capture_from(known);
+            self.kill_now();
+            self.wait(Instant::now() + self.req.wait_timeout);
+        }
+    }
+
+    /// Settle each member's fate for the report: when all are gone, the
+    /// time the last one went; otherwise why each survivor is still there.
+    fn settle_fates(&mut self) {
+        if self.all_pinned_gone() {
+            self.r.timings.all_gone_ms = self
+                .r
+                .processes
+                .iter()
+                .filter_map(|p| p.gone_after_ms)
+                .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
+        }
+        for m in &self.members {
+            let rep = &mut self.r.processes[m.report];
+            if rep.fate == Fate::Gone {
+                continue;
+            }
+            // Not waited for (not permitted), but it may have exited anyway.
+            if m.handle.as_ref().is_some_and(|h| h.is_gone()) {
+                rep.fate = Fate::Gone;
+                rep.gone_after_ms = Some(ms(self.t0.elapsed()));
+                continue;
+            }
+            let denied = rep.signals.iter().any(|s| s.result == "not_permitted");
+            let state = procfs::read_stat(m.stat.pid)
+                .filter(|s| s.start_time == m.stat.start_time)
+                .map(|s| s.state);
+            if denied {
+                rep.fate = Fate::NotPermitted;
+                rep.message = Some(format!(
+                    "pid {} ({}): not permitted to signal it (owned by another user?)",
+                    m.stat.pid, m.stat.comm
+                ));
+            } else {
+                rep.message = Some(format!(
+                    "pid {} ({}): still running {} ms after SIGKILL (state {})",
+                    m.stat.pid,
+                    m.stat.comm,
+                    self.req.wait_timeout.as_millis(),
+                    state.map_or("?".into(), |c| c.to_string())
+                ));
+            }
+        }
+    }
 }
 
+/// Kill the request's targets, one phase at a time (the numbered steps
+/// below; module docs give the order and why).
 pub fn execute(req: &KillRequest) -> KillReport {
     let t0 = Instant::now();
     let scan0 = scan_map();
@@ -490,113 +716,11 @@ pub fn execute(req: &KillRequest) -> KillReport {
     };
 
     // 1. Targets.
-    let mut pids = Vec::new();
-    let mut cgroups = Vec::new();
-    for t in &req.targets {
-        match t {
-            Target::Pid(p) => pids.push(*p),
-            Target::Pids(ps) => pids.extend(ps.iter().copied()),
-            Target::Cgroup(c) => cgroups.push(c.clone()),
-            Target::Server { id, pids: ps } if ps.is_empty() => run.r.errors.push(format!(
-                "server {id}: not running (discovery found no process)"
-            )),
-            Target::Server { pids: ps, .. } => pids.extend(ps.iter().copied()),
-            Target::Unresolved(e) => run.r.errors.push(e.clone()),
-        }
-    }
-    if req.targets.is_empty() {
-        run.r.errors.push("no target given".into());
-    }
-    let mount = cgroup::mount();
-    if !cgroups.is_empty() {
-        match &mount {
-            Ok(m) => {
-                for c in &cgroups {
-                    match cgroup::resolve(m, c) {
-                        // Freezing or cgroup.kill would hit assay or what it
-                        // runs under (its shell, the monitor, init).
-                        Ok(dir)
-                            if cgroup::contains_pid(m, &dir, std::process::id() as i32)
-                                || cgroup::procs(&dir, true).is_ok_and(|ps| {
-                                    ps.iter().any(|p| run.protected.contains(p))
-                                }) =>
-                        {
-                            run.r
-                                .errors
-                                .push(cgroup::CgroupError::ContainsSelf(dir).to_string())
-                        }
-                        Ok(dir) => run.frozen_dirs.push(dir),
-                        Err(e) => run.r.errors.push(e.to_string()),
-                    }
-                }
-            }
-            Err(e) => run.r.errors.push(e.to_string()),
-        }
-    }
-    let mut seeds = Vec::new();
-    for p in pids {
-        match scan0.get(&p) {
-            _ if p <= 0 => run.r.errors.push(format!("pid {p}: not a process id")),
-            _ if p == 1 => run.r.errors.push("pid 1: refusing to kill init".into()),
-            _ if run.protected.contains(&p) => run.r.errors.push(format!(
-                "pid {p}: refusing to kill assay itself or one of its ancestors"
-            )),
-            None => run.r.errors.push(format!("pid {p}: no such process")),
-            Some(s) if s.is_kernel_thread() => run.r.errors.push(format!(
-                "pid {p} ({}): a kernel thread, not a process that can be killed",
-                s.comm
-            )),
-            Some(s) => seeds.push(s.clone()),
-        }
-    }
-    if req.kill_children {
-        if let Ok(m) = &mount {
-            for s in &seeds {
-                if let Some(dir) = owned_leaf(m, s.pid, &scan0, &run.protected) {
-                    if !run.frozen_dirs.contains(&dir) {
-                        run.frozen_dirs.push(dir);
-                    }
-                }
-            }
-        }
-    }
-    run.r.method.frozen_cgroups = run.frozen_dirs.clone();
-
+    let seeds = run.resolve_targets(&scan0);
     // 2. Freeze owned cgroups first, so the snapshot cannot race with forks.
-    let tf = Instant::now();
-    for dir in run.frozen_dirs.clone() {
-        match Frozen::freeze(&dir, FREEZE_WAIT) {
-            Ok(f) => {
-                if !f.complete {
-                    run.r.notes.push(format!(
-                        "{}: not fully frozen within {} ms; continuing",
-                        dir.display(),
-                        FREEZE_WAIT.as_millis()
-                    ));
-                }
-                run.frozen.push(f);
-            }
-            Err(e) => run
-                .r
-                .notes
-                .push(format!("freeze failed, using SIGSTOP: {e}")),
-        }
-    }
-    run.r.method.frozen_cgroups = run.frozen.iter().map(|f| f.dir().to_path_buf()).collect();
-    run.r.timings.freeze_ms = ms(tf.elapsed());
-
+    run.freeze_targets();
     // 3. Snapshot: named pids, then the tree; stop what no freeze covers.
-    let ts = Instant::now();
-    for s in seeds {
-        run.add(s, Via::Target);
-    }
-    // The first scan can serve the first expansion when no cgroup was frozen
-    // in between; after a freeze, re-read so the snapshot is the frozen state.
-    let first = run.frozen.is_empty().then_some(scan0);
-    run.grow(first);
-    run.freeze_all();
-    run.r.timings.snapshot_ms = ms(ts.elapsed());
-
+    run.snapshot(seeds, scan0);
     // 4. Capture, before the first terminating signal.
     run.capture_from(0);
 
@@ -606,83 +730,14 @@ pub fn execute(req: &KillRequest) -> KillReport {
             run.kill_now();
             run.thaw();
         }
-        KillMode::Graceful => {
-            if run.members.iter().any(|m| m.handle.is_some()) {
-                run.r.timings.first_signal_ms = Some(run.at());
-            }
-            run.signal_all(libc::SIGTERM, 0, &HashSet::new());
-            // Handlers only run once the tree is thawed.
-            run.thaw();
-            let tg = Instant::now();
-            run.wait(tg + req.grace);
-            run.r.timings.grace_waited_ms = Some(ms(tg.elapsed()));
-            // Survivors, and anything started during the grace period (a
-            // handler may fork): freeze again, re-scan, capture newcomers,
-            // SIGKILL.
-            let known = run.members.len();
-            run.freeze_all();
-            run.capture_from(known);
-            run.kill_now();
-            run.thaw();
-        }
+        KillMode::Graceful => run.terminate_gracefully(),
     }
 
-    // 6. Wait until every pinned process has exited.
+    // 6. Wait until every pinned process has exited, then catch late forks.
     let deadline = Instant::now() + req.wait_timeout;
     run.wait(deadline);
-    // A fork can complete between the last stop round's scan and the SIGKILL
-    // (a signal sent to one process is not passed to a child it is still
-    // forking), so sweep: whatever now descends from the tree (a re-parented
-    // child keeps its dead leader's session and group) is captured and killed
-    // too, until a scan finds nothing new.
-    for _ in 0..MAX_SWEEPS {
-        let known = run.members.len();
-        if run.grow(None) == 0 {
-            break;
-        }
-        run.capture_from(known);
-        run.kill_now();
-        run.wait(Instant::now() + req.wait_timeout);
-    }
-    if run.all_pinned_gone() {
-        run.r.timings.all_gone_ms = run
-            .r
-            .processes
-            .iter()
-            .filter_map(|p| p.gone_after_ms)
-            .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
-    }
-    for m in &run.members {
-        let rep = &mut run.r.processes[m.report];
-        if rep.fate == Fate::Gone {
-            continue;
-        }
-        // Not waited for (not permitted), but it may have exited anyway.
-        if m.handle.as_ref().is_some_and(|h| h.is_gone()) {
-            rep.fate = Fate::Gone;
-            rep.gone_after_ms = Some(ms(t0.elapsed()));
-            continue;
-        }
-        let denied = rep.signals.iter().any(|s| s.result == "not_permitted");
-        let state = procfs::read_stat(m.stat.pid)
-            .filter(|s| s.start_time == m.stat.start_time)
-            .map(|s| s.state);
-        if denied {
-            rep.fate = Fate::NotPermitted;
-            rep.message = Some(format!(
-                "pid {} ({}): not permitted to signal it (owned by another user?)",
-                m.stat.pid, m.stat.comm
-            ));
-        } else {
-            rep.message = Some(format!(
-                "pid {} ({}): still running {} ms after SIGKILL (state {})",
-                m.stat.pid,
-                m.stat.comm,
-                req.wait_timeout.as_millis(),
-                state.map_or("?".into(), |c| c.to_string())
-            ));
-        }
-    }
+    run.sweep();
+    run.settle_fates();
     if run.members.is_empty() && run.r.errors.is_empty() {
         run.r.errors.push("no process matched the targets".into());
     }

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::discovery::{self, Processes, Report, SourceStatus, Transport};
+use crate::discovery::{
+    self, Finding, Location, ProcessInfo, Processes, ProjectRoot, Report, Server, Source,
+    SourceStatus, Transport,
+};
 
 pub const SCHEMA_VERSION: &str = "1";
 
@@ -197,42 +200,38 @@ fn s(p: &std::path::Path) -> String {
     p.display().to_string()
 }
 
+/// Assemble the v1 document; each part is converted by its own helper so
+/// the mapping from internals to the contract reads field by field.
 pub fn to_dto(r: &Report) -> ReportV1 {
-    let mut sources_count: BTreeMap<String, usize> = BTreeMap::new();
-    for src in &r.sources {
-        *sources_count
-            .entry(src.status.as_str().to_string())
-            .or_insert(0) += 1;
+    let (process_scan, processes) = processes_v1(&r.processes);
+    ReportV1 {
+        schema_version: SCHEMA_VERSION.into(),
+        tool: Tool {
+            name: "assay".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        scan: scan_v1(r, process_scan),
+        summary: summary_v1(r),
+        sources: r.sources.iter().map(source_v1).collect(),
+        project_roots: r.project_roots.iter().map(project_root_v1).collect(),
+        absent_project_files: r.absent_project_files,
+        servers: r.servers.iter().map(server_v1).collect(),
+        processes,
+        findings: r.findings.iter().map(finding_v1).collect(),
     }
-    let findings_count = r
-        .count_by_severity()
-        .into_iter()
-        .map(|(k, v)| (k.as_str().to_string(), v))
-        .collect();
-    let (process_scan, processes) = match &r.processes {
+}
+
+/// The process scan's status for `scan.processes`, and the processes found
+/// (none unless scanned).
+fn processes_v1(processes: &Processes) -> (ProcessScan, Vec<ProcessV1>) {
+    match processes {
         Processes::Scanned { total, servers } => (
             ProcessScan {
                 status: "scanned".into(),
                 reason: None,
                 total: Some(*total),
             },
-            servers
-                .iter()
-                .map(|p| ProcessV1 {
-                    pid: p.pid,
-                    ppid: p.ppid,
-                    command_line: p.command_line.clone(),
-                    key: p.key.clone(),
-                    server_id: p.server_id.clone(),
-                    configured: p.configured,
-                    client: p.client.map(str::to_string),
-                    parent_pid: p.parent.as_ref().map(|x| x.0),
-                    parent_name: p.parent.as_ref().map(|x| x.1.clone()),
-                    managed_by: p.managed_by.as_ref().map(|m| m.as_str().to_string()),
-                    cgroup: p.cgroup.clone(),
-                    descendants: p.descendants.clone(),
-                })
-                .collect(),
+            servers.iter().map(process_v1).collect(),
         ),
         Processes::Unsupported { reason } => (
             ProcessScan {
@@ -250,184 +249,212 @@ pub fn to_dto(r: &Report) -> ReportV1 {
             },
             Vec::new(),
         ),
-    };
-    let nv = |v: &[(String, String)]| {
-        v.iter()
-            .map(|(n, v)| NameValue {
-                name: n.clone(),
-                value: v.clone(),
-            })
-            .collect::<Vec<_>>()
-    };
-    ReportV1 {
-        schema_version: SCHEMA_VERSION.into(),
-        tool: Tool {
-            name: "assay".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        scan: Scan {
-            homes: r
-                .scan
-                .homes
-                .iter()
-                .map(|(p, u)| ScanHome {
-                    path: s(p),
-                    user: u.clone(),
-                })
-                .collect(),
-            system_root: r.scan.system_root.as_deref().map(s),
-            os: r.scan.os.iter().map(|x| x.to_string()).collect(),
-            processes: process_scan,
-        },
-        summary: Summary {
-            servers: r.servers.len(),
-            running: r.servers.iter().filter(|x| !x.pids.is_empty()).count(),
-            unmanaged: r
-                .servers
-                .iter()
-                .filter(|x| !x.managed && !x.disabled)
-                .count(),
-            sources: sources_count,
-            findings: findings_count,
-        },
-        sources: r
-            .sources
+    }
+}
+
+fn process_v1(p: &ProcessInfo) -> ProcessV1 {
+    ProcessV1 {
+        pid: p.pid,
+        ppid: p.ppid,
+        command_line: p.command_line.clone(),
+        key: p.key.clone(),
+        server_id: p.server_id.clone(),
+        configured: p.configured,
+        client: p.client.map(str::to_string),
+        parent_pid: p.parent.as_ref().map(|x| x.0),
+        parent_name: p.parent.as_ref().map(|x| x.1.clone()),
+        managed_by: p.managed_by.as_ref().map(|m| m.as_str().to_string()),
+        cgroup: p.cgroup.clone(),
+        descendants: p.descendants.clone(),
+    }
+}
+
+fn scan_v1(r: &Report, processes: ProcessScan) -> Scan {
+    Scan {
+        homes: r
+            .scan
+            .homes
             .iter()
-            .map(|src| SourceV1 {
-                path: s(&src.path),
-                client: src.client.into(),
-                scope: src.scope.as_str().into(),
-                format: src.format.into(),
-                status: src.status.as_str().into(),
-                error: match &src.status {
-                    SourceStatus::Found | SourceStatus::Absent => None,
-                    SourceStatus::Unreadable { reason } => Some(SourceError {
-                        message: reason.clone(),
-                        line: None,
-                        column: None,
-                        size: None,
-                        limit: None,
-                    }),
-                    SourceStatus::ParseError {
-                        message,
-                        line,
-                        column,
-                    } => Some(SourceError {
-                        message: message.clone(),
-                        line: Some(*line),
-                        column: Some(*column),
-                        size: None,
-                        limit: None,
-                    }),
-                    SourceStatus::TooLarge { size, limit } => Some(SourceError {
-                        message: "file larger than the size limit".into(),
-                        line: None,
-                        column: None,
-                        size: Some(*size),
-                        limit: Some(*limit),
-                    }),
-                },
-                servers: src.servers,
-                warnings: src.warnings.clone(),
-                user: src.user.clone(),
-                project: src.project.as_deref().map(s),
+            .map(|(p, u)| ScanHome {
+                path: s(p),
+                user: u.clone(),
             })
             .collect(),
-        project_roots: r
-            .project_roots
-            .iter()
-            .map(|p| ProjectRootV1 {
-                path: s(&p.path),
-                origin: p.origin.into(),
-                scanned: p.scanned,
-                note: p.note.clone(),
-            })
-            .collect(),
-        absent_project_files: r.absent_project_files,
-        servers: r
+        system_root: r.scan.system_root.as_deref().map(s),
+        os: r.scan.os.iter().map(|x| x.to_string()).collect(),
+        processes,
+    }
+}
+
+fn summary_v1(r: &Report) -> Summary {
+    let mut sources_count: BTreeMap<String, usize> = BTreeMap::new();
+    for src in &r.sources {
+        *sources_count
+            .entry(src.status.as_str().to_string())
+            .or_insert(0) += 1;
+    }
+    let findings_count = r
+        .count_by_severity()
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_string(), v))
+        .collect();
+    Summary {
+        servers: r.servers.len(),
+        running: r.servers.iter().filter(|x| !x.pids.is_empty()).count(),
+        unmanaged: r
             .servers
             .iter()
-            .map(|sv| {
-                let mut out = ServerV1 {
-                    id: sv.id.clone(),
-                    name: sv.name.clone(),
-                    aliases: sv.aliases.clone(),
-                    transport: sv.transport.kind().into(),
-                    command: None,
-                    args: Vec::new(),
-                    env: Vec::new(),
-                    cwd: None,
-                    url: None,
-                    headers: Vec::new(),
-                    auth: None,
-                    detail: None,
-                    command_line: sv.command_line.clone(),
-                    key: sv.key.clone(),
-                    launchers: sv.launchers.clone(),
-                    managed: sv.managed,
-                    managed_by: sv
-                        .managed_by
-                        .iter()
-                        .map(|m| m.as_str().to_string())
-                        .collect(),
-                    disabled: sv.disabled,
-                    running: !sv.pids.is_empty(),
-                    pids: sv.pids.clone(),
-                    locations: sv
-                        .locations
-                        .iter()
-                        .map(|l| LocationV1 {
-                            client: l.client.into(),
-                            path: s(&l.path),
-                            scope: l.scope.as_str().into(),
-                            name: l.name.clone(),
-                            project: l.project.as_deref().map(s),
-                            user: l.user.clone(),
-                            disabled: l.disabled,
-                            monitor_wrapped: l.monitor_wrapped,
-                        })
-                        .collect(),
-                };
-                match &sv.transport {
-                    Transport::Stdio {
-                        command,
-                        args,
-                        env,
-                        cwd,
-                    } => {
-                        out.command = Some(command.clone());
-                        out.args = args.clone();
-                        out.env = nv(env);
-                        out.cwd = cwd.clone();
-                    }
-                    Transport::Remote {
-                        url, headers, auth, ..
-                    } => {
-                        out.url = Some(url.clone());
-                        out.headers = nv(headers);
-                        out.auth = auth.clone();
-                    }
-                    Transport::Other { detail } => out.detail = Some(detail.clone()),
-                    Transport::Process => {}
-                }
-                out
-            })
-            .collect(),
-        processes,
-        findings: r
-            .findings
+            .filter(|x| !x.managed && !x.disabled)
+            .count(),
+        sources: sources_count,
+        findings: findings_count,
+    }
+}
+
+fn source_v1(src: &Source) -> SourceV1 {
+    SourceV1 {
+        path: s(&src.path),
+        client: src.client.into(),
+        scope: src.scope.as_str().into(),
+        format: src.format.into(),
+        status: src.status.as_str().into(),
+        error: source_error(&src.status),
+        servers: src.servers,
+        warnings: src.warnings.clone(),
+        user: src.user.clone(),
+        project: src.project.as_deref().map(s),
+    }
+}
+
+/// The structured why for a source that could not be used; `None` when it
+/// was read or simply absent.
+fn source_error(status: &SourceStatus) -> Option<SourceError> {
+    match status {
+        SourceStatus::Found | SourceStatus::Absent => None,
+        SourceStatus::Unreadable { reason } => Some(SourceError {
+            message: reason.clone(),
+            line: None,
+            column: None,
+            size: None,
+            limit: None,
+        }),
+        SourceStatus::ParseError {
+            message,
+            line,
+            column,
+        } => Some(SourceError {
+            message: message.clone(),
+            line: Some(*line),
+            column: Some(*column),
+            size: None,
+            limit: None,
+        }),
+        SourceStatus::TooLarge { size, limit } => Some(SourceError {
+            message: "file larger than the size limit".into(),
+            line: None,
+            column: None,
+            size: Some(*size),
+            limit: Some(*limit),
+        }),
+    }
+}
+
+fn project_root_v1(p: &ProjectRoot) -> ProjectRootV1 {
+    ProjectRootV1 {
+        path: s(&p.path),
+        origin: p.origin.into(),
+        scanned: p.scanned,
+        note: p.note.clone(),
+    }
+}
+
+fn name_values(v: &[(String, String)]) -> Vec<NameValue> {
+    v.iter()
+        .map(|(n, v)| NameValue {
+            name: n.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+/// A server with the transport-specific fields filled in from its
+/// transport; the others stay empty.
+fn server_v1(sv: &Server) -> ServerV1 {
+    let mut out = ServerV1 {
+        id: sv.id.clone(),
+        name: sv.name.clone(),
+        aliases: sv.aliases.clone(),
+        transport: sv.transport.kind().into(),
+        command: None,
+        args: Vec::new(),
+        env: Vec::new(),
+        cwd: None,
+        url: None,
+        headers: Vec::new(),
+        auth: None,
+        detail: None,
+        command_line: sv.command_line.clone(),
+        key: sv.key.clone(),
+        launchers: sv.launchers.clone(),
+        managed: sv.managed,
+        managed_by: sv
+            .managed_by
             .iter()
-            .map(|f| FindingV1 {
-                rule: f.rule.id().into(),
-                severity: f.severity.as_str().into(),
-                server_id: f.server_id.clone(),
-                client: f.client.map(str::to_string),
-                path: f.path.as_deref().map(s),
-                pid: f.pid,
-                message: f.message.clone(),
-                evidence: f.evidence.clone(),
-            })
+            .map(|m| m.as_str().to_string())
             .collect(),
+        disabled: sv.disabled,
+        running: !sv.pids.is_empty(),
+        pids: sv.pids.clone(),
+        locations: sv.locations.iter().map(location_v1).collect(),
+    };
+    match &sv.transport {
+        Transport::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
+            out.command = Some(command.clone());
+            out.args = args.clone();
+            out.env = name_values(env);
+            out.cwd = cwd.clone();
+        }
+        Transport::Remote {
+            url, headers, auth, ..
+        } => {
+            out.url = Some(url.clone());
+            out.headers = name_values(headers);
+            out.auth = auth.clone();
+        }
+        Transport::Other { detail } => out.detail = Some(detail.clone()),
+        Transport::Process => {}
+    }
+    out
+}
+
+fn location_v1(l: &Location) -> LocationV1 {
+    LocationV1 {
+        client: l.client.into(),
+        path: s(&l.path),
+        scope: l.scope.as_str().into(),
+        name: l.name.clone(),
+        project: l.project.as_deref().map(s),
+        user: l.user.clone(),
+        disabled: l.disabled,
+        monitor_wrapped: l.monitor_wrapped,
+    }
+}
+
+fn finding_v1(f: &Finding) -> FindingV1 {
+    FindingV1 {
+        rule: f.rule.id().into(),
+        severity: f.severity.as_str().into(),
+        server_id: f.server_id.clone(),
+        client: f.client.map(str::to_string),
+        path: f.path.as_deref().map(s),
+        pid: f.pid,
+        message: f.message.clone(),
+        evidence: f.evidence.clone(),
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::discovery::{Processes, Report, SourceStatus, describe_status};
+use crate::discovery::{
+    ProcessInfo, Processes, Report, Server, Source, SourceStatus, describe_status,
+};
 use crate::output::Style;
 use crate::severity::Severity;
 
@@ -78,8 +80,20 @@ fn sev_paint(style: &Style, sev: &str, text: &str) -> String {
     }
 }
 
+/// One section per part of the report, in this fixed order; each helper
+/// appends its own heading and (if non-empty) table to `out`.
 pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
     let mut out = String::new();
+    scan_line(&mut out, r, style);
+    servers_section(&mut out, r, style);
+    findings_section(&mut out, r, style);
+    sources_section(&mut out, r, style, show_absent);
+    processes_section(&mut out, r, style);
+    out
+}
+
+/// The dimmed first line: what was scanned, so an empty report is explained.
+fn scan_line(out: &mut String, r: &Report, style: &Style) {
     let homes: Vec<String> = r
         .scan
         .homes
@@ -102,6 +116,9 @@ pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
                 .unwrap_or_default()
         ))
     );
+}
+
+fn servers_section(out: &mut String, r: &Report, style: &Style) {
     let running = r.servers.iter().filter(|s| !s.pids.is_empty()).count();
     let unmanaged = r
         .servers
@@ -115,64 +132,65 @@ pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
         running,
         unmanaged
     );
-    if !r.servers.is_empty() {
-        let rows: Vec<Vec<String>> = r
-            .servers
-            .iter()
-            .map(|s| {
-                let mut clients: Vec<&str> = s.locations.iter().map(|l| l.client).collect();
-                clients.dedup();
-                let state = if !s.pids.is_empty() {
-                    format!(
-                        "running ({})",
-                        s.pids
-                            .iter()
-                            .map(i32::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                } else if s.disabled {
-                    "disabled".into()
-                } else {
-                    "configured".into()
-                };
-                vec![
-                    s.id.clone(),
-                    s.transport.kind().to_string(),
-                    if s.managed { "yes".into() } else { "no".into() },
-                    state,
-                    if clients.is_empty() {
-                        "-".into()
-                    } else {
-                        clients.join(",")
-                    },
-                    truncate(&s.command_line, MAX_CELL),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &[
-                "ID",
-                "TRANSPORT",
-                "MANAGED",
-                "STATE",
-                "CLIENTS",
-                "COMMAND / URL",
-            ],
-            &rows,
-            &|col, raw, padded| match col {
-                usize::MAX => style.dim(padded),
-                0 => style.bold(padded),
-                2 if raw == "no" => style.yellow(padded),
-                2 => style.green(padded),
-                3 if raw.starts_with("running") => style.green(padded),
-                3 if raw == "disabled" => style.dim(padded),
-                _ => padded.to_string(),
-            },
-        );
+    if r.servers.is_empty() {
+        return;
     }
+    let rows: Vec<Vec<String>> = r.servers.iter().map(server_row).collect();
+    table(
+        out,
+        &[
+            "ID",
+            "TRANSPORT",
+            "MANAGED",
+            "STATE",
+            "CLIENTS",
+            "COMMAND / URL",
+        ],
+        &rows,
+        &|col, raw, padded| match col {
+            usize::MAX => style.dim(padded),
+            0 => style.bold(padded),
+            2 if raw == "no" => style.yellow(padded),
+            2 => style.green(padded),
+            3 if raw.starts_with("running") => style.green(padded),
+            3 if raw == "disabled" => style.dim(padded),
+            _ => padded.to_string(),
+        },
+    );
+}
 
+fn server_row(s: &Server) -> Vec<String> {
+    let mut clients: Vec<&str> = s.locations.iter().map(|l| l.client).collect();
+    clients.dedup();
+    let state = if !s.pids.is_empty() {
+        format!(
+            "running ({})",
+            s.pids
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    } else if s.disabled {
+        "disabled".into()
+    } else {
+        "configured".into()
+    };
+    vec![
+        s.id.clone(),
+        s.transport.kind().to_string(),
+        if s.managed { "yes".into() } else { "no".into() },
+        state,
+        if clients.is_empty() {
+            "-".into()
+        } else {
+            clients.join(",")
+        },
+        truncate(&s.command_line, MAX_CELL),
+    ]
+}
+
+fn findings_section(out: &mut String, r: &Report, style: &Style) {
     let counts = r.count_by_severity();
     let summary: Vec<String> = counts
         .iter()
@@ -189,36 +207,40 @@ pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
             format!(" ({})", summary.join(", "))
         }
     );
-    if !r.findings.is_empty() {
-        let rows: Vec<Vec<String>> = r
-            .findings
-            .iter()
-            .map(|f| {
-                let mut detail = f.message.clone();
-                if let Some(e) = &f.evidence {
-                    detail.push_str(&format!(" [{e}]"));
-                }
-                vec![
-                    f.severity.as_str().to_string(),
-                    f.rule.id().to_string(),
-                    f.server_id.clone().unwrap_or_else(|| "-".into()),
-                    truncate(&detail, 110),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["SEVERITY", "RULE", "SERVER", "DETAIL"],
-            &rows,
-            &|col, raw, padded| match col {
-                usize::MAX => style.dim(padded),
-                0 => sev_paint(style, raw, padded),
-                _ => padded.to_string(),
-            },
-        );
+    if r.findings.is_empty() {
+        return;
     }
+    let rows: Vec<Vec<String>> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let mut detail = f.message.clone();
+            if let Some(e) = &f.evidence {
+                detail.push_str(&format!(" [{e}]"));
+            }
+            vec![
+                f.severity.as_str().to_string(),
+                f.rule.id().to_string(),
+                f.server_id.clone().unwrap_or_else(|| "-".into()),
+                truncate(&detail, 110),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["SEVERITY", "RULE", "SERVER", "DETAIL"],
+        &rows,
+        &|col, raw, padded| match col {
+            usize::MAX => style.dim(padded),
+            0 => sev_paint(style, raw, padded),
+            _ => padded.to_string(),
+        },
+    );
+}
 
-    // Sources.
+/// Config sources, then the notes on what the table leaves out (absent
+/// files, project roots).
+fn sources_section(out: &mut String, r: &Report, style: &Style, show_absent: bool) {
     let mut by_status: std::collections::BTreeMap<&str, usize> = Default::default();
     for s in &r.sources {
         *by_status.entry(s.status.as_str()).or_insert(0) += 1;
@@ -236,35 +258,9 @@ pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
         .filter(|s| show_absent || s.status != SourceStatus::Absent)
         .collect();
     if !shown.is_empty() {
-        let rows: Vec<Vec<String>> = shown
-            .iter()
-            .map(|s| {
-                let detail = match &s.status {
-                    SourceStatus::Found => {
-                        let mut d = format!(
-                            "{} server{}",
-                            s.servers,
-                            if s.servers == 1 { "" } else { "s" }
-                        );
-                        if !s.warnings.is_empty() {
-                            d.push_str(&format!("; skipped: {}", s.warnings.join("; ")));
-                        }
-                        d
-                    }
-                    SourceStatus::Absent => String::new(),
-                    other => describe_status(other),
-                };
-                vec![
-                    s.status.as_str().to_string(),
-                    s.client.to_string(),
-                    s.scope.as_str().to_string(),
-                    s.path.display().to_string(),
-                    truncate(&detail, 90),
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = shown.iter().copied().map(source_row).collect();
         table(
-            &mut out,
+            out,
             &["STATUS", "CLIENT", "SCOPE", "PATH", "DETAIL"],
             &rows,
             &|col, raw, padded| match col {
@@ -297,7 +293,34 @@ pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
             ))
         );
     }
+}
 
+fn source_row(s: &Source) -> Vec<String> {
+    let detail = match &s.status {
+        SourceStatus::Found => {
+            let mut d = format!(
+                "{} server{}",
+                s.servers,
+                if s.servers == 1 { "" } else { "s" }
+            );
+            if !s.warnings.is_empty() {
+                d.push_str(&format!("; skipped: {}", s.warnings.join("; ")));
+            }
+            d
+        }
+        SourceStatus::Absent => String::new(),
+        other => describe_status(other),
+    };
+    vec![
+        s.status.as_str().to_string(),
+        s.client.to_string(),
+        s.scope.as_str().to_string(),
+        s.path.display().to_string(),
+        truncate(&detail, 90),
+    ]
+}
+
+fn processes_section(out: &mut String, r: &Report, style: &Style) {
     match &r.processes {
         Processes::Scanned { total, servers } => {
             let _ = writeln!(
@@ -306,38 +329,21 @@ pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
                 style.bold(&format!("MCP SERVER PROCESSES: {}", servers.len())),
                 total
             );
-            if !servers.is_empty() {
-                let rows: Vec<Vec<String>> = servers
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.pid.to_string(),
-                            p.parent.as_ref().map_or_else(
-                                || p.ppid.to_string(),
-                                |(pp, n)| format!("{pp} ({n})"),
-                            ),
-                            p.client.unwrap_or("-").to_string(),
-                            p.server_id.clone(),
-                            p.managed_by
-                                .as_ref()
-                                .map_or("no", |m| m.as_str())
-                                .to_string(),
-                            truncate(&p.command_line, MAX_CELL),
-                        ]
-                    })
-                    .collect();
-                table(
-                    &mut out,
-                    &["PID", "PARENT", "CLIENT", "SERVER", "MANAGED", "COMMAND"],
-                    &rows,
-                    &|col, raw, padded| match col {
-                        usize::MAX => style.dim(padded),
-                        4 if raw == "no" => style.yellow(padded),
-                        4 => style.green(padded),
-                        _ => padded.to_string(),
-                    },
-                );
+            if servers.is_empty() {
+                return;
             }
+            let rows: Vec<Vec<String>> = servers.iter().map(process_row).collect();
+            table(
+                out,
+                &["PID", "PARENT", "CLIENT", "SERVER", "MANAGED", "COMMAND"],
+                &rows,
+                &|col, raw, padded| match col {
+                    usize::MAX => style.dim(padded),
+                    4 if raw == "no" => style.yellow(padded),
+                    4 => style.green(padded),
+                    _ => padded.to_string(),
+                },
+            );
         }
         Processes::Unsupported { reason } => {
             let _ = writeln!(
@@ -356,5 +362,20 @@ pub fn render(r: &Report, style: &Style, show_absent: bool) -> String {
             );
         }
     }
-    out
+}
+
+fn process_row(p: &ProcessInfo) -> Vec<String> {
+    vec![
+        p.pid.to_string(),
+        p.parent
+            .as_ref()
+            .map_or_else(|| p.ppid.to_string(), |(pp, n)| format!("{pp} ({n})")),
+        p.client.unwrap_or("-").to_string(),
+        p.server_id.clone(),
+        p.managed_by
+            .as_ref()
+            .map_or("no", |m| m.as_str())
+            .to_string(),
+        truncate(&p.command_line, MAX_CELL),
+    ]
 }
