@@ -16,17 +16,13 @@ use assay::monitor::netguard_skel::{NetguardSkelBuilder, types};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 
-struct Cgroup(std::path::PathBuf);
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
+use common::TestCgroup;
 
-/// Run bash inside the cgroup and try a TCP connect; true when it connected.
-fn connect_from(cg: Option<&Cgroup>, port: u16) -> (bool, String) {
+/// Run bash inside the cgroup and try a TCP connect: bash's exit code (0
+/// connected, 1 the connect failed) and its stderr.
+fn connect_from(cg: Option<&TestCgroup>, port: u16) -> (Option<i32>, String) {
     let join = cg
-        .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.0.display()))
+        .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.path().display()))
         .unwrap_or_default();
     let out = Command::new("bash")
         .arg("-c")
@@ -34,7 +30,7 @@ fn connect_from(cg: Option<&Cgroup>, port: u16) -> (bool, String) {
         .output()
         .expect("bash runs");
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -44,9 +40,7 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
     if !common::require_root("connect4_denies_blocked_port_inside_cgroup_only") {
         return;
     }
-    let root = common::cgroup2_mount().expect("a cgroup2 mount");
-    let cg = Cgroup(root.join(format!("assay-test-pipeline-{}", std::process::id())));
-    std::fs::create_dir(&cg.0).expect("create cgroup");
+    let cg = TestCgroup::new("assay-test-pipeline");
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -69,7 +63,7 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
             MapFlags::ANY,
         )
         .unwrap();
-    let cg_fd = std::fs::File::open(&cg.0).unwrap();
+    let cg_fd = std::fs::File::open(cg.path()).unwrap();
     let _link = skel
         .progs
         .assay_connect4
@@ -88,11 +82,15 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
     .unwrap();
     let rb = rb.build().unwrap();
 
-    let (ok, err) = connect_from(Some(&cg), port);
-    assert!(!ok, "connect inside the cgroup must be denied");
+    let (code, err) = connect_from(Some(&cg), port);
+    assert_eq!(code, Some(1), "connect inside the cgroup must be denied");
     assert!(err.contains("Operation not permitted"), "stderr: {err}");
-    let (ok, err) = connect_from(None, port);
-    assert!(ok, "connect outside the cgroup must succeed: {err}");
+    let (code, err) = connect_from(None, port);
+    assert_eq!(
+        code,
+        Some(0),
+        "connect outside the cgroup must succeed: {err}"
+    );
 
     rb.poll(Duration::from_millis(500)).unwrap();
     let evs = events.borrow();

@@ -5,9 +5,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use assay::output::discovery::json::ReportV1;
+use common::{assay, assert_exit, run, run_assay};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/discovery")
@@ -38,16 +39,6 @@ fn fixture_home(name: &str) -> tempfile::TempDir {
     t
 }
 
-/// The binary with a scrubbed environment.
-fn assay(args: &[&str]) -> Output {
-    Command::new(common::assay_bin())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .args(args)
-        .output()
-        .expect("run assay")
-}
-
 fn run_all(home: &Path, extra: &[&str]) -> Output {
     let sys = fixtures().join("sysroot");
     let mut args = vec![
@@ -58,17 +49,12 @@ fn run_all(home: &Path, extra: &[&str]) -> Output {
         sys.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    assay(&args)
+    run_assay(&args)
 }
 
 fn json_report(home: &Path) -> ReportV1 {
     let out = run_all(home, &["--format", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     serde_json::from_slice(&out.stdout).expect("JSON output matches the v1 DTOs")
 }
 
@@ -379,7 +365,7 @@ fn gates_and_exit_codes() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown --fail-on value `sometimes`"));
     assert!(bad.stdout.is_empty(), "nothing half-written");
-    let missing = assay(&["discover", "--home", "/nonexistent/home/dir"]);
+    let missing = run_assay(&["discover", "--home", "/nonexistent/home/dir"]);
     assert_eq!(missing.status.code(), Some(2));
 }
 
@@ -504,12 +490,11 @@ fn table_is_aligned_and_plain_without_colour() {
     }
     assert!(text.contains("parse_error  amazon-q"));
     // NO_COLOR in the environment works too (stdout is a pipe here anyway).
-    let out = Command::new(common::assay_bin())
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .args(["discover", "--home", home.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run(assay().env("NO_COLOR", "1").args([
+        "discover",
+        "--home",
+        home.path().to_str().unwrap(),
+    ]));
     assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
 }
 
@@ -536,7 +521,7 @@ fn home_mode_never_reads_outside_the_home() {
         outside.path().display()
     );
     fs::write(home.path().join(".claude.json"), cfg).unwrap();
-    let out = assay(&[
+    let out = run_assay(&[
         "discover",
         "--home",
         home.path().to_str().unwrap(),
@@ -552,7 +537,7 @@ fn home_mode_never_reads_outside_the_home() {
             .all(|s| s.path.starts_with(home.path().to_str().unwrap()))
     );
     // ...unless asked for explicitly.
-    let out = assay(&[
+    let out = run_assay(&[
         "discover",
         "--home",
         home.path().to_str().unwrap(),
@@ -601,7 +586,7 @@ fn permission_denied_is_unreadable_and_others_still_found() {
         r#"{"mcpServers": {"a": {"command": "a-mcp"}}}"#,
     )
     .unwrap();
-    let out = assay(&[
+    let out = run_assay(&[
         "discover",
         "--home",
         home.path().to_str().unwrap(),
@@ -709,7 +694,7 @@ fn policy_flag_applies_the_discovery_block() {
         "version: \"2.0\"\ndiscovery:\n  enabled: true\n  on_findings:\n    no_auth: fail\n    unmanaged_server: warn\n",
     )
     .unwrap();
-    let out = assay(&[
+    let out = run_assay(&[
         "discover",
         "--home",
         h,
@@ -718,14 +703,9 @@ fn policy_flag_applies_the_discovery_block() {
         "--format",
         "json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(11),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 11);
     // Both gates: 10 wins over 11.
-    let out = assay(&[
+    let out = run_assay(&[
         "discover",
         "--home",
         h,
@@ -744,7 +724,7 @@ fn policy_flag_applies_the_discovery_block() {
         "version: \"2.0\"\ndiscovery:\n  managed: [\"windsurf/linear\"]\n  on_findings:\n    unmanaged_server: fail\n",
     )
     .unwrap();
-    let out = assay(&[
+    let out = run_assay(&[
         "discover",
         "--home",
         h,
@@ -768,7 +748,7 @@ fn policy_flag_applies_the_discovery_block() {
         "version: \"2.0\"\ndiscovery:\n  on_findings:\n    unmanaged_server: block\n",
     )
     .unwrap();
-    let out = assay(&["discover", "--home", h, "--policy", p.to_str().unwrap()]);
+    let out = run_assay(&["discover", "--home", h, "--policy", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -807,8 +787,7 @@ fn local_mode_honours_environment_overrides() {
         "[mcp_servers.default]\ncommand = \"d-mcp\"\n",
     );
     fs::create_dir_all(root.join("sys")).unwrap();
-    let out = Command::new(common::assay_bin())
-        .env_clear()
+    let out = run(assay()
         .env("HOME", root.join("home"))
         .env("XDG_CONFIG_HOME", root.join("xdg"))
         .env("CODEX_HOME", root.join("cx"))
@@ -816,15 +795,8 @@ fn local_mode_honours_environment_overrides() {
         .env("OPENCODE_CONFIG", root.join("oc.json"))
         .args(["discover", "--local", "--no-processes", "--system-root"])
         .arg(root.join("sys"))
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["--format", "json"]));
+    assert_exit(&out, 0);
     let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
     let ids: BTreeSet<&str> = r.servers.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(

@@ -7,7 +7,6 @@ mod common;
 
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -111,24 +110,15 @@ fn running_server_is_found_matched_and_attributed_to_its_client() {
     let orphan_pid = wait_for(tree.pid(), "mcp-server-orphan");
     assert_eq!(ppid(server_pid), Some(tree.pid()));
 
-    let out = Command::new(common::assay_bin())
-        .env_clear()
-        .args([
-            "discover",
-            "--home",
-            home.path().to_str().unwrap(),
-            "--processes",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::run(common::assay().args([
+        "discover",
+        "--home",
+        home.path().to_str().unwrap(),
+        "--processes",
+        "--format",
+        "json",
+    ]));
+    common::assert_exit(&out, 0);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains(&token), "token printed");
     let r: ReportV1 = serde_json::from_str(&text).unwrap();
@@ -196,41 +186,18 @@ fn running_server_is_found_matched_and_attributed_to_its_client() {
     }
 }
 
-/// A leaf cgroup named like the monitor's; removed (after its processes) on drop.
-struct Cgroup {
-    path: PathBuf,
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // Processes must be gone first; retry briefly while the kernel reaps.
-        for _ in 0..50 {
-            if fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 #[test]
 fn server_in_a_monitor_cgroup_is_managed() {
     if !common::require_root("server_in_a_monitor_cgroup_is_managed") {
         return;
     }
-    let mount = common::cgroup2_mount().expect("a cgroup2 mount");
-    let cg = Cgroup {
-        path: mount.join(format!(
-            "assay-monitor-discovery-test-{}",
-            std::process::id()
-        )),
-    };
-    fs::create_dir(&cg.path).expect("create cgroup");
+    // Named like the monitor's leaf cgroups.
+    let cg = common::TestCgroup::new("assay-monitor-discovery-test");
     let home = tempfile::tempdir().unwrap();
     {
         let tree = Tree::spawn("exec -a mcp-server-caged sleep 300");
         let pid = wait_for_self(tree.pid(), "mcp-server-caged");
-        fs::write(cg.path.join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
+        fs::write(cg.path().join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
         let mut opts = Options::for_home(home.path());
         opts.processes = true;
         let report = discovery::discover(&opts, None);

@@ -7,46 +7,14 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assay::kill_switch::capture::ProcessCapture;
 use assay::kill_switch::procfs;
 use assay::kill_switch::report::{Fate, KillReport, Via};
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let d = std::env::temp_dir().join(format!("assay-kill-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Scratch(d)
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A cgroup created for the test, removed (once empty) at the end.
-struct TestCgroup(PathBuf);
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.0).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
+use common::{Scratch, TestCgroup, assay, assert_exit, run, run_assay};
 
 /// A process identity: (pid, start time).
 #[derive(Debug, Clone, Copy)]
@@ -77,37 +45,12 @@ impl Drop for Cleanup {
     }
 }
 
-fn assay(args: &[&str]) -> Command {
-    let mut c = Command::new(common::assay_bin());
-    c.args(args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    c
-}
-
-fn run(c: &mut Command) -> Output {
-    c.output().expect("assay runs")
-}
-
-/// The command exited with `code`; its stderr says why otherwise.
-#[track_caller]
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `assay kill ARGS --capture-state --output DIR --format json`.
 fn kill_captured(args: &[&str], dir: &str) -> Output {
     let mut all = vec!["kill"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--capture-state", "--output", dir, "--format", "json"]);
-    run(&mut assay(&all))
+    run_assay(&all)
 }
 
 /// Wait until `file` has `n` lines (pids written by the tree being built).
@@ -425,10 +368,7 @@ fn double_forked_and_setsid_descendants_are_found() {
 }
 
 fn make_cgroup(name: &str) -> TestCgroup {
-    let root = common::cgroup2_mount().expect("a cgroup2 mount");
-    let cg = TestCgroup(root.join(format!("assay-test-kill-{name}-{}", std::process::id())));
-    std::fs::create_dir(&cg.0).expect("create cgroup");
-    cg
+    TestCgroup::new(&format!("assay-test-kill-{name}"))
 }
 
 /// A tree in `cg` whose daemon escaped both parent and session (setsid +
@@ -437,7 +377,7 @@ fn tree_in_cgroup(cg: &TestCgroup, s: &Scratch) -> (Child, Vec<Ident>) {
     let f = s.path("daemon");
     let script = format!(
         "echo $$ > {cg}/cgroup.procs; ( setsid sleep 1000 & echo $! > {f} ); sleep 1000 & wait",
-        cg = cg.0.display(),
+        cg = cg.path().display(),
         f = f.display()
     );
     let child = bash(&script).spawn().unwrap();
@@ -451,7 +391,7 @@ fn tree_in_cgroup(cg: &TestCgroup, s: &Scratch) -> (Child, Vec<Ident>) {
     let d = ident(daemon);
     let st = procfs::read_stat(daemon).unwrap();
     assert_eq!(st.session, daemon, "the daemon leads its own session");
-    let members: Vec<Ident> = std::fs::read_to_string(cg.0.join("cgroup.procs"))
+    let members: Vec<Ident> = std::fs::read_to_string(cg.path().join("cgroup.procs"))
         .unwrap()
         .lines()
         .map(|l| ident(l.parse().unwrap()))
@@ -470,7 +410,7 @@ fn kills_a_cgroup_including_an_escaped_daemon() {
     let (mut child, members) = tree_in_cgroup(&cg, &s);
     let _c = Cleanup(members.clone());
     // The form /proc/PID/cgroup prints, relative to the mount.
-    let rel = format!("/{}", cg.0.file_name().unwrap().to_string_lossy());
+    let rel = format!("/{}", cg.path().file_name().unwrap().to_string_lossy());
     let out = kill_captured(
         &["--cgroup", &rel, "--mode", "immediate"],
         s.path("inc").to_str().unwrap(),
@@ -478,8 +418,8 @@ fn kills_a_cgroup_including_an_escaped_daemon() {
     assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
-    assert_eq!(r.method.frozen_cgroups, std::slice::from_ref(&cg.0));
-    assert_eq!(r.method.cgroup_kill, std::slice::from_ref(&cg.0));
+    assert_eq!(r.method.frozen_cgroups, [cg.path()]);
+    assert_eq!(r.method.cgroup_kill, [cg.path()]);
     assert_eq!(
         r.method.sigstopped, 0,
         "the freezer made SIGSTOP unnecessary"
@@ -491,10 +431,10 @@ fn kills_a_cgroup_including_an_escaped_daemon() {
     }
     assert_captured(&r, &members);
     assert_all_gone(&members);
-    let left = std::fs::read_to_string(cg.0.join("cgroup.procs")).unwrap();
+    let left = std::fs::read_to_string(cg.path().join("cgroup.procs")).unwrap();
     assert!(left.trim().is_empty(), "cgroup empty: {left}");
     assert_eq!(
-        std::fs::read_to_string(cg.0.join("cgroup.freeze"))
+        std::fs::read_to_string(cg.path().join("cgroup.freeze"))
             .unwrap()
             .trim(),
         "0",
@@ -518,7 +458,7 @@ fn a_pid_that_owns_its_cgroup_takes_the_cgroup_with_it() {
     assert_exit(&out, 0);
     reap(&mut child);
     let r = check_incident(&out);
-    assert_eq!(r.method.frozen_cgroups, std::slice::from_ref(&cg.0));
+    assert_eq!(r.method.frozen_cgroups, [cg.path()]);
     assert_captured(&r, &members);
     assert_all_gone(&members);
 }
@@ -542,7 +482,7 @@ fn a_missing_pid_is_exit_30() {
     assert!(!r.all_gone);
     assert_eq!(r.errors, [format!("pid {pid}: no such process")]);
     // And in the table, a clear message.
-    let out = run(&mut assay(&["kill", "--pid", &pid]));
+    let out = run_assay(&["kill", "--pid", &pid]);
     assert_eq!(out.status.code(), Some(30));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -566,7 +506,8 @@ fn another_users_process_is_exit_30_and_left_running() {
     let v = ident(victim.id() as i32);
     let _c = Cleanup(vec![v]);
     // Drop to nobody in the child before exec'ing assay.
-    let mut cmd = assay(&[
+    let mut cmd = assay();
+    cmd.args([
         "kill",
         "--pid",
         &v.0.to_string(),
@@ -706,7 +647,7 @@ fn a_cgroup_holding_assays_own_parent_is_refused() {
     // inside, so freezing or cgroup.kill would take out the caller.
     let script = format!(
         "echo $$ > {cg}/cgroup.procs; {bin} kill --cgroup {cg} --mode immediate; echo \"rc=$?\"",
-        cg = cg.0.display(),
+        cg = cg.path().display(),
         bin = common::assay_bin().display()
     );
     let out = bash(&script).env("NO_COLOR", "1").output().unwrap();
@@ -715,7 +656,7 @@ fn a_cgroup_holding_assays_own_parent_is_refused() {
     assert!(text.contains("refusing to freeze or kill it"), "{text}");
     assert!(text.trim_end().ends_with("rc=30"), "{text}");
     assert_eq!(
-        std::fs::read_to_string(cg.0.join("cgroup.freeze"))
+        std::fs::read_to_string(cg.path().join("cgroup.freeze"))
             .unwrap()
             .trim(),
         "0"
@@ -822,12 +763,12 @@ fn a_shared_cgroup_is_not_taken_over_by_a_younger_process() {
     // An unrelated, older process lives in the cgroup first.
     let mut bystander = Command::new("sleep").arg("1000").spawn().unwrap();
     let b = ident(bystander.id() as i32);
-    std::fs::write(cg.0.join("cgroup.procs"), b.0.to_string()).unwrap();
+    std::fs::write(cg.path().join("cgroup.procs"), b.0.to_string()).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let f = s.path("kid");
     let script = format!(
         "echo $$ > {cg}/cgroup.procs; sleep 1000 & echo $! > {f}; wait",
-        cg = cg.0.display(),
+        cg = cg.path().display(),
         f = f.display()
     );
     let mut child = bash(&script).spawn().unwrap();
@@ -888,7 +829,7 @@ fn a_tree_that_is_still_forking_is_killed_completely() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let _c = Cleanup(session());
-    let out = run(&mut assay(&[
+    let out = run_assay(&[
         "kill",
         "--pid",
         &sid.to_string(),
@@ -896,7 +837,7 @@ fn a_tree_that_is_still_forking_is_killed_completely() {
         "immediate",
         "--format",
         "json",
-    ]));
+    ]);
     assert_exit(&out, 0);
     reap(&mut child);
     let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();
@@ -927,7 +868,7 @@ fn no_kill_children_stops_only_the_named_process() {
     let top = ident(child.id() as i32);
     let kid = ident(read_pids(&f, 1)[0]);
     let _c = Cleanup(vec![top, kid]);
-    let out = run(&mut assay(&[
+    let out = run_assay(&[
         "kill",
         "--pid",
         &top.0.to_string(),
@@ -936,7 +877,7 @@ fn no_kill_children_stops_only_the_named_process() {
         "immediate",
         "--format",
         "json",
-    ]));
+    ]);
     assert_exit(&out, 0);
     reap(&mut child);
     let r: KillReport = serde_json::from_slice(&out.stdout).unwrap();

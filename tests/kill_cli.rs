@@ -3,31 +3,22 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-fn assay(args: &[&str]) -> Output {
-    Command::new(common::assay_bin())
-        .args(args)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use common::{Scratch, assert_exit, run_assay};
 
 #[test]
 fn a_target_is_required() {
-    let out = assay(&["kill"]);
+    let out = run_assay(&["kill"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = assay(&["kill", "--pid", "12", "--grace", "soon"]);
+    let out = run_assay(&["kill", "--pid", "12", "--grace", "soon"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn sarif_is_refused_before_anything_is_killed() {
     let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
-    let out = assay(&[
+    let out = run_assay(&[
         "kill",
         "--pid",
         &child.id().to_string(),
@@ -42,12 +33,12 @@ fn sarif_is_refused_before_anything_is_killed() {
 
 #[test]
 fn init_and_missing_pids_are_exit_30() {
-    let out = assay(&["kill", "--pid", "1"]);
+    let out = run_assay(&["kill", "--pid", "1"]);
     assert_eq!(out.status.code(), Some(30));
     assert!(String::from_utf8_lossy(&out.stdout).contains("pid 1: refusing to kill init"));
-    let out = assay(&["kill", "--pid", "0"]);
+    let out = run_assay(&["kill", "--pid", "0"]);
     assert_eq!(out.status.code(), Some(30));
-    let out = assay(&["kill", "--pid", "2147483647", "--format", "json"]);
+    let out = run_assay(&["kill", "--pid", "2147483647", "--format", "json"]);
     assert_eq!(out.status.code(), Some(30));
     let r: assay::kill_switch::KillReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.errors, ["pid 2147483647: no such process"]);
@@ -56,29 +47,22 @@ fn init_and_missing_pids_are_exit_30() {
 
 #[test]
 fn a_cgroup_that_is_not_one_is_exit_30() {
-    let out = assay(&["kill", "--cgroup", "/definitely-not-a-cgroup-assay"]);
+    let out = run_assay(&["kill", "--cgroup", "/definitely-not-a-cgroup-assay"]);
     assert_eq!(out.status.code(), Some(30));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not a cgroup v2 directory"));
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("assay-killcli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn an_invalid_policy_is_exit_2_and_nothing_is_killed() {
-    let d = scratch("badpolicy");
-    let policy = d.join("bad.yaml");
+    let d = Scratch::new("badpolicy");
+    let policy = d.path("bad.yaml");
     std::fs::write(
         &policy,
         "version: \"2.0\"\nkill_switch:\n  mode: sometimes\n",
     )
     .unwrap();
     let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
-    let out = assay(&[
+    let out = run_assay(&[
         "kill",
         "--pid",
         &child.id().to_string(),
@@ -94,44 +78,38 @@ fn an_invalid_policy_is_exit_2_and_nothing_is_killed() {
     assert!(child.try_wait().unwrap().is_none(), "still running");
     child.kill().unwrap();
     child.wait().unwrap();
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn policy_kill_switch_block_sets_the_defaults_and_flags_win() {
-    let d = scratch("policy");
-    let policy = d.join("p.yaml");
+    let d = Scratch::new("policy");
+    let policy = d.path("p.yaml");
     std::fs::write(
         &policy,
         format!(
             "version: \"2.0\"\nkill_switch:\n  mode: immediate\n  grace_period_ms: 1234\n  \
              kill_children: false\n  capture_state: true\n  output_dir: \"{}\"\n",
-            d.join("incidents").display()
+            d.path("incidents").display()
         ),
     )
     .unwrap();
     let p = policy.to_str().unwrap();
     let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
     let pid = child.id().to_string();
-    let out = assay(&["kill", "--pid", &pid, "--policy", p, "--format", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_assay(&["kill", "--pid", &pid, "--policy", p, "--format", "json"]);
+    assert_exit(&out, 0);
     child.wait().unwrap();
     let r: assay::kill_switch::KillReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.request.mode, assay::kill_switch::report::Mode::Immediate);
     assert_eq!(r.request.grace_ms, 1234);
     assert!(!r.request.kill_children);
     assert!(r.request.capture);
-    assert!(r.incident_dir.unwrap().starts_with(d.join("incidents")));
+    assert!(r.incident_dir.unwrap().starts_with(d.path("incidents")));
 
     // Flags override the policy.
     let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
     let pid = child.id().to_string();
-    let out = assay(&[
+    let out = run_assay(&[
         "kill",
         "--pid",
         &pid,
@@ -145,16 +123,10 @@ fn policy_kill_switch_block_sets_the_defaults_and_flags_win() {
         "--format",
         "json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     child.wait().unwrap();
     let r: assay::kill_switch::KillReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.request.mode, assay::kill_switch::report::Mode::Graceful);
     assert_eq!(r.request.grace_ms, 200);
     assert!(!r.request.capture && r.incident_dir.is_none());
-    std::fs::remove_dir_all(&d).unwrap();
 }

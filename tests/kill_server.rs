@@ -3,25 +3,16 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assay::kill_switch::procfs;
 use assay::kill_switch::report::{KillReport, TargetRecord};
-
-struct Home(PathBuf);
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::Scratch;
 
 /// A home whose Cursor config declares `killme`: `mcp-server-killme -c ...`.
-fn home(name: &str) -> Home {
-    let h =
-        Home(std::env::temp_dir().join(format!("assay-kill-home-{name}-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&h.0);
+fn home(name: &str) -> Scratch {
+    let h = Scratch::new(&format!("home-{name}"));
     std::fs::create_dir_all(h.0.join(".cursor")).unwrap();
     std::fs::write(
         h.0.join(".cursor/mcp.json"),
@@ -31,16 +22,9 @@ fn home(name: &str) -> Home {
     h
 }
 
-fn assay(home: &Home, args: &[&str]) -> Output {
-    Command::new(common::assay_bin())
-        .args(args)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", &home.0)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+/// `assay ARGS` with `home` as its HOME.
+fn assay_in(home: &Scratch, args: &[&str]) -> Output {
+    common::run(common::assay().env("HOME", &home.0).args(args))
 }
 
 /// Descendants of `root` (pid, start time), by parent pid.
@@ -107,7 +91,7 @@ fn server_id_kills_every_running_instance_with_its_tree() {
     };
     let server_pid = tree[0].0;
 
-    let out = assay(
+    let out = assay_in(
         &h,
         &[
             "kill",
@@ -153,7 +137,7 @@ fn unknown_ids_and_unconfirmed_all_are_refused() {
         r#"{"mcpServers": {"idle": {"command": "mcp-server-never-started-by-anyone", "args": []}}}"#,
     )
     .unwrap();
-    let out = assay(&h, &["kill", "--server-id", "cursor/nope"]);
+    let out = assay_in(&h, &["kill", "--server-id", "cursor/nope"]);
     assert_eq!(out.status.code(), Some(30));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -161,7 +145,7 @@ fn unknown_ids_and_unconfirmed_all_are_refused() {
         "{text}"
     );
     // Known but not running.
-    let out = assay(
+    let out = assay_in(
         &h,
         &["kill", "--server-id", "cursor/idle", "--format", "json"],
     );
@@ -172,6 +156,6 @@ fn unknown_ids_and_unconfirmed_all_are_refused() {
         ["server cursor/idle: not running (discovery found no process)"]
     );
     // --all needs --yes, checked before anything runs.
-    let out = assay(&h, &["kill", "--all"]);
+    let out = assay_in(&h, &["kill", "--all"]);
     assert_eq!(out.status.code(), Some(2));
 }

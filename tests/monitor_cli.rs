@@ -7,33 +7,13 @@ mod common;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{Scratch, TestCgroup, assay, run};
 
 fn netbench() -> &'static str {
     env!("CARGO_BIN_EXE_assay-netbench")
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let p =
-            std::env::temp_dir().join(format!("assay-monitor-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn policy(rules: &str) -> String {
@@ -62,21 +42,6 @@ fn deny_port(port: u16) -> String {
     )
 }
 
-fn assay() -> Command {
-    let mut c = Command::new(common::assay_bin());
-    c.env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("NO_COLOR", "1");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("assay runs")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -88,13 +53,33 @@ fn json_lines(s: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A fresh cgroup for one test (the test removes it).
-fn test_cgroup(name: &str) -> PathBuf {
-    let cg = common::cgroup2_mount()
+/// A fresh cgroup for one test, removed on drop.
+fn test_cgroup(name: &str) -> TestCgroup {
+    TestCgroup::new(&format!("assay-test-{name}"))
+}
+
+/// `assay-netbench probe` to 127.0.0.1:`port` from a process inside `cg`:
+/// its JSON report.
+fn probe_in(cg: &Path, port: u16) -> serde_json::Value {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port}",
+            cg.display(),
+            netbench()
+        ))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The names in `dir`.
+fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
         .unwrap()
-        .join(format!("assay-test-{name}-{}", std::process::id()));
-    std::fs::create_dir(&cg).unwrap();
-    cg
+        .flatten()
+        .map(|e| e.file_name())
+        .collect()
 }
 
 fn leaf_of(pid: u32) -> PathBuf {
@@ -338,7 +323,7 @@ fn attach_mode_enforces_on_an_existing_cgroup_until_sigint() {
         .arg("--policy")
         .arg(&pol)
         .arg("--cgroup")
-        .arg(&cg)
+        .arg(cg.path())
         .arg("--events")
         .arg(&events)
         .stdin(Stdio::null())
@@ -346,19 +331,7 @@ fn attach_mode_enforces_on_an_existing_cgroup_until_sigint() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let probe_in_cg = || {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "echo $$ > {}/cgroup.procs && exec {} probe --addr {addr}",
-                cg.display(),
-                netbench()
-            ))
-            .output()
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let probe_in_cg = || probe_in(cg.path(), port);
     wait_for("enforcement", || probe_in_cg()["eperm"] == 1);
     // SAFETY: plain syscall on our child.
     unsafe { libc::kill(mon.id() as i32, libc::SIGINT) };
@@ -377,7 +350,6 @@ fn attach_mode_enforces_on_an_existing_cgroup_until_sigint() {
     );
     // Detached: the same connect now passes.
     assert_eq!(probe_in_cg()["ok"], 1);
-    let _ = std::fs::remove_dir(&cg);
 }
 
 #[test]
@@ -405,26 +377,20 @@ fn pinned_enforcement_outlives_the_monitor_until_unpinned() {
     assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
     let pins = bpffs.join("assay");
     let cg = test_cgroup("pin");
-    let probe_in_cg = || {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port}",
-                cg.display(),
-                netbench()
-            ))
-            .output()
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    let probe_in_cg = || probe_in(cg.path(), port);
+    // `assay monitor` attached to `cg`, pinning into `dir`.
+    let pin_into = |dir: &Path| {
+        let mut c = assay();
+        c.arg("monitor")
+            .arg("--policy")
+            .arg(&pol)
+            .arg("--cgroup")
+            .arg(cg.path())
+            .arg("--pin")
+            .arg(dir);
+        c
     };
-    let mut mon = assay()
-        .arg("monitor")
-        .arg("--policy")
-        .arg(&pol)
-        .arg("--cgroup")
-        .arg(&cg)
-        .arg("--pin")
-        .arg(&pins)
+    let mut mon = pin_into(&pins)
         .arg("--events")
         .arg(s.0.join("ev"))
         .stdin(Stdio::null())
@@ -440,44 +406,18 @@ fn pinned_enforcement_outlives_the_monitor_until_unpinned() {
     assert!(err.contains("--unpin"), "{err}");
     // A second --pin into the same directory fails without touching the
     // first one's pins, and leaves none of its own.
-    let before: Vec<_> = std::fs::read_dir(&pins)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    let second = run(assay()
-        .arg("monitor")
-        .arg("--policy")
-        .arg(&pol)
-        .arg("--cgroup")
-        .arg(&cg)
-        .arg("--pin")
-        .arg(&pins));
-    assert_ne!(second.status.code(), Some(0), "{}", text(&second.stderr));
-    let after: Vec<_> = std::fs::read_dir(&pins)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let before = entries(&pins);
+    let second = run(&mut pin_into(&pins));
+    assert_eq!(second.status.code(), Some(40), "{}", text(&second.stderr));
+    let after = entries(&pins);
     assert_eq!(before, after, "{}", text(&second.stderr));
     // A pin that fails halfway (the last link's name is taken) removes the
     // pins it made before failing.
     let pins2 = bpffs.join("half");
     std::fs::create_dir_all(pins2.join("assay_sendmsg6")).unwrap();
-    let half = run(assay()
-        .arg("monitor")
-        .arg("--policy")
-        .arg(&pol)
-        .arg("--cgroup")
-        .arg(&cg)
-        .arg("--pin")
-        .arg(&pins2));
-    assert_ne!(half.status.code(), Some(0), "{}", text(&half.stderr));
-    let left: Vec<_> = std::fs::read_dir(&pins2)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
+    let half = run(&mut pin_into(&pins2));
+    assert_eq!(half.status.code(), Some(40), "{}", text(&half.stderr));
+    let left = entries(&pins2);
     assert_eq!(
         left,
         vec![std::ffi::OsString::from("assay_sendmsg6")],
@@ -512,7 +452,6 @@ fn pinned_enforcement_outlives_the_monitor_until_unpinned() {
     wait_for("detach after unpin", || probe_in_cg()["ok"] == 1);
     // SAFETY: valid path.
     unsafe { libc::umount2(fs.as_ptr(), libc::MNT_DETACH) };
-    let _ = std::fs::remove_dir(&cg);
 }
 
 #[test]
@@ -659,7 +598,7 @@ fn daemon_mode_detaches_with_pid_file_and_log() {
         .arg("--policy")
         .arg(&pol)
         .arg("--cgroup")
-        .arg(&cg)
+        .arg(cg.path())
         .arg("--daemon")
         .arg("--pid-file")
         .arg(&pid_file)
@@ -673,16 +612,7 @@ fn daemon_mode_detaches_with_pid_file_and_log() {
         .trim()
         .parse()
         .unwrap();
-    let probe = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port}",
-            cg.display(),
-            netbench()
-        ))
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let v = probe_in(cg.path(), port);
     assert_eq!(v["eperm"], 1, "the daemon enforces");
     // SAFETY: plain syscall on the daemon we started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -697,7 +627,6 @@ fn daemon_mode_detaches_with_pid_file_and_log() {
             .any(|e| e["kind"] == "net_connect" && e["object"]["port"] == port),
         "{logged}"
     );
-    let _ = std::fs::remove_dir(&cg);
 }
 
 /// Ctrl-C on a terminal: the kernel sends SIGINT to the whole foreground
@@ -802,12 +731,109 @@ fn pin_refuses_trigger_kill_rules() {
         .arg("--policy")
         .arg(&pol)
         .arg("--cgroup")
-        .arg(&cg)
+        .arg(cg.path())
         .arg("--pin")
         .arg(s.0.join("pins")));
-    let _ = std::fs::remove_dir(&cg);
+    drop(cg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--pin cannot keep rule `exfil`"), "{err}");
     assert!(!s.0.join("pins").exists(), "nothing pinned: {err}");
+}
+
+/// A graceful kill waits out its grace period on the kill worker: events the
+/// server produces meanwhile are decoded and written at once, none dropped,
+/// and the kill's own event follows them when it ends.
+#[test]
+fn events_keep_flowing_during_a_graceful_kill() {
+    if !common::require_root("events_keep_flowing_during_a_graceful_kill") {
+        return;
+    }
+    const FLOOD: usize = 2000;
+    const GRACE_MS: u64 = 8000;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let watched = udp.local_addr().unwrap().port();
+    let s = Scratch::new("graceful-flow");
+    let watch_rule = format!(
+        "    - id: watch\n      type: net_connect\n      match: {{ports: [{watched}], protocols: [udp]}}\n      severity: low\n      action: log\n"
+    );
+    let pol = s.file(
+        "p.yaml",
+        &kill_policy(
+            &format!(
+                "  enabled: true\n  mode: graceful\n  grace_period_ms: {GRACE_MS}\n  output_dir: {}\n  triggers:\n    - on_rule: exfil\n      mode: graceful\n",
+                s.path("incidents").display()
+            ),
+            &format!("{}{watch_rule}", exfil(port)),
+        ),
+    );
+    let events = s.path("events.jsonl");
+    // The server ignores SIGTERM (so the kill waits out its grace period),
+    // triggers the kill, then sends FLOOD datagrams the `watch` rule logs.
+    let script = format!(
+        "trap '' TERM; echo x > /dev/tcp/127.0.0.1/{port}; \
+         for i in $(seq {FLOOD}); do echo x > /dev/udp/127.0.0.1/{watched}; done; sleep 300"
+    );
+    let mut child = assay()
+        .arg("--format")
+        .arg("json")
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--events")
+        .arg(&events)
+        .args(["--", "bash", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let count = |kind: &str, rule: &str| {
+        let evs = json_lines(&std::fs::read_to_string(&events).unwrap_or_default());
+        evs.iter()
+            .filter(|e| e["kind"] == kind && (rule.is_empty() || e["rule"] == rule))
+            .count()
+    };
+    // Every datagram's event is written while the kill is still waiting.
+    let deadline = started + Duration::from_millis(GRACE_MS * 3 / 4);
+    while count("net_connect", "watch") < FLOOD && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count("net_connect", "exfil"), 1);
+    assert_eq!(
+        count("net_connect", "watch"),
+        FLOOD,
+        "events written during the grace period"
+    );
+    assert_eq!(
+        count("kill", ""),
+        0,
+        "the kill is still in its grace period"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the monitor runs on");
+
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "killed after the grace: {err}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(GRACE_MS),
+        "the grace period was honoured"
+    );
+    let evs = json_lines(&std::fs::read_to_string(&events).unwrap());
+    let last = evs.last().expect("events");
+    assert_eq!(last["kind"], "kill", "the kill's event comes last: {last}");
+    assert_eq!(last["all_gone"], true, "{last}");
+    assert!(!evs.iter().any(|e| e["kind"] == "drops"), "no drops");
+    let summary = json_lines(&err)
+        .into_iter()
+        .find(|v| v.get("delivered").is_some())
+        .unwrap_or_else(|| panic!("JSON summary on stderr: {err}"));
+    assert_eq!(summary["dropped"], 0, "{summary}");
+    assert_eq!(summary["kills"], 1, "{summary}");
 }

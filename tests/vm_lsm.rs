@@ -11,6 +11,8 @@
 //! every failure counts. `ASSAY_VM_MODE=nobpf` runs the cases for a kernel
 //! booted without `bpf` in `lsm=`.
 
+mod common;
+
 fn main() -> std::process::ExitCode {
     #[cfg(not(all(target_os = "linux", feature = "monitor")))]
     {
@@ -32,10 +34,14 @@ mod suite {
     use std::rc::Rc;
     use std::time::{Duration, Instant};
 
-    use assay::monitor::fileguard::{self, FileEvent, FileGuard, Scope};
+    use assay::monitor::cgroup::Scope;
+    use assay::monitor::fileguard::FileGuard;
+    use assay::monitor::ringbuf::{FileRecord, decode_file};
     use assay::policy::model::{Action, FileMatch, GlobForm, Matcher, PathGlob, Rule};
     use assay::severity::Severity;
     use libbpf_rs::RingBufferBuilder;
+
+    use crate::common::TestCgroup;
 
     const BASE: &str = "/tmp/vm";
     const HOME: &str = "/root";
@@ -111,34 +117,18 @@ mod suite {
 
     // ---- processes in and out of the scope ----
 
+    /// A test cgroup (killed and removed on drop) and its scope.
     struct Cgroup {
-        dir: PathBuf,
+        dir: TestCgroup,
         scope: Scope,
     }
 
     impl Cgroup {
         fn create(name: &str) -> Cgroup {
-            let root = cgroup2_mount().expect("cgroup2 is mounted in the guest");
-            let dir = root.join(name);
-            std::fs::create_dir_all(&dir).expect("create the test cgroup");
-            let scope = Scope::of_cgroup_dir(&root, &dir).expect("cgroup scope");
+            let dir = TestCgroup::new(name);
+            let scope = Scope::of(dir.path()).expect("cgroup scope");
             Cgroup { dir, scope }
         }
-    }
-
-    impl Drop for Cgroup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir(&self.dir);
-        }
-    }
-
-    fn cgroup2_mount() -> Option<PathBuf> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        info.lines().find_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            (post.split_whitespace().next()? == "cgroup2")
-                .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))?
-        })
     }
 
     /// Runs `op` in a forked child (inside `cg` when given); returns the child's
@@ -150,7 +140,7 @@ mod suite {
         assert!(pid >= 0, "fork");
         if pid == 0 {
             if let Some(cg) = cg
-                && std::fs::write(cg.dir.join("cgroup.procs"), "0").is_err()
+                && std::fs::write(cg.dir.path().join("cgroup.procs"), "0").is_err()
             {
                 // SAFETY: leaving the forked child.
                 unsafe { libc::_exit(250) };
@@ -198,7 +188,7 @@ mod suite {
 
     struct Events {
         rb: libbpf_rs::RingBuffer<'static>,
-        seen: Rc<RefCell<Vec<Result<FileEvent, String>>>>,
+        seen: Rc<RefCell<Vec<Result<FileRecord, String>>>>,
     }
 
     impl Events {
@@ -208,7 +198,7 @@ mod suite {
             let mut b = RingBufferBuilder::new();
             b.add(guard.events_map(), move |data: &[u8]| {
                 sink.borrow_mut()
-                    .push(fileguard::decode(data).map_err(|e| e.to_string()));
+                    .push(decode_file(data).map_err(|e| e.to_string()));
                 0
             })
             .expect("ring buffer callback");
@@ -220,7 +210,7 @@ mod suite {
 
         /// Everything submitted so far (the child has exited, so its events are
         /// in the buffer already).
-        fn take(&self) -> Vec<Result<FileEvent, String>> {
+        fn take(&self) -> Vec<Result<FileRecord, String>> {
             let _ = self.rb.poll(Duration::from_millis(20));
             self.seen.borrow_mut().drain(..).collect()
         }
@@ -243,10 +233,10 @@ mod suite {
         expect: Expect,
         errno: i32,
         pid: Option<u32>,
-        events: Vec<Result<FileEvent, String>>,
+        events: Vec<Result<FileRecord, String>>,
     ) -> Result<String, String> {
-        let events: Vec<FileEvent> = events.into_iter().collect::<Result<_, _>>()?;
-        let of_pid: Vec<&FileEvent> = events
+        let events: Vec<FileRecord> = events.into_iter().collect::<Result<_, _>>()?;
+        let of_pid: Vec<&FileRecord> = events
             .iter()
             .filter(|e| pid.is_none_or(|p| e.tgid == p))
             .collect();
@@ -431,7 +421,7 @@ mod suite {
 
         let cg = Cgroup::create("assay-vm-suite");
         let t0 = Instant::now();
-        let mut guard = match FileGuard::load(&rules, cg.scope, None) {
+        let mut guard = match FileGuard::load(&rules, &cg.scope, None) {
             Ok(g) => g,
             Err(e) => {
                 s.fail("fileguard/load", format!("{e:#}"));
@@ -916,7 +906,7 @@ mod suite {
             ),
         ];
         let cg = Cgroup::create("assay-vm-anchored");
-        let guard = match FileGuard::load(&rules, cg.scope, None) {
+        let guard = match FileGuard::load(&rules, &cg.scope, None) {
             Ok(g) => g,
             Err(e) => return s.fail("anchored/load", format!("{e:#}")),
         };
@@ -1086,12 +1076,12 @@ mod suite {
             Action::Deny,
             vec![GlobForm::Exact(p("secret.txt"))],
         )];
-        match FileGuard::load(&rules, cg.scope, None) {
+        match FileGuard::load(&rules, &cg.scope, None) {
             Ok(_) => s.fail(
                 "nobpf/fileguard-refuses",
                 "FileGuard loaded although bpf is not an active LSM",
             ),
-            Err(e @ fileguard::FileGuardError::LsmInactive(_)) => {
+            Err(e @ assay::monitor::fileguard::FileGuardError::LsmInactive(_)) => {
                 s.pass("nobpf/fileguard-refuses", format!("{e}"))
             }
             Err(e) => s.fail("nobpf/fileguard-refuses", format!("wrong error: {e:#}")),
@@ -1218,7 +1208,7 @@ mod suite {
         for round in 0..ROUNDS {
             base_in.push(time_opens(Some(&cg), &target, N));
             base_out.push(time_opens(None, &target, N));
-            let guard = match FileGuard::load(&rules, cg.scope, None) {
+            let guard = match FileGuard::load(&rules, &cg.scope, None) {
                 Ok(g) => g,
                 Err(e) => {
                     s.fail("bench/load", format!("{e:#}"));
@@ -1270,9 +1260,7 @@ mod suite {
         use std::process::{Command, Stdio};
 
         fn assay() -> Command {
-            let mut c = Command::new(std::env::var("ASSAY_BIN").unwrap_or_else(|_| "assay".into()));
-            c.env_clear().env("PATH", "/bin:/sbin").env("NO_COLOR", "1");
-            c
+            crate::common::assay_at(std::env::var("ASSAY_BIN").unwrap_or_else(|_| "assay".into()))
         }
 
         /// Why `assay monitor` cannot be used, if it cannot.
@@ -1910,7 +1898,7 @@ mod suite {
                 .arg("--policy")
                 .arg(&pol)
                 .arg("--cgroup")
-                .arg(&cg.dir)
+                .arg(cg.dir.path())
                 .arg("--events")
                 .arg(&ev)
                 .stdin(Stdio::null())

@@ -1,7 +1,10 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// Tests that need root call this first. Unprivileged on a laptop they skip
 /// with a printed reason; in CI (`CI` set) a missing privilege is a failure,
@@ -30,7 +33,111 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
+/// A scratch directory, `assay-test-<name>-<pid>` in the temp directory:
+/// empty when made, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("assay-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+
+    /// `p` inside the directory.
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+
+    /// Writes `text` to `name` inside the directory; its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The built `assay` binary.
 pub fn assay_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_assay"))
+}
+
+/// `assay` as a user runs it: the built binary with a scrubbed environment
+/// (a standard `PATH` and `NO_COLOR=1`, nothing else) and stdin from
+/// /dev/null. Add arguments, `HOME` or other stdio to taste.
+pub fn assay() -> Command {
+    assay_at(assay_bin())
+}
+
+/// As [`assay`], for the binary at `bin` (the VM suite runs the static one
+/// in its initramfs).
+pub fn assay_at(bin: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(bin);
+    c.env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `cmd` to completion, capturing stdout and stderr.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("assay runs")
+}
+
+/// `assay ARGS`, run to completion.
+pub fn run_assay(args: &[&str]) -> Output {
+    run(assay().args(args))
+}
+
+/// The command exited with `code`; its stderr says why otherwise.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A cgroup made for one test: `<name>-<pid>` directly under the cgroup2
+/// mount. On drop the processes still in it are killed (`cgroup.kill`) and
+/// it is removed, retrying briefly while the kernel reaps them.
+pub struct TestCgroup(PathBuf);
+
+impl TestCgroup {
+    pub fn new(name: &str) -> TestCgroup {
+        let root = cgroup2_mount().expect("a cgroup2 mount");
+        let path = root.join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir(&path)
+            .unwrap_or_else(|e| panic!("create cgroup {}: {e}", path.display()));
+        TestCgroup(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
