@@ -319,27 +319,7 @@ impl Run<'_> {
     /// Freeze the cgroups (again) and stop everything else, top-down, until
     /// the tree stops growing.
     fn freeze_all(&mut self) {
-        for dir in self.frozen_dirs.clone() {
-            if self.frozen.iter().any(|f| f.dir() == dir) {
-                continue;
-            }
-            match Frozen::freeze(&dir, FREEZE_WAIT) {
-                Ok(f) => {
-                    if !f.complete {
-                        self.r.notes.push(format!(
-                            "{}: not fully frozen within {} ms (a task in uninterruptible sleep?); continuing",
-                            dir.display(),
-                            FREEZE_WAIT.as_millis()
-                        ));
-                    }
-                    self.frozen.push(f);
-                }
-                Err(e) => self
-                    .r
-                    .notes
-                    .push(format!("freeze failed, using SIGSTOP: {e}")),
-            }
-        }
+        self.freeze_cgroups(" (a task in uninterruptible sleep?)");
         let mut from = 0;
         for _ in 0..MAX_STOP_ROUNDS {
             let n = self.members.len();
@@ -570,16 +550,19 @@ impl Run<'_> {
         }
     }
 
-    /// Phase 2: freeze the target cgroups before the snapshot, so it cannot
-    /// race with forks. A failed freeze falls back to SIGSTOP.
-    fn freeze_targets(&mut self) {
-        let tf = Instant::now();
+    /// Freezes each target cgroup not frozen yet; a freeze that fails or
+    /// does not complete is noted (`slow` says why it may be slow), and the
+    /// SIGSTOP rounds cover what it left running.
+    fn freeze_cgroups(&mut self, slow: &str) {
         for dir in self.frozen_dirs.clone() {
+            if self.frozen.iter().any(|f| f.dir() == dir) {
+                continue;
+            }
             match Frozen::freeze(&dir, FREEZE_WAIT) {
                 Ok(f) => {
                     if !f.complete {
                         self.r.notes.push(format!(
-                            "{}: not fully frozen within {} ms; continuing",
+                            "{}: not fully frozen within {} ms{slow}; continuing",
                             dir.display(),
                             FREEZE_WAIT.as_millis()
                         ));
@@ -592,6 +575,13 @@ impl Run<'_> {
                     .push(format!("freeze failed, using SIGSTOP: {e}")),
             }
         }
+    }
+
+    /// Phase 2: freeze the target cgroups before the snapshot, so it cannot
+    /// race with forks. A failed freeze falls back to SIGSTOP.
+    fn freeze_targets(&mut self) {
+        let tf = Instant::now();
+        self.freeze_cgroups("");
         self.r.method.frozen_cgroups = self.frozen_now();
         self.r.timings.freeze_ms = ms(tf.elapsed());
     }

@@ -413,6 +413,30 @@ mod tests {
         unsafe { plain::as_bytes(&ev) }.to_vec()
     }
 
+    type Seen = Arc<Mutex<Vec<Event>>>;
+
+    /// A consumer of `rules`' events with a fixed drop count and `kill`;
+    /// its input, its thread, and what its sink saw.
+    fn consumer(
+        rules: &[Rule],
+        drops: u64,
+        kill: Option<KillPlan>,
+    ) -> (Sender<Batch>, JoinHandle<Summary>, Seen) {
+        let decoder = Decoder::new(&net_plan(rules).unwrap(), rules);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = bounded::<Batch>(CHANNEL_BATCHES);
+        let handle = Consumer::spawn(
+            rx,
+            decoder,
+            Box::new(move || Some(drops)),
+            Box::new(Counting(seen.clone())),
+            kill,
+            empty_summary(rules, 0),
+        )
+        .unwrap();
+        (tx, handle, seen)
+    }
+
     /// Counts what reaches it, shared with the test.
     struct Counting(Arc<Mutex<Vec<Event>>>);
 
@@ -432,8 +456,6 @@ mod tests {
             file_rule("kill", Action::TriggerKill),
             file_rule("log", Action::Log),
         ];
-        let decoder = Decoder::new(&net_plan(&rules).unwrap(), &rules);
-        let seen = Arc::new(Mutex::new(Vec::new()));
         // A graceful kill that lasts until the test releases it.
         let (started_tx, started_rx) = bounded::<KillOrder>(1);
         let (release_tx, release_rx) = bounded::<()>(1);
@@ -445,19 +467,11 @@ mod tests {
                 ..KillDone::default()
             }
         });
-        let (tx, rx) = bounded::<Batch>(CHANNEL_BATCHES);
-        let consumer = Consumer::spawn(
-            rx,
-            decoder,
-            Box::new(|| Some(0)),
-            Box::new(Counting(seen.clone())),
-            Some(KillPlan {
-                killer,
-                cgroup: None,
-            }),
-            empty_summary(&rules, 0),
-        )
-        .unwrap();
+        let plan = KillPlan {
+            killer,
+            cgroup: None,
+        };
+        let (tx, consumer, seen) = consumer(&rules, 0, Some(plan));
 
         let mut b = Batch::default();
         b.push(&record(0, Action::TriggerKill, 77));
@@ -509,18 +523,7 @@ mod tests {
     #[test]
     fn without_a_kill_switch_the_consumer_ends_with_its_input() {
         let rules = vec![file_rule("kill", Action::TriggerKill)];
-        let decoder = Decoder::new(&net_plan(&rules).unwrap(), &rules);
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = bounded::<Batch>(CHANNEL_BATCHES);
-        let consumer = Consumer::spawn(
-            rx,
-            decoder,
-            Box::new(|| Some(0)),
-            Box::new(Counting(seen.clone())),
-            None,
-            empty_summary(&rules, 0),
-        )
-        .unwrap();
+        let (tx, consumer, _) = consumer(&rules, 0, None);
         let mut b = Batch::default();
         b.push(&record(0, Action::TriggerKill, 5));
         tx.send(b).unwrap();
@@ -532,8 +535,6 @@ mod tests {
     #[test]
     fn kills_pending_at_stop_are_finished_and_reported() {
         let rules = vec![file_rule("kill", Action::TriggerKill)];
-        let decoder = Decoder::new(&net_plan(&rules).unwrap(), &rules);
-        let seen = Arc::new(Mutex::new(Vec::new()));
         let killer: Killer = Box::new(|o: &KillOrder| {
             std::thread::sleep(Duration::from_millis(50));
             KillDone {
@@ -542,19 +543,11 @@ mod tests {
                 incident: None,
             }
         });
-        let (tx, rx) = bounded::<Batch>(CHANNEL_BATCHES);
-        let consumer = Consumer::spawn(
-            rx,
-            decoder,
-            Box::new(|| Some(3)),
-            Box::new(Counting(seen.clone())),
-            Some(KillPlan {
-                killer,
-                cgroup: Some("/sys/fs/cgroup/leaf".into()),
-            }),
-            empty_summary(&rules, 0),
-        )
-        .unwrap();
+        let plan = KillPlan {
+            killer,
+            cgroup: Some("/sys/fs/cgroup/leaf".into()),
+        };
+        let (tx, consumer, seen) = consumer(&rules, 3, Some(plan));
         let mut b = Batch::default();
         for tgid in 1..=3 {
             b.push(&record(0, Action::TriggerKill, tgid));
