@@ -25,7 +25,11 @@ fn assay(args: &[&str], stdin: Option<&str>) -> Output {
         .expect("spawn assay");
     let mut input = child.stdin.take().unwrap();
     if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
+        // assay may exit (e.g. on an invalid policy) before reading its input.
+        match input.write_all(s.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("writing stdin: {e}"),
+            _ => {}
+        }
     }
     drop(input);
     child.wait_with_output().unwrap()
