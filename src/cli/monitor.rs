@@ -57,6 +57,19 @@ pub struct Args {
     /// the rules of --policy, when given) and its drops reported.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["cgroup", "command", "daemon"])]
     pub unpin: Option<PathBuf>,
+    /// Wrapper mode: run the command as USER (and GROUP) instead of the
+    /// invoking user. Only root may name another user.
+    #[arg(long, value_name = "USER[:GROUP]", conflicts_with = "cgroup")]
+    pub user: Option<String>,
+    /// Wrapper mode, as root: keep root's capabilities in the command. It
+    /// can then leave the scope, detach enforcement and use raw sockets;
+    /// assay says so on stderr.
+    #[arg(long, conflicts_with = "cgroup")]
+    pub keep_capabilities: bool,
+    /// Wrapper mode: let the command inherit this descriptor (repeatable).
+    /// Every other descriptor above 2 is closed before it runs.
+    #[arg(long, value_name = "FD", conflicts_with = "cgroup")]
+    pub pass_fd: Vec<i32>,
     /// Ring buffer size in bytes (a power of two, at least 4096).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub ringbuf_bytes: u32,
@@ -97,6 +110,7 @@ mod linux {
     use crate::kill_switch::Target as KillTarget;
     use crate::kill_switch::rule::RuleKills;
     use crate::monitor::events::{KillDone, KillOrder, KillUnit, Sink, Summary};
+    use crate::monitor::privilege::{self, Invoker, PrivilegeError, RunAs, UserSpec};
     use crate::monitor::session::{
         self, Config, DaemonFiles, KillSwitch, Notice, Session, SessionError, SinkFactory, Target,
     };
@@ -145,7 +159,10 @@ mod linux {
                     log_file: args.log_file.clone(),
                 }),
             },
-            (None, false) => Target::Wrap(args.command.clone()),
+            (None, false) => Target::Wrap {
+                command: args.command.clone(),
+                run_as: run_as(&args)?,
+            },
             (None, true) => {
                 return Err(coded(
                     Status::ConfigInvalid,
@@ -184,6 +201,45 @@ mod linux {
         Ok(Outcome::Monitor {
             status: ended.status,
         })
+    }
+
+    /// Who the command runs as; says on stderr when that is root.
+    fn run_as(args: &Args) -> anyhow::Result<RunAs> {
+        let usage = |e: PrivilegeError| coded(Status::ConfigInvalid, e);
+        let spec = args
+            .user
+            .as_deref()
+            .map(str::parse::<UserSpec>)
+            .transpose()
+            .map_err(usage)?;
+        if let Some(fd) = args.pass_fd.iter().find(|fd| !privilege::is_open(**fd)) {
+            return Err(coded(
+                Status::ConfigInvalid,
+                anyhow!("--pass-fd {fd}: not an open descriptor of assay"),
+            ));
+        }
+        let r = privilege::run_as(
+            &Invoker::current(),
+            &privilege::System,
+            spec.as_ref(),
+            args.keep_capabilities,
+            args.pass_fd.clone(),
+        )
+        .map_err(usage)?;
+        if r.privileged() {
+            eprintln!(
+                "assay: warning: --keep-capabilities: the command runs as root with every \
+                 capability; it can leave the monitored cgroup, signal assay, detach or rewrite \
+                 the BPF enforcement, open raw sockets and read block devices (see \
+                 docs/security.md)"
+            );
+        } else if r.uid == 0 {
+            eprintln!(
+                "assay: note: the command runs as root with no capabilities (no sudo user to run \
+                 it as; --user USER chooses one, --keep-capabilities keeps root's capabilities)"
+            );
+        }
+        Ok(r)
     }
 
     fn load_policy(path: &Path) -> anyhow::Result<Policy> {

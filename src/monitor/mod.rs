@@ -20,6 +20,7 @@ pub mod events;
 pub mod netguard;
 pub mod pipeline;
 pub mod preflight;
+pub mod privilege;
 pub mod process;
 pub mod ringbuf;
 pub mod session;

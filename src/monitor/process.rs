@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use crossbeam_channel::{Receiver, unbounded};
 
+use super::privilege::RunAs;
+
 /// Signals assay handles itself: forwarded to the command in wrapper mode,
 /// "stop" in attach mode.
 pub const HANDLED: [libc::c_int; 7] = [
@@ -130,19 +132,25 @@ impl Signals {
 
 /// Start `argv` with its pid written into `cgroup`'s `cgroup.procs` between
 /// fork and exec, so not one instruction of the command runs outside the
-/// scope. stdin/stdout/stderr are inherited untouched. The child gets SIGKILL
-/// if assay dies (PR_SET_PDEATHSIG).
-pub fn spawn_argv_in_cgroup(cgroup: &Path, argv: &[OsString]) -> io::Result<Child> {
+/// scope, as `run_as` says (user, groups, capabilities, descriptors,
+/// no_new_privs). stdin/stdout/stderr are inherited untouched. The child
+/// gets SIGKILL if assay dies (PR_SET_PDEATHSIG).
+pub fn spawn_confined(cgroup: &Path, argv: &[OsString], run_as: &RunAs) -> io::Result<Child> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
     let mut cmd = Command::new(prog);
     cmd.args(args);
-    spawn_in_cgroup(cgroup, cmd)
+    spawn(cgroup, cmd, Some(run_as.clone()))
 }
 
-/// [`spawn_argv_in_cgroup`] for a prepared command (its stdio settings kept).
-pub fn spawn_in_cgroup(cgroup: &Path, mut cmd: Command) -> io::Result<Child> {
+/// A prepared command (its stdio settings kept) started inside `cgroup` with
+/// assay's own privileges: for tests and benchmarks that play the server.
+pub fn spawn_in_cgroup(cgroup: &Path, cmd: Command) -> io::Result<Child> {
+    spawn(cgroup, cmd, None)
+}
+
+fn spawn(cgroup: &Path, mut cmd: Command, run_as: Option<RunAs>) -> io::Result<Child> {
     // Opened before fork: the child only writes to it (async-signal-safe).
     let procs = OpenOptions::new()
         .write(true)
@@ -150,13 +158,17 @@ pub fn spawn_in_cgroup(cgroup: &Path, mut cmd: Command) -> io::Result<Child> {
     let procs_fd = procs.as_raw_fd();
     // SAFETY: plain syscall.
     let parent = unsafe { libc::getpid() };
-    // SAFETY: only async-signal-safe calls (write, prctl, getppid,
-    // sigprocmask) run between fork and exec.
+    // SAFETY: only async-signal-safe calls (write, prctl, setresuid and the
+    // like, getppid, sigprocmask) run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
                 return Err(io::Error::last_os_error());
             }
+            if let Some(r) = &run_as {
+                r.apply()?;
+            }
+            // After the ids changed: a change of credentials clears it.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }

@@ -26,6 +26,7 @@ use super::compile::Unenforceable;
 use super::events::{Killer, Sink, Summary};
 use super::netguard::{self, LoadError};
 use super::pipeline::KillPlan;
+use super::privilege::RunAs;
 use super::process::{self, STOP, Signals};
 use super::{Monitor, PlanError, StopError, daemon};
 use crate::policy::model::{Action, Policy, Rule};
@@ -33,8 +34,12 @@ use crate::policy::model::{Action, Policy, Rule};
 /// What to confine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Wrapper mode: run this command in a fresh leaf cgroup.
-    Wrap(Vec<OsString>),
+    /// Wrapper mode: run this command in a fresh leaf cgroup, as `run_as`
+    /// says.
+    Wrap {
+        command: Vec<OsString>,
+        run_as: RunAs,
+    },
     /// Attach mode: enforce on an existing cgroup (and below).
     Attach {
         cgroup: PathBuf,
@@ -289,6 +294,7 @@ enum Scoped {
     Leaf {
         leaf: LeafCgroup,
         command: Vec<OsString>,
+        run_as: RunAs,
     },
     Attached {
         cgroup: PathBuf,
@@ -334,10 +340,11 @@ impl Session {
         process::block_signals().map_err(SessionError::BlockSignals)?;
         libbpf_log(self.config.libbpf_log);
         let rules = std::mem::take(&mut self.config.rules);
-        let scoped = match std::mem::replace(&mut self.config.target, Target::Wrap(Vec::new())) {
-            Target::Wrap(command) => Scoped::Leaf {
+        let scoped = match self.config.target.clone() {
+            Target::Wrap { command, run_as } => Scoped::Leaf {
                 leaf: LeafCgroup::create()?,
                 command,
+                run_as,
             },
             Target::Attach {
                 cgroup,
@@ -402,7 +409,11 @@ impl Session {
             notices: self.notices,
         };
         match scoped {
-            Scoped::Leaf { leaf, command } => run.wrapped(leaf, &command),
+            Scoped::Leaf {
+                leaf,
+                command,
+                run_as,
+            } => run.wrapped(leaf, &command, &run_as),
             Scoped::Attached { pin, .. } => run.attached(pin.as_deref()),
         }
     }
@@ -446,7 +457,12 @@ struct Running {
 }
 
 impl Running {
-    fn wrapped(mut self, leaf: LeafCgroup, command: &[OsString]) -> Result<Ended, SessionError> {
+    fn wrapped(
+        mut self,
+        leaf: LeafCgroup,
+        command: &[OsString],
+        run_as: &RunAs,
+    ) -> Result<Ended, SessionError> {
         if let Some(sig) = self.signals.stop_requested() {
             let summary = self.mon.stop()?;
             drop(leaf);
@@ -456,7 +472,7 @@ impl Running {
                 stopped_before_start: Some(sig),
             });
         }
-        let child = match process::spawn_argv_in_cgroup(leaf.path(), command) {
+        let child = match process::spawn_confined(leaf.path(), command, run_as) {
             Ok(c) => c,
             Err(source) => {
                 let _ = self.mon.stop();
