@@ -210,3 +210,233 @@ fn only_root_may_name_another_user() {
         );
     }
 }
+
+fn netbench() -> &'static str {
+    env!("CARGO_BIN_EXE_assay-netbench")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} / {}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// The tamper events written to `events`.
+fn tampers(events: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(events)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "tamper")
+        .collect()
+}
+
+/// Whether a datagram reaches `sock` within a short wait.
+fn received(sock: &std::net::UdpSocket) -> bool {
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    sock.recv(&mut buf).is_ok()
+}
+
+/// A raw socket would send past the connect/sendmsg hooks: in scope, with a
+/// network rule, it is refused at creation with a tamper event, even for a
+/// command that kept root's capabilities and for a root shell in attach
+/// mode. Outside the scope the same datagram arrives (so the test can fail).
+#[test]
+fn raw_sockets_are_refused_in_scope_with_a_tamper_event() {
+    if !common::require_root("raw_sockets_are_refused_in_scope_with_a_tamper_event") {
+        return;
+    }
+    let (s, pol) = scratch("raw");
+    let listener = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = listener.local_addr().unwrap().to_string();
+    let raw = ["socket", "--kind", "raw", "--to", &to];
+    // Baseline, outside any scope: created, sent, received.
+    let base = json(&run(std::process::Command::new(netbench()).args(raw)));
+    assert_eq!(base["created"], true, "{base}");
+    assert!(
+        received(&listener),
+        "the raw datagram arrives outside the scope"
+    );
+
+    // Wrapper mode, capabilities kept.
+    let events = s.path("events.jsonl");
+    let out = run(assay()
+        .args(["monitor", "--keep-capabilities", "--policy"])
+        .arg(&pol)
+        .arg("--events")
+        .arg(&events)
+        .arg("--")
+        .arg(netbench())
+        .args(raw));
+    assert_exit(&out, 0);
+    let r = json(&out);
+    assert_eq!(
+        (r["created"].as_bool(), r["errno"].as_i64()),
+        (Some(false), Some(1)),
+        "{r}"
+    );
+    assert!(!received(&listener), "nothing arrived");
+    let t = tampers(&events);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0]["operation"], "raw_socket");
+    assert_eq!(t[0]["object"]["type"], "raw");
+    assert_eq!(t[0]["object"]["protocol"], 17);
+
+    // Default wrapper mode: no CAP_NET_RAW, so the kernel refuses first;
+    // packet sockets likewise.
+    for kind in ["raw", "packet"] {
+        let out = run(assay()
+            .args(["monitor", "--policy"])
+            .arg(&pol)
+            .arg("--")
+            .arg(netbench())
+            .args(["socket", "--kind", kind, "--to", &to]));
+        assert_exit(&out, 0);
+        assert_eq!(json(&out)["created"], false, "{kind}");
+    }
+    assert!(!received(&listener));
+
+    // Attach mode: a root shell with every capability, placed in the scope.
+    let cg = common::TestCgroup::new("assay-test-raw");
+    let events = s.path("attach.jsonl");
+    let mut mon = assay()
+        .args(["monitor", "--policy"])
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(cg.path())
+        .arg("--events")
+        .arg(&events)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Enforcement is attached once the monitor's programs are on the cgroup.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let r = loop {
+        let out = run(std::process::Command::new("sh").arg("-c").arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} socket --kind raw --to {to}",
+            cg.path().display(),
+            netbench()
+        )));
+        let r = json(&out);
+        if r["created"] == false || std::time::Instant::now() > deadline {
+            break r;
+        }
+        let _ = received(&listener);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        (r["created"].as_bool(), r["errno"].as_i64()),
+        (Some(false), Some(1)),
+        "{r}"
+    );
+    // SAFETY: signalling the monitor we started.
+    unsafe { libc::kill(mon.id() as i32, libc::SIGINT) };
+    let status = mon.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let t = tampers(&events);
+    assert!(
+        !t.is_empty() && t.iter().all(|e| e["operation"] == "raw_socket"),
+        "{t:?}"
+    );
+}
+
+/// A network namespace of the test's own, where ping sockets are allowed to
+/// every group; removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: &str) -> Netns {
+        let name = format!("{name}-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ip(&[
+            "netns",
+            "exec",
+            &ns.0,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ping_group_range=0 2147483647",
+        ]);
+        ns
+    }
+
+    /// `cmd` run inside the namespace. Only the network namespace changes
+    /// (`ip netns exec` would remount /sys, hiding the cgroup2 mount).
+    fn exec(&self, cmd: &mut std::process::Command) -> std::process::Command {
+        let mut c = std::process::Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.0))
+            .arg("--")
+            .arg(cmd.get_program());
+        c.args(cmd.get_args());
+        c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// Ping sockets send ICMP with sendto(), which no cgroup address hook sees:
+/// in scope they are refused at creation (tamper event) even where every
+/// group may open them; outside the scope the echo is sent.
+#[test]
+fn ping_sockets_are_refused_in_scope_with_a_tamper_event() {
+    if !common::require_root("ping_sockets_are_refused_in_scope_with_a_tamper_event") {
+        return;
+    }
+    let (s, pol) = scratch("ping");
+    let ns = Netns::new("assay-ping");
+    let ping = ["socket", "--kind", "ping", "--to", "127.0.0.1:0"];
+    let base = json(&run(
+        &mut ns.exec(std::process::Command::new(netbench()).args(ping))
+    ));
+    assert_eq!(
+        (base["created"].as_bool(), base["sent"].as_bool()),
+        (Some(true), Some(true)),
+        "{base}"
+    );
+
+    let events = s.path("events.jsonl");
+    let mut c = assay();
+    c.args(["monitor", "--policy"])
+        .arg(&pol)
+        .arg("--events")
+        .arg(&events)
+        .arg("--")
+        .arg(netbench())
+        .args(ping);
+    let out = run(&mut ns.exec(&mut c));
+    assert_exit(&out, 0);
+    let r = json(&out);
+    assert_eq!(
+        (r["created"].as_bool(), r["errno"].as_i64()),
+        (Some(false), Some(1)),
+        "{r}"
+    );
+    let t = tampers(&events);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0]["operation"], "ping_socket");
+    assert_eq!(t[0]["object"]["type"], "dgram");
+    assert_eq!(t[0]["object"]["protocol"], 1);
+}

@@ -4,6 +4,8 @@
 //! `probe`: attempt `--count` TCP connects (or UDP sendto) to one address and
 //! print what happened as JSON. Denied connects reuse the socket (EPERM leaves
 //! it unconnected), so a flood is cheap.
+//! `socket`: try to create a raw, ping or packet socket and, when created,
+//! send one datagram through it; prints what happened as JSON.
 //! `latency`: connect()+close() to a loopback listener it runs itself; prints
 //! ns per connect.
 //! `bench` (root, monitor feature): baseline vs monitored connect latency with
@@ -30,6 +32,14 @@ enum Cmd {
         count: u64,
         #[arg(long)]
         udp: bool,
+    },
+    Socket {
+        #[arg(long, value_enum)]
+        kind: SockKind,
+        /// Send one datagram here when the socket was created (raw: a UDP
+        /// datagram to this port; ping: an ICMP echo; packet: not sent).
+        #[arg(long)]
+        to: Option<std::net::SocketAddrV4>,
     },
     Latency {
         #[arg(long, default_value_t = 20_000)]
@@ -59,6 +69,9 @@ fn main() -> anyhow::Result<()> {
             let r = probe(addr, count, udp)?;
             println!("{}", serde_json::to_string(&r)?);
         }
+        Cmd::Socket { kind, to } => {
+            println!("{}", serde_json::to_string(&try_socket(kind, to))?);
+        }
         Cmd::Latency {
             count,
             udp,
@@ -75,6 +88,90 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench { count, rounds } => bench::run(count, rounds)?,
     }
     Ok(())
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SockKind {
+    /// AF_INET, SOCK_RAW, IPPROTO_UDP
+    Raw,
+    /// AF_INET, SOCK_DGRAM, IPPROTO_ICMP
+    Ping,
+    /// AF_PACKET, SOCK_RAW
+    Packet,
+}
+
+#[derive(serde::Serialize)]
+struct SocketTry {
+    created: bool,
+    /// errno of socket() (0: created).
+    errno: i32,
+    sent: bool,
+    send_errno: i32,
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn try_socket(kind: SockKind, to: Option<std::net::SocketAddrV4>) -> SocketTry {
+    let (family, ty, proto) = match kind {
+        SockKind::Raw => (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP),
+        SockKind::Ping => (libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
+        SockKind::Packet => (libc::AF_PACKET, libc::SOCK_RAW, 0x0300), // htons(ETH_P_ALL)
+    };
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, proto) };
+    let mut r = SocketTry {
+        created: fd >= 0,
+        errno: if fd >= 0 { 0 } else { errno() },
+        sent: false,
+        send_errno: 0,
+    };
+    let (Some(to), true, false) = (to, fd >= 0, matches!(kind, SockKind::Packet)) else {
+        if fd >= 0 {
+            // SAFETY: our descriptor.
+            unsafe { libc::close(fd) };
+        }
+        return r;
+    };
+    let payload: Vec<u8> = match kind {
+        // UDP header (source port 40000, no checksum) + one byte: the kernel
+        // adds the IP header.
+        SockKind::Raw => {
+            let mut b = Vec::new();
+            b.extend_from_slice(&40000u16.to_be_bytes());
+            b.extend_from_slice(&to.port().to_be_bytes());
+            b.extend_from_slice(&9u16.to_be_bytes());
+            b.extend_from_slice(&[0, 0, b'x']);
+            b
+        }
+        // ICMP echo request; the kernel fills the id and checksum.
+        _ => vec![8, 0, 0, 0, 0, 0, 0, 1, b'x'],
+    };
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*to.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: valid buffer and address of their stated sizes.
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            payload.as_ptr().cast(),
+            payload.len(),
+            0,
+            (&sa as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    r.sent = n >= 0;
+    r.send_errno = if n >= 0 { 0 } else { errno() };
+    // SAFETY: our descriptor.
+    unsafe { libc::close(fd) };
+    r
 }
 
 #[derive(serde::Serialize, Default)]

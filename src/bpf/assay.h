@@ -48,6 +48,7 @@ enum assay_event_kind {
 	ASSAY_EV_NET_CONNECT = 1,
 	ASSAY_EV_NET_SENDMSG = 2,
 	ASSAY_EV_FILE_OPEN = 3,
+	ASSAY_EV_TAMPER = 4,
 };
 
 enum assay_action {
@@ -118,6 +119,26 @@ struct net_event {
 	__u16 port;
 	__u32 protocol;
 	__u8 addr[16];
+};
+
+/*
+ * Self-protection: operations an in-scope task is refused whatever the
+ * policy's rules say, because they would take it around them.
+ */
+enum assay_guard {
+	/* SOCK_RAW (any protocol): bypasses the connect/sendmsg hooks. */
+	ASSAY_GUARD_RAW_SOCKET = 1,
+	/* SOCK_DGRAM with IPPROTO_ICMP(V6): sendto() bypasses them too. */
+	ASSAY_GUARD_PING_SOCKET = 2,
+};
+
+struct tamper_event {
+	struct event_hdr hdr; /* rule_idx ASSAY_NO_RULE, action deny */
+	__u32 guard;	      /* enum assay_guard */
+	/* Sockets: the socket() arguments. */
+	__u32 family;
+	__u32 type;
+	__u32 protocol;
 };
 
 /* ---- file enforcement (fileguard.bpf.c) ---- */

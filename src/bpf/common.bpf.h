@@ -17,6 +17,8 @@ const volatile enum assay_event_kind assay_event_kind_btf;
 const volatile enum assay_action assay_action_btf;
 const volatile enum assay_file_match assay_file_match_btf;
 const volatile enum assay_name_kind assay_name_kind_btf;
+const volatile enum assay_guard assay_guard_btf;
+const volatile struct tamper_event tamper_event_layout;
 
 /* Shared with every other assay object (the loader reuses one fd). */
 struct {
@@ -58,6 +60,24 @@ static __always_inline void fill_hdr(struct event_hdr *hdr, __u32 kind, __u32 ru
 	hdr->pid = (__u32)id;
 	hdr->tgid = id >> 32;
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+/* A refused tamper attempt, for the event stream. */
+static __always_inline void report_tamper(__u32 guard, __u32 family, __u32 type, __u32 protocol)
+{
+	struct tamper_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count_drop();
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	fill_hdr(&ev->hdr, ASSAY_EV_TAMPER, ASSAY_NO_RULE, ASSAY_ACT_DENY);
+	ev->guard = guard;
+	ev->family = family;
+	ev->type = type;
+	ev->protocol = protocol;
+	bpf_ringbuf_submit(ev, 0);
 }
 
 #endif /* ASSAY_COMMON_BPF_H */

@@ -38,6 +38,10 @@ const volatile __u32 rule_action[ASSAY_MAX_NET_RULES];
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define IPPROTO_ICMP 1
+#define IPPROTO_ICMPV6 58
+#define SOCK_DGRAM 2
+#define SOCK_RAW 3
 
 /* Destination port (host order) -> mask of the rules that list it. */
 struct {
@@ -223,4 +227,25 @@ SEC("cgroup/sendmsg6")
 int assay_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return judge6(ctx, ASSAY_EV_NET_SENDMSG);
+}
+
+/*
+ * Sockets the address hooks above never see: raw sockets, and ping sockets
+ * (their sendto() runs no cgroup hook). In scope, with network rules to
+ * enforce, they are refused at creation. (AF_PACKET sockets do not reach
+ * this hook; the capability they need is what keeps them out.)
+ */
+SEC("cgroup/sock_create")
+int assay_sock_create(struct bpf_sock *sk)
+{
+	__u32 type = sk->type, proto = sk->protocol, guard;
+
+	if (type == SOCK_RAW)
+		guard = ASSAY_GUARD_RAW_SOCKET;
+	else if (type == SOCK_DGRAM && (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6))
+		guard = ASSAY_GUARD_PING_SOCKET;
+	else
+		return SOCK_ALLOW;
+	report_tamper(guard, sk->family, type, proto);
+	return SOCK_DENY;
 }

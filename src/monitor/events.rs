@@ -74,6 +74,39 @@ pub struct FileEvent {
     pub path: Option<String>,
 }
 
+/// Which self-protection guard refused an operation (`enum assay_guard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guard {
+    RawSocket,
+    PingSocket,
+}
+
+impl Guard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guard::RawSocket => "raw_socket",
+            Guard::PingSocket => "ping_socket",
+        }
+    }
+}
+
+/// An in-scope operation refused because it would get around the rules
+/// (always denied, whatever the policy says).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TamperEvent {
+    pub time_ns: i128,
+    pub guard: Guard,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    /// Sockets: the socket() arguments.
+    pub family: u32,
+    pub sock_type: u32,
+    pub protocol: u32,
+}
+
 /// Which kernel form of a rule matched an open (`enum assay_file_match`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,6 +161,7 @@ pub type Killer = Box<dyn FnMut(&KillOrder) -> KillDone + Send>;
 pub enum Event {
     Net(NetEvent),
     File(FileEvent),
+    Tamper(TamperEvent),
     /// Events the kernel could not put on the ring buffer since the last report.
     Drops {
         time_ns: i128,
@@ -167,6 +201,8 @@ pub struct Summary {
     pub dropped: u64,
     pub by_rule: Vec<RuleCount>,
     pub unknown: u64,
+    /// Self-protection refusals (`tamper` events).
+    pub tamper: u64,
     pub kills: u64,
     pub kill_failures: u64,
     /// The first error writing events, if any (later events were only counted).

@@ -52,11 +52,12 @@ pub struct NetGuard {
     links: Vec<(&'static str, Link)>,
 }
 
-pub const PROGRAMS: [&str; 4] = [
+pub const PROGRAMS: [&str; 5] = [
     "assay_connect4",
     "assay_connect6",
     "assay_sendmsg4",
     "assay_sendmsg6",
+    "assay_sock_create",
 ];
 
 impl NetGuard {
@@ -136,6 +137,7 @@ impl NetGuard {
             (PROGRAMS[1], &skel.progs.assay_connect6),
             (PROGRAMS[2], &skel.progs.assay_sendmsg4),
             (PROGRAMS[3], &skel.progs.assay_sendmsg6),
+            (PROGRAMS[4], &skel.progs.assay_sock_create),
         ];
         let mut links = Vec::with_capacity(progs.len());
         for (name, prog) in progs {

@@ -243,6 +243,10 @@ impl Consumer {
                 self.summary.unknown += 1;
                 return None;
             }
+            Event::Tamper(_) => {
+                self.summary.tamper += 1;
+                return None;
+            }
             Event::Drops { .. } | Event::Kill(_) => return None,
         };
         if let Some(c) = self.summary.by_rule.get_mut(index) {
@@ -341,7 +345,9 @@ fn offense(ev: &Event) -> String {
             f.dev,
             f.ino
         ),
-        Event::Drops { .. } | Event::Kill(_) | Event::Unknown { .. } => String::new(),
+        Event::Drops { .. } | Event::Kill(_) | Event::Unknown { .. } | Event::Tamper(_) => {
+            String::new()
+        }
     }
 }
 

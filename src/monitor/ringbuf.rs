@@ -17,7 +17,7 @@ use crossbeam_channel::Sender;
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenMapMut, RingBufferBuilder};
 
 use super::compile::{NetPlan, action_code};
-use super::events::{Event, FileEvent, MatchKind, NetEvent, NetHook, now_ns};
+use super::events::{Event, FileEvent, Guard, MatchKind, NetEvent, NetHook, TamperEvent, now_ns};
 use super::fileguard_skel::types as ft;
 use super::netguard::{LoadError, NewPins, bpf};
 use super::netguard_skel::types;
@@ -29,6 +29,7 @@ use crate::severity::Severity;
 pub const EV_NET_CONNECT: u32 = types::assay_event_kind::ASSAY_EV_NET_CONNECT.0;
 pub const EV_NET_SENDMSG: u32 = types::assay_event_kind::ASSAY_EV_NET_SENDMSG.0;
 pub const EV_FILE_OPEN: u32 = types::assay_event_kind::ASSAY_EV_FILE_OPEN.0;
+pub const EV_TAMPER: u32 = types::assay_event_kind::ASSAY_EV_TAMPER.0;
 
 /// Records per batch handed to the consumer, and batches in flight.
 const BATCH_RECORDS: usize = 1024;
@@ -375,6 +376,32 @@ fn mono_to_wall_ns() -> i128 {
     ts(libc::CLOCK_REALTIME) - ts(libc::CLOCK_MONOTONIC)
 }
 
+/// `enum assay_guard` in assay.h.
+pub fn guard_of(v: u32) -> Option<Guard> {
+    use types::assay_guard as G;
+    Some(match v {
+        x if x == G::ASSAY_GUARD_RAW_SOCKET.0 => Guard::RawSocket,
+        x if x == G::ASSAY_GUARD_PING_SOCKET.0 => Guard::PingSocket,
+        _ => return None,
+    })
+}
+
+fn tamper(hdr: &types::event_hdr, rec: &[u8], time_ns: i128) -> Option<Event> {
+    let mut ev = types::tamper_event::default();
+    plain::copy_from_bytes(&mut ev, rec).ok()?;
+    Some(Event::Tamper(TamperEvent {
+        time_ns,
+        guard: guard_of(ev.guard)?,
+        pid: hdr.pid,
+        tgid: hdr.tgid,
+        comm: c_string(&hdr.comm),
+        cgroup_id: hdr.cgroup_id,
+        family: ev.family,
+        sock_type: ev.r#type,
+        protocol: ev.protocol,
+    }))
+}
+
 /// Decodes raw records into events named with the policy's rules.
 pub struct Decoder {
     /// By net rule bit: (id, action, severity, policy index).
@@ -426,6 +453,7 @@ impl Decoder {
         let decoded = match hdr.kind {
             EV_NET_CONNECT | EV_NET_SENDMSG => self.net(&hdr, rec, time_ns),
             EV_FILE_OPEN => self.file(rec, time_ns),
+            EV_TAMPER => tamper(&hdr, rec, time_ns),
             _ => None,
         };
         decoded.unwrap_or(unknown)
@@ -660,6 +688,25 @@ mod tests {
         }
         assert_eq!(match_kind_of(kinds), None);
         assert_eq!(match_kind_of(0), None);
+    }
+
+    #[test]
+    fn tamper_events_name_the_guard() {
+        let r = rules();
+        let d = Decoder::new(&net_plan(&r).unwrap(), &r);
+        let mut ev = types::tamper_event::default();
+        ev.hdr.kind = EV_TAMPER;
+        ev.hdr.tgid = 5;
+        ev.guard = types::assay_guard::ASSAY_GUARD_RAW_SOCKET.0;
+        ev.family = libc::AF_INET as u32;
+        ev.r#type = libc::SOCK_RAW as u32;
+        ev.protocol = 17;
+        let Event::Tamper(t) = d.decode(bytes(&ev)) else {
+            panic!("not a tamper event");
+        };
+        assert_eq!((t.guard, t.tgid, t.protocol), (Guard::RawSocket, 5, 17));
+        ev.guard = 99;
+        assert!(matches!(d.decode(bytes(&ev)), Event::Unknown { .. }));
     }
 
     #[test]

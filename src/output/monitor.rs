@@ -76,6 +76,45 @@ enum Dto<'a> {
         bpf_kind: u32,
         bytes: usize,
     },
+    Tamper {
+        v: u32,
+        time: String,
+        kind: &'static str,
+        operation: &'static str,
+        action: &'static str,
+        pid: u32,
+        tgid: u32,
+        comm: &'a str,
+        cgroup_id: u64,
+        object: SocketObject,
+    },
+}
+
+/// The socket() a tamper event refused.
+#[derive(Serialize)]
+struct SocketObject {
+    family: &'static str,
+    #[serde(rename = "type")]
+    sock_type: &'static str,
+    protocol: u32,
+}
+
+fn family_name(f: u32) -> &'static str {
+    match f as i32 {
+        libc::AF_INET => "inet",
+        libc::AF_INET6 => "inet6",
+        libc::AF_PACKET => "packet",
+        _ => "other",
+    }
+}
+
+fn socket_type_name(t: u32) -> &'static str {
+    match t as i32 {
+        libc::SOCK_STREAM => "stream",
+        libc::SOCK_DGRAM => "dgram",
+        libc::SOCK_RAW => "raw",
+        _ => "other",
+    }
 }
 
 /// Net events (the hot path) go through the direct writer, the rest through
@@ -123,6 +162,22 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
             all_gone: k.all_gone,
             incident: k.incident.as_deref(),
             error: k.error.as_deref(),
+        },
+        Event::Tamper(t) => Dto::Tamper {
+            v,
+            time: rfc3339(t.time_ns),
+            kind: "tamper",
+            operation: t.guard.as_str(),
+            action: "deny",
+            pid: t.pid,
+            tgid: t.tgid,
+            comm: &t.comm,
+            cgroup_id: t.cgroup_id,
+            object: SocketObject {
+                family: family_name(t.family),
+                sock_type: socket_type_name(t.sock_type),
+                protocol: t.protocol,
+            },
         },
         Event::Unknown { time_ns, kind, len } => Dto::Unknown {
             v,
@@ -330,6 +385,10 @@ pub fn summary_text(s: &Summary, style: Style) -> String {
     if s.unknown > 0 {
         out.push_str(&format!("  unknown records:  {}\n", s.unknown));
     }
+    if s.tamper > 0 {
+        out.push_str(&style.red(&format!("  tamper attempts refused: {}", s.tamper)));
+        out.push('\n');
+    }
     if s.kills > 0 {
         out.push_str(&format!(
             "  kills: {} ({} failed)\n",
@@ -520,6 +579,30 @@ mod tests {
         assert!(j["error"].is_null());
     }
 
+    #[test]
+    fn tamper_event_schema() {
+        use crate::monitor::events::{Guard, TamperEvent};
+        let ev = Event::Tamper(TamperEvent {
+            time_ns: 0,
+            guard: Guard::RawSocket,
+            pid: 7,
+            tgid: 7,
+            comm: "python3".into(),
+            cgroup_id: 9,
+            family: libc::AF_INET as u32,
+            sock_type: libc::SOCK_RAW as u32,
+            protocol: 17,
+        });
+        let j: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
+        assert_eq!(j["kind"], "tamper");
+        assert_eq!(j["operation"], "raw_socket");
+        assert_eq!(j["action"], "deny");
+        assert_eq!(j["object"]["family"], "inet");
+        assert_eq!(j["object"]["type"], "raw");
+        assert_eq!(j["object"]["protocol"], 17);
+        assert_eq!(j["time"], "1970-01-01T00:00:00.000000000Z");
+    }
+
     fn summary() -> Summary {
         use crate::monitor::events::RuleCount;
         Summary {
@@ -532,6 +615,7 @@ mod tests {
                 events: 10,
             }],
             unknown: 0,
+            tamper: 3,
             kills: 1,
             kill_failures: 0,
             sink_error: None,
@@ -545,6 +629,7 @@ mod tests {
         assert!(t.contains("events delivered: 10"), "{t}");
         assert!(t.contains("events dropped:   2"), "{t}");
         assert!(t.contains("kills: 1 (0 failed)"), "{t}");
+        assert!(t.contains("tamper attempts refused: 3"), "{t}");
     }
 
     #[test]
