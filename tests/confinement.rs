@@ -440,3 +440,20 @@ fn ping_sockets_are_refused_in_scope_with_a_tamper_event() {
     assert_eq!(t[0]["object"]["type"], "dgram");
     assert_eq!(t[0]["object"]["protocol"], 1);
 }
+
+/// Root without capabilities keeps uid 0 but not the power over the scope
+/// that capabilities give: bpf() (to detach or rewrite enforcement) and
+/// ptrace of assay (which holds more capabilities) are refused.
+#[test]
+fn root_without_capabilities_cannot_use_bpf_or_trace_assay() {
+    if !common::require_root("root_without_capabilities_cannot_use_bpf_or_trace_assay") {
+        return;
+    }
+    let (_s, pol) = scratch("lp-rootbpf");
+    let script = "bpftool prog list >/dev/null 2>&1 && echo USED-BPF; \
+                  cat /proc/$PPID/environ >/dev/null 2>&1 && echo READ-ASSAY-ENV; \
+                  readlink /proc/$PPID/exe >/dev/null 2>&1 && echo READ-ASSAY-EXE; echo done";
+    let out = wrapped(&pol, &[], &[], script);
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout).trim(), "done", "{}", text(&out.stderr));
+}
