@@ -457,3 +457,214 @@ fn root_without_capabilities_cannot_use_bpf_or_trace_assay() {
     assert_exit(&out, 0);
     assert_eq!(text(&out.stdout).trim(), "done", "{}", text(&out.stderr));
 }
+
+/// Waits (bounded) until `p` exists.
+fn wait_for(p: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !p.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            p.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A connect from a process placed in `cg` (as root): the probe's report.
+fn probe_in(cg: &std::path::Path, port: u16) -> serde_json::Value {
+    json(&run(std::process::Command::new("sh").arg("-c").arg(
+        format!(
+            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port}",
+            cg.display(),
+            netbench()
+        ),
+    )))
+}
+
+fn deny_policy(s: &Scratch, port: u16) -> std::path::PathBuf {
+    s.file(
+        "deny.yaml",
+        &format!(
+            "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: exfil-port\n      \
+             type: net_connect\n      match: {{ports: [{port}]}}\n      severity: high\n      action: deny\n"
+        ),
+    )
+}
+
+const PINS: &str = "/sys/fs/bpf/assay";
+
+/// SIGKILL of assay (what a command kept as root can do) leaves no process
+/// of its scope unconfined: the pinned programs go on enforcing on the leaf,
+/// where a `setsid` grandchild survived, until `--cleanup` reports the dead
+/// monitor, kills what it left and removes the pins.
+#[test]
+fn a_killed_monitor_leaves_its_scope_confined_until_cleanup() {
+    if !common::require_root("a_killed_monitor_leaves_its_scope_confined_until_cleanup") {
+        return;
+    }
+    let s = Scratch::new("failclosed");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let pol = deny_policy(&s, port);
+    let mut mon = assay()
+        .args(["monitor", "--policy"])
+        .arg(&pol)
+        .args(["--", "sh", "-c", "setsid sleep 300 & sleep 300"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = mon.id();
+    let pins = std::path::Path::new(PINS).join(format!("leaf-{pid}"));
+    wait_for(&pins.join("assay_connect4"));
+    let leaf = cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-monitor-{pid}"));
+    // The command and its setsid grandchild are running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(leaf.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 3
+    {
+        assert!(std::time::Instant::now() < deadline, "the command started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    mon.kill().unwrap();
+    mon.wait().unwrap();
+
+    // The grandchild is still in the leaf, and so is enforcement.
+    let procs = std::fs::read_to_string(leaf.join("cgroup.procs")).unwrap();
+    assert!(!procs.trim().is_empty(), "the setsid grandchild survived");
+    let r = probe_in(&leaf, port);
+    assert_eq!(
+        (r["eperm"].as_u64(), r["ok"].as_u64()),
+        (Some(1), Some(0)),
+        "{r}"
+    );
+
+    let out = run(assay().args(["monitor", "--cleanup", "--policy"]).arg(&pol));
+    assert_exit(&out, 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("wrapper-mode monitor (pid {pid})")),
+        "{err}"
+    );
+    assert!(err.contains("were killed"), "{err}");
+    // The connect denied after the monitor died is reported, by rule.
+    let evs: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        evs.iter()
+            .any(|e| e["kind"] == "net_connect" && e["rule"] == "exfil-port"),
+        "{evs:?}"
+    );
+    assert!(!leaf.exists(), "leaf removed");
+    assert!(!pins.exists(), "pins removed");
+    // Nothing left to tidy.
+    let out = run(assay().args(["monitor", "--cleanup"]));
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains("no monitor that died left anything behind"));
+}
+
+/// The next monitor started tidies what a killed wrapper-mode monitor left,
+/// and says so.
+#[test]
+fn the_next_monitor_tidies_what_a_killed_one_left() {
+    if !common::require_root("the_next_monitor_tidies_what_a_killed_one_left") {
+        return;
+    }
+    let s = Scratch::new("failclosed-next");
+    let pol = deny_policy(&s, 9);
+    let mut dead = assay()
+        .args(["monitor", "--policy"])
+        .arg(&pol)
+        .args(["--", "sleep", "300"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = dead.id();
+    let pins = std::path::Path::new(PINS).join(format!("leaf-{pid}"));
+    wait_for(&pins.join("assay_connect4"));
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let leaf = cgroup2_mount()
+        .unwrap()
+        .join(format!("assay-monitor-{pid}"));
+    assert!(leaf.exists());
+
+    let out = run(assay()
+        .args(["monitor", "--policy"])
+        .arg(&pol)
+        .args(["--", "true"]));
+    assert_exit(&out, 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("wrapper-mode monitor (pid {pid})")),
+        "{err}"
+    );
+    assert!(!leaf.exists() && !pins.exists(), "tidied: {err}");
+}
+
+/// Attach mode: the scope's services keep running under the dead monitor's
+/// pinned enforcement; a new monitor of the same cgroup takes over and
+/// removes the old pins.
+#[test]
+fn a_killed_attach_monitor_keeps_enforcing_until_taken_over() {
+    if !common::require_root("a_killed_attach_monitor_keeps_enforcing_until_taken_over") {
+        return;
+    }
+    let s = Scratch::new("failclosed-attach");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let pol = deny_policy(&s, port);
+    let cg = common::TestCgroup::new("assay-test-failclosed");
+    let start = || {
+        assay()
+            .args(["monitor", "--policy"])
+            .arg(&pol)
+            .arg("--cgroup")
+            .arg(cg.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    use std::os::unix::fs::MetadataExt;
+    let id = std::fs::metadata(cg.path()).unwrap().ino();
+    let mut first = start();
+    let pins = std::path::Path::new(PINS).join(format!("cgroup-{id}-{}", first.id()));
+    wait_for(&pins.join("assay_connect4"));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let r = probe_in(cg.path(), port);
+    assert_eq!(r["eperm"].as_u64(), Some(1), "still enforced: {r}");
+
+    let second = start();
+    let own = std::path::Path::new(PINS).join(format!("cgroup-{id}-{}", second.id()));
+    wait_for(&own.join("assay_connect4"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pins.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!pins.exists(), "the dead monitor's pins were taken over");
+    let r = probe_in(cg.path(), port);
+    assert_eq!(
+        r["eperm"].as_u64(),
+        Some(1),
+        "enforced by the new monitor: {r}"
+    );
+    // SAFETY: signalling the monitor we started.
+    unsafe { libc::kill(second.id() as i32, libc::SIGINT) };
+    let out = second.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("attach-mode monitor (pid {})", first.id())),
+        "{err}"
+    );
+    assert!(!own.exists(), "a normal stop removes its own pins");
+}

@@ -15,7 +15,7 @@ Remove pinned enforcement:\n  assay monitor --unpin /sys/fs/bpf/assay"
 )]
 pub struct Args {
     /// Policy file whose `runtime_monitor` rules are enforced.
-    #[arg(long, value_name = "FILE", required_unless_present = "unpin")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["unpin", "cleanup"])]
     pub policy: Option<PathBuf>,
     /// Attach mode: enforce on this existing cgroup v2 directory (and below).
     #[arg(long, value_name = "PATH", conflicts_with = "command")]
@@ -70,6 +70,12 @@ pub struct Args {
     /// Every other descriptor above 2 is closed before it runs.
     #[arg(long, value_name = "FD", conflicts_with = "cgroup")]
     pub pass_fd: Vec<i32>,
+    /// Find what monitors that died (SIGKILL, OOM) left behind, report it and
+    /// tidy it: their events are written out (named with the rules of
+    /// --policy, when given), a wrapper-mode monitor's leftover processes
+    /// killed, and the pins that kept enforcing removed.
+    #[arg(long, conflicts_with_all = ["cgroup", "command", "daemon", "pin", "unpin"])]
+    pub cleanup: bool,
     /// Ring buffer size in bytes (a power of two, at least 4096).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub ringbuf_bytes: u32,
@@ -133,6 +139,7 @@ mod linux {
             | SessionError::Cgroup(_)
             | SessionError::Load { .. }
             | SessionError::Pin(_)
+            | SessionError::FailClosed(_)
             | SessionError::Daemon(_) => Status::MonitorFailed,
             _ => Status::Error,
         }
@@ -148,6 +155,9 @@ mod linux {
     pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
         if let Some(dir) = &args.unpin {
             return unpin(dir, &args, g);
+        }
+        if args.cleanup {
+            return cleanup(&args);
         }
         let path = args.policy.clone().expect("clap requires --policy");
         let target = match (args.cgroup.clone(), args.command.is_empty()) {
@@ -274,6 +284,13 @@ mod linux {
                 dir.display(),
                 dir.display()
             ),
+            Notice::Tidied(t) => eprint!("{}", render::tidy_text(t)),
+            Notice::OrphanLeft(o) => eprintln!(
+                "assay: note: a monitor (pid {}) died and its enforcement is still pinned \
+                 ({}); `assay monitor --cleanup` removes it",
+                o.pid(),
+                o.name()
+            ),
             Notice::Warning(w) => eprintln!("assay: warning: {w}"),
         }
     }
@@ -290,7 +307,9 @@ mod linux {
         fn of(args: &Args) -> EventsTo {
             EventsTo {
                 file: args.events.clone(),
-                stderr: args.unpin.is_none() && (args.cgroup.is_none() || args.daemon),
+                stderr: args.unpin.is_none()
+                    && !args.cleanup
+                    && (args.cgroup.is_none() || args.daemon),
             }
         }
 
@@ -346,6 +365,26 @@ mod linux {
                 error: report.errors.first().cloned().or(report.incident_error),
             }
         }))
+    }
+
+    fn cleanup(args: &Args) -> anyhow::Result<Outcome> {
+        let rules = match &args.policy {
+            Some(p) => Some(
+                session::runtime_rules(&load_policy(p)?, args.ignore_disabled)
+                    .map_err(|e| coded(Status::ConfigInvalid, e))?,
+            ),
+            None => None,
+        };
+        let to = EventsTo::of(args);
+        let tidied = session::cleanup(rules.as_deref(), &mut || to.open())
+            .map_err(|e| coded(Status::MonitorFailed, e))?;
+        if tidied.is_empty() {
+            eprintln!("assay: no monitor that died left anything behind");
+        }
+        for t in &tidied {
+            eprint!("{}", render::tidy_text(t));
+        }
+        Ok(Outcome::Success)
     }
 
     fn unpin(dir: &Path, args: &Args, g: &Global) -> anyhow::Result<Outcome> {

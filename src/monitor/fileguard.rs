@@ -84,6 +84,9 @@ pub enum FileGuardError {
     Shared(#[from] LoadError),
 }
 
+/// The name of the file program's link pin, next to netguard's.
+pub const LINK_PIN: &str = "assay_file_open";
+
 fn bpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> FileGuardError {
     move |source| FileGuardError::Bpf { what, source }
 }
@@ -201,7 +204,7 @@ struct Keys {
 /// The loaded and attached `lsm/file_open` program. Dropping it detaches.
 pub struct FileGuard {
     /// Holds the program (and through it every map) in the kernel.
-    _link: Link,
+    link: Link,
     keys: Keys,
     shared: SharedMaps,
     prog_id: u32,
@@ -337,7 +340,7 @@ impl FileGuard {
         let link = prog.attach_lsm().map_err(bpf("attaching lsm/file_open"))?;
         // The link holds the program and its maps; the skeleton may go.
         Ok(FileGuard {
-            _link: link,
+            link,
             keys,
             shared: shared.clone(),
             prog_id,
@@ -377,6 +380,12 @@ impl FileGuard {
     /// without it they carry its basename, device and inode.
     pub fn reports_paths(&self) -> bool {
         self.paths
+    }
+
+    /// Pins the link at `path` (bpffs): the program stays attached, and
+    /// enforces, until the pin is removed, even if this process dies.
+    pub fn pin(&mut self, path: &Path) -> Result<(), FileGuardError> {
+        self.link.pin(path).map_err(bpf("pinning lsm/file_open"))
     }
 
     /// The ring buffer and drop counter this program writes to.

@@ -17,6 +17,7 @@ pub mod cgroup;
 pub mod compile;
 pub mod daemon;
 pub mod events;
+pub mod failclosed;
 pub mod netguard;
 pub mod pipeline;
 pub mod preflight;
@@ -373,15 +374,25 @@ impl Monitor {
         }
     }
 
-    /// Pin the links under `dir` so enforcement outlives this process.
-    /// The ring buffer and drop counter are pinned too, so that
-    /// [`drain_pinned`] can report what the programs produce after exit.
-    pub fn pin(&mut self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, LoadError> {
-        let Some(n) = self.netguard.as_mut() else {
-            return Ok(vec![]);
-        };
+    /// Pin the links under `dir` so enforcement outlives this process; with
+    /// `files`, the file program's link too. The ring buffer and drop
+    /// counter are pinned as well, so that [`drain_pinned`] can report what
+    /// the programs produce after exit. A pin that fails removes the pins
+    /// made before it.
+    pub fn pin(
+        &mut self,
+        dir: &std::path::Path,
+        files: bool,
+    ) -> Result<Vec<std::path::PathBuf>, PinError> {
         let mut pins = netguard::NewPins::default();
-        n.pin(dir, &mut pins)?;
+        if let Some(n) = self.netguard.as_mut() {
+            n.pin(dir, &mut pins)?;
+        }
+        if let (true, Some(f)) = (files, self.fileguard.as_mut()) {
+            let p = dir.join(fileguard::LINK_PIN);
+            f.pin(&p)?;
+            pins.made(p);
+        }
         self.reported = Some(self.shared.pin(dir, &mut pins)?);
         Ok(pins.keep())
     }
@@ -397,6 +408,14 @@ impl Monitor {
         }
         Ok(summary)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error(transparent)]
+    Net(#[from] LoadError),
+    #[error(transparent)]
+    File(#[from] fileguard::FileGuardError),
 }
 
 #[derive(Debug, thiserror::Error)]

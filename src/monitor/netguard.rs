@@ -195,7 +195,10 @@ impl Drop for NewPins {
 /// once nothing else holds them). The map pins stay for
 /// [`unpin_maps`], so the events left in the ring buffer can be read first.
 pub fn unpin(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    remove_pins(dir, &PROGRAMS)
+    let mut removed = remove_pins(dir, &PROGRAMS)?;
+    // Pinned by the fail-closed pins of a monitor that also enforced files.
+    removed.extend(remove_pins(dir, &[super::fileguard::LINK_PIN])?);
+    Ok(removed)
 }
 
 /// Remove the map pins, then `dir` if it is empty.

@@ -24,11 +24,12 @@ use crossbeam_channel::{Receiver, never, select};
 use super::cgroup::{CgroupError, LeafCgroup, Scope};
 use super::compile::Unenforceable;
 use super::events::{Killer, Sink, Summary};
+use super::failclosed::{self, FailClosedError, Keeper, Orphan, Owner};
 use super::netguard::{self, LoadError};
 use super::pipeline::KillPlan;
 use super::privilege::RunAs;
 use super::process::{self, STOP, Signals};
-use super::{Monitor, PlanError, StopError, daemon};
+use super::{Monitor, PinError, PlanError, StopError, daemon};
 use crate::policy::model::{Action, Policy, Rule};
 
 /// What to confine.
@@ -94,7 +95,47 @@ pub enum Notice {
     },
     /// Attach mode with `--pin`: enforcement stays after exit.
     StaysPinned(PathBuf),
+    /// What a dead monitor left behind, tidied.
+    Tidied(Tidy),
+    /// A dead attach-mode monitor's enforcement, still pinned on another
+    /// cgroup (`assay monitor --cleanup` removes it).
+    OrphanLeft(Owner),
     Warning(String),
+}
+
+/// What tidying a dead monitor's leftovers did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tidy {
+    pub owner: Owner,
+    /// Its leaf (wrapper mode), killed and removed.
+    pub leaf: Option<PathBuf>,
+    /// Events its pinned programs produced after it died, and drops.
+    pub events: u64,
+    pub dropped: u64,
+}
+
+impl Tidy {
+    pub fn of(t: &failclosed::Tidied) -> Tidy {
+        Tidy {
+            owner: t.orphan.owner,
+            leaf: t.leaf.clone(),
+            events: t.summary.as_ref().map_or(0, |s| s.delivered),
+            dropped: t.summary.as_ref().map_or(0, |s| s.dropped),
+        }
+    }
+}
+
+/// Counts nothing, writes nothing: events of a dead monitor tidied at
+/// start-up are reported as counts.
+struct Discard;
+
+impl Sink for Discard {
+    fn event(&mut self, _: &super::events::Event) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How a session ended.
@@ -177,7 +218,11 @@ pub enum SessionError {
         source: LoadError,
     },
     #[error(transparent)]
-    Pin(LoadError),
+    Pin(PinError),
+    #[error(
+        "cannot keep enforcement alive if assay is killed: {0} (--allow-degraded runs without)"
+    )]
+    FailClosed(#[source] FailClosedError),
     #[error(transparent)]
     Daemon(io::Error),
     #[error("blocking signals")]
@@ -361,15 +406,16 @@ impl Session {
                 }
             }
         };
-        let mut mon = self.load(&rules, &scoped)?;
+        let orphans = self.tidy_orphans();
+        let (mut mon, scope) = self.load(&rules, &scoped)?;
         let _pid_file = match &scoped {
-            Scoped::Attached { pin: Some(dir), .. } if mon.enforces_files() => {
+            Scoped::Attached { pin: Some(_), .. } if mon.enforces_files() => {
                 return Err(SessionError::PinFiles);
             }
             Scoped::Attached { pin, daemon, .. } => {
                 if let Some(dir) = pin {
-                    netguard::ensure_bpffs_dir(dir).map_err(SessionError::Pin)?;
-                    mon.pin(dir).map_err(SessionError::Pin)?;
+                    netguard::ensure_bpffs_dir(dir).map_err(|e| SessionError::Pin(e.into()))?;
+                    mon.pin(dir, false).map_err(SessionError::Pin)?;
                 }
                 match daemon {
                     Some(d) => Some(
@@ -381,6 +427,32 @@ impl Session {
             }
             Scoped::Leaf { .. } => None,
         };
+        // After the daemon's fork: the pins are named by the pid that holds
+        // them. An explicit --pin already keeps enforcement.
+        let keeper = match &scoped {
+            Scoped::Attached { pin: Some(_), .. } => None,
+            Scoped::Leaf { .. } => self.keep(
+                &mut mon,
+                Owner::Leaf {
+                    pid: std::process::id(),
+                },
+            )?,
+            Scoped::Attached { .. } => self.keep(
+                &mut mon,
+                Owner::Cgroup {
+                    id: scope.cgroup_id,
+                    pid: std::process::id(),
+                },
+            )?,
+        };
+        // A dead monitor's pins on this same cgroup: this one enforces now.
+        for o in orphans {
+            if matches!(o.owner, Owner::Cgroup { id, .. } if id == scope.cgroup_id) {
+                self.tidy_one(&o);
+            } else {
+                (self.notices)(Notice::OrphanLeft(o.owner));
+            }
+        }
         // From here on threads run: signals first, so all of them inherit
         // the blocked mask.
         let signals = Signals::install().map_err(SessionError::SignalThread)?;
@@ -403,7 +475,8 @@ impl Session {
         });
         let changes = mon.file_changes().map_err(SessionError::Watch)?;
         let run = Running {
-            mon,
+            mon: Some(mon),
+            keeper,
             signals,
             changes,
             notices: self.notices,
@@ -419,7 +492,7 @@ impl Session {
     }
 
     /// Plan, decide, load and attach.
-    fn load(&mut self, rules: &[Rule], scoped: &Scoped) -> Result<Monitor, SessionError> {
+    fn load(&mut self, rules: &[Rule], scoped: &Scoped) -> Result<(Monitor, Scope), SessionError> {
         let kill_unavailable = match &self.kill {
             KillSwitch::Unavailable(why) => Some(why.as_str()),
             KillSwitch::Available(_) => None,
@@ -444,13 +517,55 @@ impl Session {
         for (rule, path, why) in mon.unresolved_files() {
             (self.notices)(Notice::Unresolved { rule, path, why });
         }
-        Ok(mon)
+        Ok((mon, scope))
+    }
+
+    /// Pins what `mon` enforces so it outlives a killed monitor. Where that
+    /// cannot be done the monitor does not start (exit 40), unless
+    /// `allow_degraded`, which says so.
+    fn keep(&mut self, mon: &mut Monitor, owner: Owner) -> Result<Option<Keeper>, SessionError> {
+        match Keeper::pin(mon, owner) {
+            Ok(k) => Ok(Some(k)),
+            Err(e) if self.config.allow_degraded => {
+                (self.notices)(Notice::Warning(format!(
+                    "DEGRADED: enforcement will not outlive assay if it is killed: {e}"
+                )));
+                Ok(None)
+            }
+            Err(e) => Err(SessionError::FailClosed(e)),
+        }
+    }
+
+    /// Tidies what dead wrapper-mode monitors left (their leaves still hold
+    /// confined processes); returns the attach-mode orphans for later. Any
+    /// problem is a warning: it must not keep this monitor from starting.
+    fn tidy_orphans(&mut self) -> Vec<Orphan> {
+        let Ok(root) = failclosed::root() else {
+            return Vec::new();
+        };
+        let (leaves, cgroups): (Vec<Orphan>, Vec<Orphan>) = failclosed::orphans(&root)
+            .into_iter()
+            .partition(|o| matches!(o.owner, Owner::Leaf { .. }));
+        for o in &leaves {
+            self.tidy_one(o);
+        }
+        cgroups
+    }
+
+    fn tidy_one(&mut self, o: &Orphan) {
+        match failclosed::tidy(o, None, Box::new(Discard)) {
+            Ok(t) => (self.notices)(Notice::Tidied(Tidy::of(&t))),
+            Err(e) => (self.notices)(Notice::Warning(format!("tidying {}: {e}", o.dir.display()))),
+        }
     }
 }
 
 /// A session whose enforcement and event threads run.
 struct Running {
-    mon: Monitor,
+    /// Taken by [`Running::stop`].
+    mon: Option<Monitor>,
+    /// The fail-closed pins (None: --pin, or degraded).
+    keeper: Option<Keeper>,
     signals: Signals,
     changes: Receiver<super::WatchEvent>,
     notices: Box<dyn FnMut(Notice)>,
@@ -464,7 +579,7 @@ impl Running {
         run_as: &RunAs,
     ) -> Result<Ended, SessionError> {
         if let Some(sig) = self.signals.stop_requested() {
-            let summary = self.mon.stop()?;
+            let summary = self.stop()?;
             drop(leaf);
             return Ok(Ended {
                 summary,
@@ -475,7 +590,7 @@ impl Running {
         let child = match process::spawn_confined(leaf.path(), command, run_as) {
             Ok(c) => c,
             Err(source) => {
-                let _ = self.mon.stop();
+                let _ = self.stop();
                 return Err(SessionError::Spawn {
                     program: command
                         .first()
@@ -502,7 +617,7 @@ impl Running {
         if let Err(e) = leaf.kill_all() {
             (self.notices)(Notice::Warning(e.to_string()));
         }
-        let summary = self.mon.stop()?;
+        let summary = self.stop()?;
         drop(leaf);
         Ok(Ended {
             summary,
@@ -516,12 +631,33 @@ impl Running {
         if let Some(dir) = pin {
             (self.notices)(Notice::StaysPinned(dir.to_path_buf()));
         }
-        let summary = self.mon.stop()?;
+        let summary = self.stop()?;
         Ok(Ended {
             summary,
             status,
             stopped_before_start: None,
         })
+    }
+
+    /// Ends enforcement: the fail-closed link pins first (the monitor's own
+    /// links are then the last to hold the programs), then detach and drain,
+    /// then the map pins.
+    fn stop(&mut self) -> Result<Summary, SessionError> {
+        if let Some(k) = self.keeper.as_mut() {
+            if let Err(e) = k.release() {
+                (self.notices)(Notice::Warning(format!("removing the pins: {e}")));
+            }
+        }
+        let summary = match self.mon.take() {
+            Some(m) => m.stop()?,
+            None => return Err(StopError::NotStarted.into()),
+        };
+        if let Some(k) = self.keeper.take() {
+            if let Err(e) = k.finish() {
+                (self.notices)(Notice::Warning(format!("removing the pins: {e}")));
+            }
+        }
+        Ok(summary)
     }
 
     /// Reacts to inputs by [`step`] until it says stop.
@@ -552,7 +688,8 @@ impl Running {
             match step(wrapped, input) {
                 Step::Continue => {}
                 Step::Refresh => {
-                    if let Err(e) = self.mon.refresh_files() {
+                    let refreshed = self.mon.as_mut().map(Monitor::refresh_files);
+                    if let Some(Err(e)) = refreshed {
                         (self.notices)(Notice::Warning(format!(
                             "re-resolving file rule paths: {e}"
                         )));
@@ -562,6 +699,33 @@ impl Running {
             }
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    FailClosed(#[from] FailClosedError),
+    #[error("opening where events go")]
+    Sink(#[source] io::Error),
+}
+
+/// `--cleanup`: tidies everything monitors that died left behind (see
+/// [`failclosed`]), each one's events into a sink from `sink`, named with
+/// `rules` when given.
+pub fn cleanup(
+    rules: Option<&[Rule]>,
+    sink: &mut dyn FnMut() -> io::Result<Box<dyn Sink>>,
+) -> Result<Vec<Tidy>, CleanupError> {
+    let plan = rules.map(|r| super::plan(r, None)).transpose()?;
+    let root = failclosed::root()?;
+    let mut done = Vec::new();
+    for o in failclosed::orphans(&root) {
+        let t = failclosed::tidy(&o, plan.as_ref(), sink().map_err(CleanupError::Sink)?)?;
+        done.push(Tidy::of(&t));
+    }
+    Ok(done)
 }
 
 /// What `--unpin` removed and reported.

@@ -9,6 +9,8 @@ use serde::Serialize;
 use super::Style;
 use crate::monitor::compile::Unenforceable;
 use crate::monitor::events::{Event, NetEvent, NetHook, Sink, Summary};
+use crate::monitor::failclosed::Owner;
+use crate::monitor::session::Tidy;
 use crate::time::rfc3339;
 
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
@@ -419,6 +421,25 @@ pub fn summary_json(s: &Summary) -> String {
     .expect("summary serializes");
     j.push('\n');
     j
+}
+
+/// One line on what a dead monitor left behind and what was done about it.
+pub fn tidy_text(t: &Tidy) -> String {
+    let who = match t.owner {
+        Owner::Leaf { pid } => format!("a wrapper-mode monitor (pid {pid})"),
+        Owner::Cgroup { id, pid } => {
+            format!("an attach-mode monitor (pid {pid}) of cgroup id {id}")
+        }
+    };
+    let leaf = match &t.leaf {
+        Some(l) => format!("; the processes left in {} were killed", l.display()),
+        None => String::new(),
+    };
+    format!(
+        "assay: tidied what {who} left when it died: its enforcement had stayed pinned{leaf}; \
+         {} event(s) after its death, {} dropped\n",
+        t.events, t.dropped
+    )
 }
 
 /// What cannot be enforced, one block per rule: what is missing, how to fix.
