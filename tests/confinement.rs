@@ -13,6 +13,13 @@ use common::{Scratch, assay, assert_exit, cgroup2_mount, run};
 
 const NOBODY: u32 = 65534;
 
+/// One test at a time: a monitor that starts tidies what dead monitors
+/// left, and the fail-closed tests kill monitors on purpose.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -68,6 +75,7 @@ fn root_without_sudo_runs_the_command_as_root_with_no_capabilities() {
     if !common::require_root("root_without_sudo_runs_the_command_as_root_with_no_capabilities") {
         return;
     }
+    let _serial = serial();
     let (_s, pol) = scratch("lp-root");
     let out = wrapped(&pol, &[], &[], SHOW);
     assert_exit(&out, 0);
@@ -84,6 +92,7 @@ fn under_sudo_the_command_runs_as_the_invoking_user() {
     if !common::require_root("under_sudo_the_command_runs_as_the_invoking_user") {
         return;
     }
+    let _serial = serial();
     let (_s, pol) = scratch("lp-sudo");
     let sudo = [
         ("SUDO_UID", "65534"),
@@ -112,6 +121,7 @@ fn keep_capabilities_keeps_them_and_says_what_that_gives_up() {
     if !common::require_root("keep_capabilities_keeps_them_and_says_what_that_gives_up") {
         return;
     }
+    let _serial = serial();
     let (_s, pol) = scratch("lp-keep");
     let out = wrapped(&pol, &["--keep-capabilities"], &[], SHOW);
     assert_exit(&out, 0);
@@ -126,6 +136,7 @@ fn descriptors_are_not_inherited_unless_passed() {
     if !common::require_root("descriptors_are_not_inherited_unless_passed") {
         return;
     }
+    let _serial = serial();
     let (_s, pol) = scratch("lp-fds");
     // A descriptor of the process that starts assay, inheritable (no
     // O_CLOEXEC): a server must not get it by accident.
@@ -155,6 +166,7 @@ fn a_wrapped_server_cannot_leave_the_scope_kill_assay_or_use_bpf() {
     if !common::require_root("a_wrapped_server_cannot_leave_the_scope_kill_assay_or_use_bpf") {
         return;
     }
+    let _serial = serial();
     let (_s, pol) = scratch("lp-escape");
     let root = cgroup2_mount().unwrap();
     let script = format!(
@@ -193,6 +205,7 @@ fn only_root_may_name_another_user() {
     if !common::require_root("only_root_may_name_another_user") {
         return;
     }
+    let _serial = serial();
     let (s, pol) = scratch("lp-user");
     std::fs::set_permissions(&s.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     for who in ["root", "0", "nobody:root"] {
@@ -247,6 +260,7 @@ fn raw_sockets_are_refused_in_scope_with_a_tamper_event() {
     if !common::require_root("raw_sockets_are_refused_in_scope_with_a_tamper_event") {
         return;
     }
+    let _serial = serial();
     let (s, pol) = scratch("raw");
     let listener = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = listener.local_addr().unwrap().to_string();
@@ -405,6 +419,7 @@ fn ping_sockets_are_refused_in_scope_with_a_tamper_event() {
     if !common::require_root("ping_sockets_are_refused_in_scope_with_a_tamper_event") {
         return;
     }
+    let _serial = serial();
     let (s, pol) = scratch("ping");
     let ns = Netns::new("assay-ping");
     let ping = ["socket", "--kind", "ping", "--to", "127.0.0.1:0"];
@@ -449,6 +464,7 @@ fn root_without_capabilities_cannot_use_bpf_or_trace_assay() {
     if !common::require_root("root_without_capabilities_cannot_use_bpf_or_trace_assay") {
         return;
     }
+    let _serial = serial();
     let (_s, pol) = scratch("lp-rootbpf");
     let script = "bpftool prog list >/dev/null 2>&1 && echo USED-BPF; \
                   cat /proc/$PPID/environ >/dev/null 2>&1 && echo READ-ASSAY-ENV; \
@@ -503,6 +519,7 @@ fn a_killed_monitor_leaves_its_scope_confined_until_cleanup() {
     if !common::require_root("a_killed_monitor_leaves_its_scope_confined_until_cleanup") {
         return;
     }
+    let _serial = serial();
     let s = Scratch::new("failclosed");
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -577,6 +594,7 @@ fn the_next_monitor_tidies_what_a_killed_one_left() {
     if !common::require_root("the_next_monitor_tidies_what_a_killed_one_left") {
         return;
     }
+    let _serial = serial();
     let s = Scratch::new("failclosed-next");
     let pol = deny_policy(&s, 9);
     let mut dead = assay()
@@ -617,6 +635,7 @@ fn a_killed_attach_monitor_keeps_enforcing_until_taken_over() {
     if !common::require_root("a_killed_attach_monitor_keeps_enforcing_until_taken_over") {
         return;
     }
+    let _serial = serial();
     let s = Scratch::new("failclosed-attach");
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();

@@ -75,6 +75,8 @@ mod suite {
             e2e::file_glob(&mut s);
             e2e::anchored_except(&mut s);
             e2e::attach_mode_file_rule(&mut s);
+            e2e::self_protection_attach(&mut s);
+            e2e::self_protection_wrapper(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
             if std::env::var_os("ASSAY_VM_BENCH").is_some() {
@@ -1311,7 +1313,141 @@ mod suite {
                         }
                     }
                 }
+                // The self-protection attempts, against the monitor (our
+                // parent: wrapper mode), one `name errno` line each.
+                "tamper" => {
+                    // SAFETY: plain syscall.
+                    let monitor = unsafe { libc::getppid() };
+                    for (name, e) in tamper_ops(monitor, Path::new(arg)) {
+                        println!("{name} {e}");
+                    }
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(99),
+            }
+        }
+
+        /// The ways around the monitor an in-scope root process would try.
+        pub const TAMPER_OPS: [&str; 9] = [
+            "bpf",
+            "signal",
+            "ptrace",
+            "pidfd_getfd",
+            "cgroup_write",
+            "mount",
+            "umount",
+            "packet_socket",
+            "block_device",
+        ];
+
+        /// Each of [`TAMPER_OPS`] and its errno (0: it worked).
+        pub fn tamper_ops(monitor: i32, dir: &Path) -> Vec<(&'static str, i32)> {
+            TAMPER_OPS
+                .iter()
+                .map(|op| (*op, tamper_op(op, monitor, dir)))
+                .collect()
+        }
+
+        /// One attempt (`monitor`: the monitor's pid; `dir`: where the test
+        /// put a block device node `blk`, a mount point `mnt` and a tmpfs
+        /// mounted at `umnt`): its errno, 0 when it worked (then undone).
+        pub fn tamper_op(op: &str, monitor: i32, dir: &Path) -> i32 {
+            let e = |rc: i64| if rc < 0 { errno() } else { 0 };
+            let close = |fd: i64| {
+                if fd >= 0 {
+                    // SAFETY: a descriptor this function opened.
+                    unsafe { libc::close(fd as i32) };
+                }
+            };
+            match op {
+                // bpf(BPF_PROG_GET_NEXT_ID): the first step of detaching links.
+                "bpf" => {
+                    let mut attr = [0u8; 128];
+                    // SAFETY: a zeroed attribute buffer of its stated size.
+                    let rc =
+                        unsafe { libc::syscall(libc::SYS_bpf, 11, attr.as_mut_ptr(), attr.len()) };
+                    if rc < 0 && errno() == libc::ENOENT {
+                        0
+                    } else {
+                        e(rc)
+                    }
+                }
+                // SAFETY: plain syscall on the monitor's pid.
+                "signal" => e(unsafe { libc::kill(monitor, libc::SIGUSR2) } as i64),
+                "ptrace" => {
+                    // SAFETY: plain syscalls; detach what was attached.
+                    let rc = unsafe { libc::ptrace(libc::PTRACE_ATTACH, monitor, 0, 0) };
+                    if rc == 0 {
+                        unsafe {
+                            libc::waitpid(monitor, std::ptr::null_mut(), libc::__WALL);
+                            libc::ptrace(libc::PTRACE_DETACH, monitor, 0, 0);
+                        }
+                    }
+                    e(rc)
+                }
+                "pidfd_getfd" => {
+                    // SAFETY: plain syscalls; the descriptors are closed.
+                    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, monitor, 0) };
+                    if pidfd < 0 {
+                        return errno();
+                    }
+                    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, 0, 0) };
+                    let r = e(fd);
+                    close(fd);
+                    close(pidfd);
+                    r
+                }
+                "cgroup_write" => {
+                    let root = std::fs::read_to_string("/proc/self/mountinfo")
+                        .ok()
+                        .and_then(|m| {
+                            m.lines()
+                                .find(|l| l.contains(" - cgroup2 "))
+                                .and_then(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+                        })
+                        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+                    let c = cstr(root.join("cgroup.procs"));
+                    // SAFETY: valid C string.
+                    let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+                    close(fd as i64);
+                    e(fd as i64)
+                }
+                "mount" => {
+                    let (mnt, tmpfs) = (cstr(dir.join("mnt")), cstr("tmpfs"));
+                    // SAFETY: valid C strings.
+                    let rc = unsafe {
+                        libc::mount(
+                            tmpfs.as_ptr(),
+                            mnt.as_ptr(),
+                            tmpfs.as_ptr(),
+                            0,
+                            std::ptr::null(),
+                        )
+                    };
+                    if rc == 0 {
+                        unsafe { libc::umount(mnt.as_ptr()) };
+                    }
+                    e(rc as i64)
+                }
+                "umount" => {
+                    let umnt = cstr(dir.join("umnt"));
+                    // SAFETY: valid C string.
+                    e(unsafe { libc::umount(umnt.as_ptr()) } as i64)
+                }
+                "packet_socket" => {
+                    // SAFETY: plain syscall.
+                    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0x0300) };
+                    close(fd as i64);
+                    e(fd as i64)
+                }
+                "block_device" => {
+                    let blk = cstr(dir.join("blk"));
+                    // SAFETY: valid C string.
+                    let fd = unsafe { libc::open(blk.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                    close(fd as i64);
+                    e(fd as i64)
+                }
+                _ => -1,
             }
         }
 
@@ -1944,6 +2080,179 @@ mod suite {
                 );
             } else {
                 s.fail(NAME, detail);
+            }
+        }
+
+        /// A directory with what `tamper_ops` needs: a block device node
+        /// (loop0: opening it without the guard fails otherwise, with
+        /// ENXIO or succeeds), a mount point, and a tmpfs to unmount.
+        fn tamper_dir(name: &str) -> PathBuf {
+            let d = scratch(name);
+            std::fs::create_dir_all(d.join("mnt")).unwrap();
+            std::fs::create_dir_all(d.join("umnt")).unwrap();
+            let blk = cstr(d.join("blk"));
+            // SAFETY: valid C string; loop device 7:0.
+            unsafe { libc::mknod(blk.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 0)) };
+            mount_tmpfs(&d.join("umnt")).unwrap();
+            d
+        }
+
+        /// A policy with a network rule and a file rule: every guard on.
+        fn guarded_policy(d: &Path) -> PathBuf {
+            let pol = d.join("p.yaml");
+            std::fs::write(
+                &pol,
+                format!(
+                    "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: no-telnet\n      type: net_connect\n      match: {{ports: [23]}}\n      severity: high\n      action: deny\n    - id: secret\n      type: file_open\n      match:\n        path_globs: [\"{}\"]\n      severity: high\n      action: deny\n",
+                    d.join("secret.txt").display()
+                ),
+            )
+            .unwrap();
+            std::fs::write(d.join("secret.txt"), "s3cret\n").unwrap();
+            pol
+        }
+
+        /// Every attempt refused with EPERM, and a tamper event for each.
+        fn judge_tamper(
+            results: &[(String, i32)],
+            evs: &[serde_json::Value],
+        ) -> Result<String, String> {
+            let refused = results.iter().all(|(_, e)| *e == libc::EPERM);
+            let ops: std::collections::BTreeSet<&str> = evs
+                .iter()
+                .filter(|e| e["kind"] == "tamper")
+                .filter_map(|e| e["operation"].as_str())
+                .collect();
+            let want = [
+                "bpf",
+                "signal",
+                "ptrace",
+                "cgroup_write",
+                "mount",
+                "packet_socket",
+                "block_device",
+            ];
+            let missing: Vec<&str> = want.iter().copied().filter(|w| !ops.contains(w)).collect();
+            if refused && missing.is_empty() && results.len() == 9 {
+                Ok(format!("all refused with EPERM; tamper events {ops:?}"))
+            } else {
+                Err(format!(
+                    "results {results:?}; tamper events missing {missing:?}; events {evs:?}"
+                ))
+            }
+        }
+
+        /// Attach mode: a root process with every capability, placed in the
+        /// scope, tries each way around the monitor; outside the scope the
+        /// same attempts are not refused (so the guards made the difference).
+        pub fn self_protection_attach(s: &mut Suite) {
+            const NAME: &str = "e2e/self-protection-attach-root";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = tamper_dir("tamper-attach");
+            let pol = guarded_policy(&d);
+            let ev = d.join("events.jsonl");
+            let cg = Cgroup::create("assay-e2e-tamper");
+            let mut mon = assay()
+                .args(["monitor", "--policy"])
+                .arg(&pol)
+                .arg("--cgroup")
+                .arg(cg.dir.path())
+                .arg("--events")
+                .arg(&ev)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Fully started once its fail-closed pins exist: they are made
+            // after every program is attached.
+            use std::os::unix::fs::MetadataExt;
+            let id = std::fs::metadata(cg.dir.path()).unwrap().ino();
+            let ready = Path::new("/sys/fs/bpf/assay")
+                .join(format!("cgroup-{id}-{}", mon.id()))
+                .join("assay_guard_open");
+            let t0 = Instant::now();
+            while !ready.exists() && t0.elapsed() < Duration::from_secs(120) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let monitor = mon.id() as i32;
+            let results: Vec<(String, i32)> = TAMPER_OPS
+                .iter()
+                .map(|op| {
+                    let (_, e) = in_child(Some(&cg), || tamper_op(op, monitor, &d));
+                    (op.to_string(), e)
+                })
+                .collect();
+            // Outside the scope (no ptrace or signal of the monitor there).
+            let outside: Vec<(String, i32)> = [
+                "bpf",
+                "cgroup_write",
+                "mount",
+                "packet_socket",
+                "block_device",
+            ]
+            .iter()
+            .map(|op| {
+                let (_, e) = in_child(None, || tamper_op(op, 0, &d));
+                (op.to_string(), e)
+            })
+            .collect();
+            let alive = mon.try_wait().unwrap().is_none();
+            // SAFETY: plain syscall on our child.
+            unsafe { libc::kill(monitor, libc::SIGTERM) };
+            let status = mon.wait().unwrap();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut mon.stderr.take().unwrap(), &mut err);
+            let evs = events(&ev);
+            let outside_ok = outside.iter().all(|(_, e)| *e != libc::EPERM);
+            match judge_tamper(&results, &evs) {
+                Ok(msg) if alive && outside_ok && status.code() == Some(0) => {
+                    s.pass(NAME, format!("{msg}; outside the scope {outside:?}"))
+                }
+                Ok(msg) => s.fail(
+                    NAME,
+                    format!("{msg}, but monitor alive {alive}, exit {:?}, outside {outside:?}, stderr {err}", status.code()),
+                ),
+                Err(why) => s.fail(NAME, format!("{why}; stderr {err}")),
+            }
+        }
+
+        /// Wrapper mode, the command kept as root with every capability
+        /// (--keep-capabilities): the same attempts, from the command.
+        pub fn self_protection_wrapper(s: &mut Suite) {
+            const NAME: &str = "e2e/self-protection-wrapper-keep-capabilities";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = tamper_dir("tamper-wrap");
+            let pol = guarded_policy(&d);
+            let ev = d.join("events.jsonl");
+            let out = assay()
+                .args(["monitor", "--keep-capabilities", "--policy"])
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .arg("--")
+                .arg(std::env::current_exe().unwrap())
+                .env("ASSAY_VM_HELPER", format!("tamper:{}", d.display()))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let results: Vec<(String, i32)> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let (n, e) = l.split_once(' ')?;
+                    Some((n.to_string(), e.parse().ok()?))
+                })
+                .collect();
+            let evs = events(&ev);
+            let err = String::from_utf8_lossy(&out.stderr);
+            match judge_tamper(&results, &evs) {
+                Ok(msg) if out.status.code() == Some(0) => s.pass(NAME, msg),
+                Ok(msg) => s.fail(NAME, format!("{msg}, exit {:?}: {err}", out.status.code())),
+                Err(why) => s.fail(NAME, format!("{why}; stderr {err}")),
             }
         }
 

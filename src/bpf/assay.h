@@ -126,19 +126,45 @@ struct net_event {
  * policy's rules say, because they would take it around them.
  */
 enum assay_guard {
-	/* SOCK_RAW (any protocol): bypasses the connect/sendmsg hooks. */
+	/* SOCK_RAW (any protocol): bypasses the connect/sendmsg hooks.
+	 * args: family, type, protocol. */
 	ASSAY_GUARD_RAW_SOCKET = 1,
-	/* SOCK_DGRAM with IPPROTO_ICMP(V6): sendto() bypasses them too. */
+	/* SOCK_DGRAM with IPPROTO_ICMP(V6): sendto() bypasses them too.
+	 * args: family, type, protocol. */
 	ASSAY_GUARD_PING_SOCKET = 2,
+	/* The rest need the BPF LSM (selfguard.bpf.c). */
+	/* bpf(): detach links, rewrite maps. args: command. */
+	ASSAY_GUARD_BPF = 3,
+	/* A signal to a task outside the scope. args: signal, target tgid. */
+	ASSAY_GUARD_SIGNAL = 4,
+	/* ptrace, pidfd_getfd, /proc/<pid>/mem of a task outside the scope.
+	 * args: ptrace mode, target tgid. */
+	ASSAY_GUARD_PTRACE = 5,
+	/* A cgroup interface file opened for writing (cgroup.procs ...).
+	 * args: inode. */
+	ASSAY_GUARD_CGROUP_WRITE = 6,
+	/* mount, umount, move_mount, pivot_root, a new superblock.
+	 * args: enum assay_mount_op. */
+	ASSAY_GUARD_MOUNT = 7,
+	/* An AF_PACKET (or any raw) socket. args: family, type, protocol. */
+	ASSAY_GUARD_PACKET_SOCKET = 8,
+	/* A block device opened. args: device (major << 20 | minor), inode. */
+	ASSAY_GUARD_BLOCK_DEVICE = 9,
+};
+
+enum assay_mount_op {
+	ASSAY_MOUNT_MOUNT = 1,
+	ASSAY_MOUNT_UMOUNT = 2,
+	ASSAY_MOUNT_MOVE = 3,
+	ASSAY_MOUNT_PIVOT_ROOT = 4,
+	ASSAY_MOUNT_NEW_SUPERBLOCK = 5,
 };
 
 struct tamper_event {
 	struct event_hdr hdr; /* rule_idx ASSAY_NO_RULE, action deny */
 	__u32 guard;	      /* enum assay_guard */
-	/* Sockets: the socket() arguments. */
-	__u32 family;
-	__u32 type;
-	__u32 protocol;
+	__u32 _pad;
+	__u64 args[3]; /* by guard, see enum assay_guard */
 };
 
 /* ---- file enforcement (fileguard.bpf.c) ---- */

@@ -18,6 +18,7 @@ const volatile enum assay_action assay_action_btf;
 const volatile enum assay_file_match assay_file_match_btf;
 const volatile enum assay_name_kind assay_name_kind_btf;
 const volatile enum assay_guard assay_guard_btf;
+const volatile enum assay_mount_op assay_mount_op_btf;
 const volatile struct tamper_event tamper_event_layout;
 
 /* Shared with every other assay object (the loader reuses one fd). */
@@ -63,7 +64,7 @@ static __always_inline void fill_hdr(struct event_hdr *hdr, __u32 kind, __u32 ru
 }
 
 /* A refused tamper attempt, for the event stream. */
-static __always_inline void report_tamper(__u32 guard, __u32 family, __u32 type, __u32 protocol)
+static __always_inline void report_tamper(__u32 guard, __u64 a0, __u64 a1, __u64 a2)
 {
 	struct tamper_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
@@ -74,9 +75,9 @@ static __always_inline void report_tamper(__u32 guard, __u32 family, __u32 type,
 	__builtin_memset(ev, 0, sizeof(*ev));
 	fill_hdr(&ev->hdr, ASSAY_EV_TAMPER, ASSAY_NO_RULE, ASSAY_ACT_DENY);
 	ev->guard = guard;
-	ev->family = family;
-	ev->type = type;
-	ev->protocol = protocol;
+	ev->args[0] = a0;
+	ev->args[1] = a1;
+	ev->args[2] = a2;
 	bpf_ringbuf_submit(ev, 0);
 }
 

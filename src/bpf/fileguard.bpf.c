@@ -12,6 +12,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "common.bpf.h"
+#include "scope.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -109,33 +110,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct file_rule);
 } gated SEC(".maps");
-
-/* struct cgroup before Linux 6.1 kept its ancestors' ids in an array. */
-struct cgroup___old {
-	int level;
-	__u64 ancestor_ids[];
-} __attribute__((preserve_access_index));
-
-/*
- * The id of the current task's cgroup at `level`. LSM programs may call
- * bpf_get_current_ancestor_cgroup_id only from Linux 5.14; kernels older than
- * 6.1 have `ancestor_ids`, read directly. The relocated branch is constant, so
- * each kernel's verifier only sees one of the two paths.
- */
-static __always_inline __u64 ancestor_cgroup_id(__u32 level)
-{
-	if (bpf_core_field_exists(struct cgroup___old, ancestor_ids)) {
-		struct task_struct *task = (void *)bpf_get_current_task();
-		struct cgroup___old *cg = (void *)BPF_CORE_READ(task, cgroups, dfl_cgrp);
-		__u64 id = 0;
-
-		if (level > (__u32)BPF_CORE_READ(cg, level))
-			return 0;
-		bpf_core_read(&id, sizeof(id), &cg->ancestor_ids[level]);
-		return id;
-	}
-	return bpf_get_current_ancestor_cgroup_id(level);
-}
 
 struct verdict {
 	__u32 rule_idx;

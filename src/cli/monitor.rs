@@ -161,21 +161,14 @@ mod linux {
         }
         let path = args.policy.clone().expect("clap requires --policy");
         let target = match (args.cgroup.clone(), args.command.is_empty()) {
-            (Some(cgroup), _) => {
-                eprintln!(
-                    "assay: note: attach mode: a process in the scope that runs as root can still \
-                     leave it through cgroup.procs, signal assay and read block devices, and with \
-                     capabilities use bpf() and packet sockets (docs/security.md)"
-                );
-                Target::Attach {
-                    cgroup,
-                    pin: args.pin.clone(),
-                    daemon: args.daemon.then(|| DaemonFiles {
-                        pid_file: args.pid_file.clone(),
-                        log_file: args.log_file.clone(),
-                    }),
-                }
-            }
+            (Some(cgroup), _) => Target::Attach {
+                cgroup,
+                pin: args.pin.clone(),
+                daemon: args.daemon.then(|| DaemonFiles {
+                    pid_file: args.pid_file.clone(),
+                    log_file: args.log_file.clone(),
+                }),
+            },
             (None, false) => Target::Wrap {
                 command: args.command.clone(),
                 run_as: run_as(&args)?,
@@ -253,9 +246,7 @@ mod linux {
         } else if r.uid == 0 {
             eprintln!(
                 "assay: note: the command runs as root with no capabilities (no sudo user to run \
-                 it as; --user USER chooses one, --keep-capabilities keeps root's capabilities); \
-                 as root it can still signal assay, leave its cgroup through cgroup.procs and \
-                 read block devices (docs/security.md)"
+                 it as; --user USER chooses one, --keep-capabilities keeps root's capabilities)"
             );
         }
         Ok(r)
@@ -290,6 +281,17 @@ mod linux {
                  ({}); `assay monitor --cleanup` removes it",
                 o.pid(),
                 o.name()
+            ),
+            Notice::Unguarded { capabilities } => eprintln!(
+                "assay: note: no self-protection here (the BPF LSM is not active, or the kernel \
+                 refuses BPF LSM programs), so a process in the scope that runs as root can still \
+                 leave it through cgroup.procs, signal assay and read block devices{} \
+                 (docs/security.md)",
+                if *capabilities {
+                    ", and with its capabilities use bpf() and packet sockets"
+                } else {
+                    ""
+                }
             ),
             Notice::Warning(w) => eprintln!("assay: warning: {w}"),
         }

@@ -80,6 +80,13 @@ pub struct FileEvent {
 pub enum Guard {
     RawSocket,
     PingSocket,
+    Bpf,
+    Signal,
+    Ptrace,
+    CgroupWrite,
+    Mount,
+    PacketSocket,
+    BlockDevice,
 }
 
 impl Guard {
@@ -87,6 +94,13 @@ impl Guard {
         match self {
             Guard::RawSocket => "raw_socket",
             Guard::PingSocket => "ping_socket",
+            Guard::Bpf => "bpf",
+            Guard::Signal => "signal",
+            Guard::Ptrace => "ptrace",
+            Guard::CgroupWrite => "cgroup_write",
+            Guard::Mount => "mount",
+            Guard::PacketSocket => "packet_socket",
+            Guard::BlockDevice => "block_device",
         }
     }
 }
@@ -101,10 +115,10 @@ pub struct TamperEvent {
     pub tgid: u32,
     pub comm: String,
     pub cgroup_id: u64,
-    /// Sockets: the socket() arguments.
-    pub family: u32,
-    pub sock_type: u32,
-    pub protocol: u32,
+    /// What was refused, by guard (`enum assay_guard` in assay.h): socket
+    /// family, type, protocol; bpf command; signal and target; ptrace mode
+    /// and target; inode; mount operation; device and inode.
+    pub args: [u64; 3],
 }
 
 /// Which kernel form of a rule matched an open (`enum assay_file_match`).

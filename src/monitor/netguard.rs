@@ -196,8 +196,10 @@ impl Drop for NewPins {
 /// [`unpin_maps`], so the events left in the ring buffer can be read first.
 pub fn unpin(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut removed = remove_pins(dir, &PROGRAMS)?;
-    // Pinned by the fail-closed pins of a monitor that also enforced files.
+    // Pinned by the fail-closed pins: files and self-protection.
     removed.extend(remove_pins(dir, &[super::fileguard::LINK_PIN])?);
+    removed.extend(remove_pins(dir, &super::selfguard::LINK_PINS)?);
+    removed.extend(remove_pins(dir, &[super::selfguard::SOCKET_PIN])?);
     Ok(removed)
 }
 

@@ -382,6 +382,13 @@ pub fn guard_of(v: u32) -> Option<Guard> {
     Some(match v {
         x if x == G::ASSAY_GUARD_RAW_SOCKET.0 => Guard::RawSocket,
         x if x == G::ASSAY_GUARD_PING_SOCKET.0 => Guard::PingSocket,
+        x if x == G::ASSAY_GUARD_BPF.0 => Guard::Bpf,
+        x if x == G::ASSAY_GUARD_SIGNAL.0 => Guard::Signal,
+        x if x == G::ASSAY_GUARD_PTRACE.0 => Guard::Ptrace,
+        x if x == G::ASSAY_GUARD_CGROUP_WRITE.0 => Guard::CgroupWrite,
+        x if x == G::ASSAY_GUARD_MOUNT.0 => Guard::Mount,
+        x if x == G::ASSAY_GUARD_PACKET_SOCKET.0 => Guard::PacketSocket,
+        x if x == G::ASSAY_GUARD_BLOCK_DEVICE.0 => Guard::BlockDevice,
         _ => return None,
     })
 }
@@ -396,9 +403,7 @@ fn tamper(hdr: &types::event_hdr, rec: &[u8], time_ns: i128) -> Option<Event> {
         tgid: hdr.tgid,
         comm: c_string(&hdr.comm),
         cgroup_id: hdr.cgroup_id,
-        family: ev.family,
-        sock_type: ev.r#type,
-        protocol: ev.protocol,
+        args: ev.args,
     }))
 }
 
@@ -698,13 +703,14 @@ mod tests {
         ev.hdr.kind = EV_TAMPER;
         ev.hdr.tgid = 5;
         ev.guard = types::assay_guard::ASSAY_GUARD_RAW_SOCKET.0;
-        ev.family = libc::AF_INET as u32;
-        ev.r#type = libc::SOCK_RAW as u32;
-        ev.protocol = 17;
+        ev.args = [libc::AF_INET as u64, libc::SOCK_RAW as u64, 17];
         let Event::Tamper(t) = d.decode(bytes(&ev)) else {
             panic!("not a tamper event");
         };
-        assert_eq!((t.guard, t.tgid, t.protocol), (Guard::RawSocket, 5, 17));
+        assert_eq!((t.guard, t.tgid, t.args[2]), (Guard::RawSocket, 5, 17));
+        for v in 1..=9 {
+            assert!(guard_of(v).is_some(), "guard {v}");
+        }
         ev.guard = 99;
         assert!(matches!(d.decode(bytes(&ev)), Event::Unknown { .. }));
     }

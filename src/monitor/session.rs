@@ -97,6 +97,13 @@ pub enum Notice {
     StaysPinned(PathBuf),
     /// What a dead monitor left behind, tidied.
     Tidied(Tidy),
+    /// No self-protection (the BPF LSM is not active): what a root process
+    /// in the scope can still do is the caller's to say. `capabilities`:
+    /// such a process may hold capabilities (attach mode, or the command
+    /// kept them).
+    Unguarded {
+        capabilities: bool,
+    },
     /// A dead attach-mode monitor's enforcement, still pinned on another
     /// cgroup (`assay monitor --cleanup` removes it).
     OrphanLeft(Owner),
@@ -427,6 +434,13 @@ impl Session {
             }
             Scoped::Leaf { .. } => None,
         };
+        let root_in_scope = match &scoped {
+            Scoped::Leaf { run_as, .. } => (run_as.uid == 0).then_some(run_as.privileged()),
+            Scoped::Attached { .. } => Some(true),
+        };
+        if let (Some(capabilities), false) = (root_in_scope, mon.self_protected()) {
+            (self.notices)(Notice::Unguarded { capabilities });
+        }
         // After the daemon's fork: the pins are named by the pid that holds
         // them. An explicit --pin already keeps enforcement.
         let keeper = match &scoped {
@@ -511,7 +525,7 @@ impl Session {
                     source,
                 }
             })?;
-        if let Some(n) = admit(&refused, allow, plan.net.is_empty())? {
+        if let Some(n) = admit(&refused, allow, !mon.enforces_rules())? {
             (self.notices)(n);
         }
         for (rule, path, why) in mon.unresolved_files() {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Style;
 use crate::monitor::compile::Unenforceable;
-use crate::monitor::events::{Event, NetEvent, NetHook, Sink, Summary};
+use crate::monitor::events::{Event, Guard, NetEvent, NetHook, Sink, Summary, TamperEvent};
 use crate::monitor::failclosed::Owner;
 use crate::monitor::session::Tidy;
 use crate::time::rfc3339;
@@ -88,30 +88,54 @@ enum Dto<'a> {
         tgid: u32,
         comm: &'a str,
         cgroup_id: u64,
-        object: SocketObject,
+        object: serde_json::Value,
     },
 }
 
-/// The socket() a tamper event refused.
-#[derive(Serialize)]
-struct SocketObject {
-    family: &'static str,
-    #[serde(rename = "type")]
-    sock_type: &'static str,
-    protocol: u32,
+/// What a tamper event refused, by guard (the arguments of `enum
+/// assay_guard` in assay.h).
+fn tamper_object(t: &TamperEvent) -> serde_json::Value {
+    use serde_json::json;
+    let [a, b, c] = t.args;
+    match t.guard {
+        Guard::RawSocket | Guard::PingSocket | Guard::PacketSocket => json!({
+            "family": family_name(a),
+            "type": socket_type_name(b),
+            "protocol": c,
+        }),
+        Guard::Bpf => json!({ "command": a }),
+        Guard::Signal => json!({ "signal": a, "target_pid": b }),
+        Guard::Ptrace => json!({ "mode": a, "target_pid": b }),
+        Guard::CgroupWrite => json!({ "ino": a }),
+        Guard::Mount => json!({ "operation": mount_op_name(a) }),
+        Guard::BlockDevice => json!({ "dev": a, "ino": b }),
+    }
 }
 
-fn family_name(f: u32) -> &'static str {
-    match f as i32 {
-        libc::AF_INET => "inet",
-        libc::AF_INET6 => "inet6",
-        libc::AF_PACKET => "packet",
+fn mount_op_name(op: u64) -> &'static str {
+    use crate::monitor::selfguard_skel::types::assay_mount_op as M;
+    match op as u32 {
+        x if x == M::ASSAY_MOUNT_MOUNT.0 => "mount",
+        x if x == M::ASSAY_MOUNT_UMOUNT.0 => "umount",
+        x if x == M::ASSAY_MOUNT_MOVE.0 => "move_mount",
+        x if x == M::ASSAY_MOUNT_PIVOT_ROOT.0 => "pivot_root",
+        x if x == M::ASSAY_MOUNT_NEW_SUPERBLOCK.0 => "new_superblock",
         _ => "other",
     }
 }
 
-fn socket_type_name(t: u32) -> &'static str {
-    match t as i32 {
+fn family_name(f: u64) -> &'static str {
+    match f as i32 {
+        libc::AF_INET => "inet",
+        libc::AF_INET6 => "inet6",
+        libc::AF_PACKET => "packet",
+        libc::AF_UNIX => "unix",
+        _ => "other",
+    }
+}
+
+fn socket_type_name(t: u64) -> &'static str {
+    match (t & 0xf) as i32 {
         libc::SOCK_STREAM => "stream",
         libc::SOCK_DGRAM => "dgram",
         libc::SOCK_RAW => "raw",
@@ -175,11 +199,7 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
             tgid: t.tgid,
             comm: &t.comm,
             cgroup_id: t.cgroup_id,
-            object: SocketObject {
-                family: family_name(t.family),
-                sock_type: socket_type_name(t.sock_type),
-                protocol: t.protocol,
-            },
+            object: tamper_object(t),
         },
         Event::Unknown { time_ns, kind, len } => Dto::Unknown {
             v,
@@ -602,7 +622,6 @@ mod tests {
 
     #[test]
     fn tamper_event_schema() {
-        use crate::monitor::events::{Guard, TamperEvent};
         let ev = Event::Tamper(TamperEvent {
             time_ns: 0,
             guard: Guard::RawSocket,
@@ -610,9 +629,7 @@ mod tests {
             tgid: 7,
             comm: "python3".into(),
             cgroup_id: 9,
-            family: libc::AF_INET as u32,
-            sock_type: libc::SOCK_RAW as u32,
-            protocol: 17,
+            args: [libc::AF_INET as u64, libc::SOCK_RAW as u64, 17],
         });
         let j: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
         assert_eq!(j["kind"], "tamper");

@@ -1,0 +1,233 @@
+//! Self-protection with the BPF LSM (`src/bpf/selfguard.bpf.c`): in scope,
+//! `bpf()`, signals and ptrace of tasks outside the scope, writes to cgroup
+//! interface files, mounts, packet and raw sockets (with network rules) and
+//! block devices (with file rules) are refused with a tamper event. Loaded
+//! wherever the BPF LSM is active; dropping it detaches.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use libbpf_rs::Link;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+
+use super::cgroup::Scope;
+use super::netguard::NewPins;
+use super::ringbuf::SharedMaps;
+use super::selfguard_skel::{SelfguardSkelBuilder, types::assay_guard as G};
+
+/// Link pin names, next to netguard's (see [`SelfGuard::pin`]).
+pub const LINK_PINS: [&str; 9] = [
+    "assay_guard_bpf",
+    "assay_guard_task_kill",
+    "assay_guard_ptrace",
+    "assay_guard_open",
+    "assay_guard_sb_mount",
+    "assay_guard_sb_umount",
+    "assay_guard_move_mount",
+    "assay_guard_sb_pivotroot",
+    "assay_guard_sb_kern_mount",
+];
+/// The socket guard's pin (only with network rules).
+pub const SOCKET_PIN: &str = "assay_guard_socket_create";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelfGuardError {
+    #[error("{what}: {source}")]
+    Bpf {
+        what: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error(transparent)]
+    Shared(#[from] super::netguard::LoadError),
+}
+
+impl SelfGuardError {
+    /// The kernel refuses BPF LSM programs outright (EPERM before the
+    /// verifier: a sandbox, or lockdown), as opposed to refusing these
+    /// programs: self-protection is then unavailable on this host, as where
+    /// the BPF LSM is not active at all.
+    pub fn lsm_refused(&self) -> bool {
+        let SelfGuardError::Bpf { source, .. } = self else {
+            return false;
+        };
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return io.raw_os_error() == Some(libc::EPERM);
+            }
+            cur = e.source();
+        }
+        source.to_string().contains("(os error 1)")
+    }
+}
+
+fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> SelfGuardError {
+    let what = what.into();
+    move |source| SelfGuardError::Bpf { what, source }
+}
+
+/// Which guards run: every one that applies, by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guards {
+    /// Network rules are enforced: refuse packet and raw sockets.
+    pub sockets: bool,
+    /// File rules are enforced: refuse block devices.
+    pub block_devices: bool,
+}
+
+impl Guards {
+    /// The `guards` mask of the program (bit `1 << enum assay_guard`).
+    pub fn mask(&self) -> u32 {
+        let mut m = 0u32;
+        for g in [
+            G::ASSAY_GUARD_BPF,
+            G::ASSAY_GUARD_SIGNAL,
+            G::ASSAY_GUARD_PTRACE,
+            G::ASSAY_GUARD_CGROUP_WRITE,
+            G::ASSAY_GUARD_MOUNT,
+        ] {
+            m |= 1 << g.0;
+        }
+        if self.sockets {
+            m |= 1 << G::ASSAY_GUARD_PACKET_SOCKET.0;
+        }
+        if self.block_devices {
+            m |= 1 << G::ASSAY_GUARD_BLOCK_DEVICE.0;
+        }
+        m
+    }
+}
+
+/// Whether the running kernel's `bpf` LSM hook has the `kernel` argument
+/// (added in Linux 6.15; backports vary): the number of parameters of
+/// `bpf_lsm_bpf` in the kernel's BTF. Unreadable BTF: the older form.
+fn bpf_hook_has_kernel_arg() -> bool {
+    use libbpf_rs::libbpf_sys as sys;
+    // SAFETY: libbpf allocates the BTF or returns null; every pointer is
+    // checked before use and the BTF is freed once.
+    unsafe {
+        let btf = sys::btf__load_vmlinux_btf();
+        if btf.is_null() {
+            return false;
+        }
+        let id = sys::btf__find_by_name_kind(btf, c"bpf_lsm_bpf".as_ptr(), sys::BTF_KIND_FUNC);
+        let mut params = 0;
+        if id > 0 {
+            let func = sys::btf__type_by_id(btf, id as u32);
+            if !func.is_null() {
+                let proto = sys::btf__type_by_id(btf, (*func).__bindgen_anon_1.type_);
+                if !proto.is_null() {
+                    params = (*proto).info & 0xffff;
+                }
+            }
+        }
+        sys::btf__free(btf);
+        params >= 4
+    }
+}
+
+/// The attached guard programs.
+pub struct SelfGuard {
+    links: Vec<(&'static str, Link)>,
+}
+
+impl SelfGuard {
+    pub fn load(
+        scope: &Scope,
+        shared: &SharedMaps,
+        guards: Guards,
+    ) -> Result<SelfGuard, SelfGuardError> {
+        let mut storage = MaybeUninit::uninit();
+        let mut open = SelfguardSkelBuilder::default()
+            .open(&mut storage)
+            .map_err(bpf("opening the selfguard BPF object"))?;
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .expect("selfguard has read-only data");
+        ro.target_cgid = scope.cgroup_id;
+        ro.target_level = scope.level;
+        ro.guards = guards.mask();
+        let kernel_arg = bpf_hook_has_kernel_arg();
+        open.progs.assay_bpf.set_autoload(!kernel_arg);
+        open.progs.assay_bpf_kernel_arg.set_autoload(kernel_arg);
+        open.progs.assay_socket_create.set_autoload(guards.sockets);
+        shared.reuse(&mut open.maps.events, &mut open.maps.dropped)?;
+        let skel = open.load().map_err(bpf(
+            "loading the self-protection programs (verifier or kernel refused them)",
+        ))?;
+        let p = &skel.progs;
+        let bpf_prog = if kernel_arg {
+            &p.assay_bpf_kernel_arg
+        } else {
+            &p.assay_bpf
+        };
+        let mut progs = vec![
+            (LINK_PINS[0], bpf_prog),
+            (LINK_PINS[1], &p.assay_task_kill),
+            (LINK_PINS[2], &p.assay_ptrace),
+            (LINK_PINS[3], &p.assay_guard_open),
+            (LINK_PINS[4], &p.assay_sb_mount),
+            (LINK_PINS[5], &p.assay_sb_umount),
+            (LINK_PINS[6], &p.assay_move_mount),
+            (LINK_PINS[7], &p.assay_sb_pivotroot),
+            (LINK_PINS[8], &p.assay_sb_kern_mount),
+        ];
+        if guards.sockets {
+            progs.push((SOCKET_PIN, &p.assay_socket_create));
+        }
+        let mut links = Vec::with_capacity(progs.len());
+        for (name, prog) in progs {
+            let link = prog
+                .attach_lsm()
+                .map_err(bpf(format!("attaching {name}")))?;
+            links.push((name, link));
+        }
+        // The links hold the programs and maps; the skeleton may go.
+        Ok(SelfGuard { links })
+    }
+
+    /// Pins every link under `dir` (bpffs).
+    pub fn pin(&mut self, dir: &Path, pins: &mut NewPins) -> Result<(), SelfGuardError> {
+        for (name, link) in &mut self.links {
+            let p = dir.join(*name);
+            link.pin(&p)
+                .map_err(bpf(format!("pinning {}", p.display())))?;
+            pins.made(p);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_and_block_device_guards_follow_the_rules() {
+        let all = Guards {
+            sockets: true,
+            block_devices: true,
+        };
+        let none = Guards {
+            sockets: false,
+            block_devices: false,
+        };
+        let bit = |g: G| 1u32 << g.0;
+        assert_ne!(all.mask() & bit(G::ASSAY_GUARD_PACKET_SOCKET), 0);
+        assert_ne!(all.mask() & bit(G::ASSAY_GUARD_BLOCK_DEVICE), 0);
+        assert_eq!(none.mask() & bit(G::ASSAY_GUARD_PACKET_SOCKET), 0);
+        assert_eq!(none.mask() & bit(G::ASSAY_GUARD_BLOCK_DEVICE), 0);
+        for g in [
+            G::ASSAY_GUARD_BPF,
+            G::ASSAY_GUARD_SIGNAL,
+            G::ASSAY_GUARD_PTRACE,
+            G::ASSAY_GUARD_CGROUP_WRITE,
+            G::ASSAY_GUARD_MOUNT,
+        ] {
+            assert_ne!(none.mask() & bit(g), 0, "always on: {g:?}");
+        }
+    }
+}
