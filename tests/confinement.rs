@@ -687,3 +687,31 @@ fn a_killed_attach_monitor_keeps_enforcing_until_taken_over() {
     );
     assert!(!own.exists(), "a normal stop removes its own pins");
 }
+
+/// `runtime_monitor.self_protection.raw_sockets: false` turns the socket
+/// guard off (and only it): a raw socket is then created in scope.
+#[test]
+fn a_policy_may_turn_the_socket_guard_off() {
+    if !common::require_root("a_policy_may_turn_the_socket_guard_off") {
+        return;
+    }
+    let _serial = serial();
+    let s = Scratch::new("guard-off");
+    let pol = s.file(
+        "p.yaml",
+        "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  self_protection:\n    raw_sockets: false\n  rules:\n    - id: no-telnet\n      \
+         type: net_connect\n      match: {ports: [23]}\n      severity: high\n      action: deny\n",
+    );
+    let events = s.path("events.jsonl");
+    let out = run(assay()
+        .args(["monitor", "--keep-capabilities", "--policy"])
+        .arg(&pol)
+        .arg("--events")
+        .arg(&events)
+        .arg("--")
+        .arg(netbench())
+        .args(["socket", "--kind", "raw"]));
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["created"], true, "{}", text(&out.stderr));
+    assert!(tampers(&events).is_empty());
+}

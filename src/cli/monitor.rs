@@ -192,6 +192,11 @@ mod linux {
             ringbuf_bytes: args.ringbuf_bytes,
             allow_degraded: args.allow_degraded,
             libbpf_log: g.verbose,
+            self_protection: policy
+                .runtime_monitor
+                .as_ref()
+                .map(|r| r.self_protection)
+                .unwrap_or_default(),
         };
         let style = stderr_style(g);
         let allow_degraded = args.allow_degraded;
@@ -283,10 +288,10 @@ mod linux {
                 o.name()
             ),
             Notice::Unguarded { capabilities } => eprintln!(
-                "assay: note: no self-protection here (the BPF LSM is not active, or the kernel \
-                 refuses BPF LSM programs), so a process in the scope that runs as root can still \
-                 leave it through cgroup.procs, signal assay and read block devices{} \
-                 (docs/security.md)",
+                "assay: note: no self-protection here (the BPF LSM is not active, the kernel \
+                 refuses BPF LSM programs, or the policy turned it off), so a process in the \
+                 scope that runs as root can still leave it through cgroup.procs, signal assay \
+                 and read block devices{} (docs/security.md)",
                 if *capabilities {
                     ", and with its capabilities use bpf() and packet sockets"
                 } else {

@@ -26,7 +26,7 @@ pub mod process;
 pub mod ringbuf;
 pub mod session;
 
-use crate::policy::model::{Matcher, Rule};
+use crate::policy::model::{Matcher, Rule, SelfProtection};
 
 use self::cgroup::Scope;
 use self::compile::{NetPlan, Unenforceable};
@@ -109,6 +109,8 @@ pub struct Plan {
     pub missing: Vec<Missing>,
     /// Rules (or parts of rules) that will not be enforced.
     pub unenforced: Vec<Unenforceable>,
+    /// Which self-protection guards run (all, unless the policy says).
+    pub self_protection: SelfProtection,
 }
 
 /// The name self-protection goes by where a rule id would be.
@@ -202,6 +204,7 @@ pub fn plan(rules: &[Rule], kill_unavailable: Option<&str>) -> Result<Plan, Plan
         rules: rules.to_vec(),
         missing,
         unenforced,
+        self_protection: SelfProtection::default(),
     })
 }
 
@@ -234,7 +237,12 @@ impl Monitor {
         let netguard = if plan.net.is_empty() {
             None
         } else {
-            Some(NetGuard::load(&plan.net, scope, &shared)?)
+            Some(NetGuard::load(
+                &plan.net,
+                scope,
+                &shared,
+                plan.self_protection.raw_sockets,
+            )?)
         };
         let mut refused = Vec::new();
         let fileguard = if plan.wants_fileguard() {
@@ -255,11 +263,14 @@ impl Monitor {
             None
         };
         // Self-protection wherever the BPF LSM is active.
-        let selfguard = if fileguard::bpf_lsm_active().is_ok() {
-            let guards = selfguard::Guards {
-                sockets: netguard.is_some(),
-                block_devices: fileguard.is_some(),
-            };
+        let selfguard = if fileguard::bpf_lsm_active().is_ok()
+            && selfguard::Guards::of(&plan.self_protection, true, true).any()
+        {
+            let guards = selfguard::Guards::of(
+                &plan.self_protection,
+                netguard.is_some(),
+                fileguard.is_some(),
+            );
             match selfguard::SelfGuard::load(scope, &shared, guards) {
                 Ok(g) => Some(g),
                 // As where the BPF LSM is not active: said by the session.

@@ -62,7 +62,14 @@ pub const PROGRAMS: [&str; 5] = [
 
 impl NetGuard {
     /// Open, configure, load, fill the maps and attach to `scope`.
-    pub fn load(plan: &NetPlan, scope: &Scope, shared: &SharedMaps) -> Result<NetGuard, LoadError> {
+    /// `sockets`: also refuse raw and ping sockets in scope (the
+    /// `raw_sockets` guard).
+    pub fn load(
+        plan: &NetPlan,
+        scope: &Scope,
+        shared: &SharedMaps,
+        sockets: bool,
+    ) -> Result<NetGuard, LoadError> {
         let mut storage = MaybeUninit::uninit();
         let mut open = NetguardSkelBuilder::default()
             .open(&mut storage)
@@ -139,8 +146,9 @@ impl NetGuard {
             (PROGRAMS[3], &skel.progs.assay_sendmsg6),
             (PROGRAMS[4], &skel.progs.assay_sock_create),
         ];
+        let progs = &progs[..if sockets { 5 } else { 4 }];
         let mut links = Vec::with_capacity(progs.len());
-        for (name, prog) in progs {
+        for (name, prog) in progs.iter().copied() {
             let link = prog
                 .attach_cgroup(fd)
                 .map_err(bpf(format!("attaching {name} to {}", scope.path.display())))?;

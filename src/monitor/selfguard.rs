@@ -14,6 +14,7 @@ use super::cgroup::Scope;
 use super::netguard::NewPins;
 use super::ringbuf::SharedMaps;
 use super::selfguard_skel::{SelfguardSkelBuilder, types::assay_guard as G};
+use crate::policy::model::SelfProtection;
 
 /// Link pin names, next to netguard's (see [`SelfGuard::pin`]).
 pub const LINK_PINS: [&str; 9] = [
@@ -67,35 +68,54 @@ fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> SelfGuardErr
     move |source| SelfGuardError::Bpf { what, source }
 }
 
-/// Which guards run: every one that applies, by default.
+/// Which guards run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Guards {
-    /// Network rules are enforced: refuse packet and raw sockets.
+    pub bpf: bool,
+    pub signals: bool,
+    pub ptrace: bool,
+    pub cgroup_writes: bool,
+    pub mounts: bool,
+    /// Packet and raw sockets: network rules are enforced.
     pub sockets: bool,
-    /// File rules are enforced: refuse block devices.
+    /// Block devices: file rules are enforced.
     pub block_devices: bool,
 }
 
 impl Guards {
+    /// What the policy's `self_protection` turns on, given which rules are
+    /// enforced (`net`, `files`).
+    pub fn of(sp: &SelfProtection, net: bool, files: bool) -> Guards {
+        Guards {
+            bpf: sp.bpf,
+            signals: sp.signals,
+            ptrace: sp.ptrace,
+            cgroup_writes: sp.cgroup_writes,
+            mounts: sp.mounts,
+            sockets: sp.raw_sockets && net,
+            block_devices: sp.block_devices && files,
+        }
+    }
+
+    /// Whether any guard is on.
+    pub fn any(&self) -> bool {
+        self.mask() != 0
+    }
+
     /// The `guards` mask of the program (bit `1 << enum assay_guard`).
     pub fn mask(&self) -> u32 {
-        let mut m = 0u32;
-        for g in [
-            G::ASSAY_GUARD_BPF,
-            G::ASSAY_GUARD_SIGNAL,
-            G::ASSAY_GUARD_PTRACE,
-            G::ASSAY_GUARD_CGROUP_WRITE,
-            G::ASSAY_GUARD_MOUNT,
-        ] {
-            m |= 1 << g.0;
-        }
-        if self.sockets {
-            m |= 1 << G::ASSAY_GUARD_PACKET_SOCKET.0;
-        }
-        if self.block_devices {
-            m |= 1 << G::ASSAY_GUARD_BLOCK_DEVICE.0;
-        }
-        m
+        [
+            (self.bpf, G::ASSAY_GUARD_BPF),
+            (self.signals, G::ASSAY_GUARD_SIGNAL),
+            (self.ptrace, G::ASSAY_GUARD_PTRACE),
+            (self.cgroup_writes, G::ASSAY_GUARD_CGROUP_WRITE),
+            (self.mounts, G::ASSAY_GUARD_MOUNT),
+            (self.sockets, G::ASSAY_GUARD_PACKET_SOCKET),
+            (self.block_devices, G::ASSAY_GUARD_BLOCK_DEVICE),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |m, (_, g)| m | (1 << g.0))
     }
 }
 
@@ -206,28 +226,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn socket_and_block_device_guards_follow_the_rules() {
-        let all = Guards {
-            sockets: true,
-            block_devices: true,
-        };
-        let none = Guards {
-            sockets: false,
-            block_devices: false,
-        };
+    fn guards_follow_the_policy_and_the_rules() {
         let bit = |g: G| 1u32 << g.0;
-        assert_ne!(all.mask() & bit(G::ASSAY_GUARD_PACKET_SOCKET), 0);
-        assert_ne!(all.mask() & bit(G::ASSAY_GUARD_BLOCK_DEVICE), 0);
-        assert_eq!(none.mask() & bit(G::ASSAY_GUARD_PACKET_SOCKET), 0);
-        assert_eq!(none.mask() & bit(G::ASSAY_GUARD_BLOCK_DEVICE), 0);
+        let all = Guards::of(&SelfProtection::default(), true, true);
         for g in [
             G::ASSAY_GUARD_BPF,
             G::ASSAY_GUARD_SIGNAL,
             G::ASSAY_GUARD_PTRACE,
             G::ASSAY_GUARD_CGROUP_WRITE,
             G::ASSAY_GUARD_MOUNT,
+            G::ASSAY_GUARD_PACKET_SOCKET,
+            G::ASSAY_GUARD_BLOCK_DEVICE,
         ] {
-            assert_ne!(none.mask() & bit(g), 0, "always on: {g:?}");
+            assert_ne!(all.mask() & bit(g), 0, "on by default: {g:?}");
         }
+        // Socket and block device guards only where such rules are enforced.
+        let none = Guards::of(&SelfProtection::default(), false, false);
+        assert_eq!(none.mask() & bit(G::ASSAY_GUARD_PACKET_SOCKET), 0);
+        assert_eq!(none.mask() & bit(G::ASSAY_GUARD_BLOCK_DEVICE), 0);
+        // A policy turns one off; the rest stay.
+        let sp = SelfProtection {
+            mounts: false,
+            ..SelfProtection::default()
+        };
+        let g = Guards::of(&sp, true, true);
+        assert_eq!(g.mask() & bit(G::ASSAY_GUARD_MOUNT), 0);
+        assert_ne!(g.mask() & bit(G::ASSAY_GUARD_BPF), 0);
+        let off = SelfProtection {
+            bpf: false,
+            signals: false,
+            ptrace: false,
+            cgroup_writes: false,
+            mounts: false,
+            raw_sockets: false,
+            block_devices: false,
+        };
+        assert!(!Guards::of(&off, true, true).any());
     }
 }

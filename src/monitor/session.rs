@@ -30,7 +30,7 @@ use super::pipeline::KillPlan;
 use super::privilege::RunAs;
 use super::process::{self, STOP, Signals};
 use super::{Monitor, PinError, PlanError, StopError, daemon};
-use crate::policy::model::{Action, Policy, Rule};
+use crate::policy::model::{Action, Policy, Rule, SelfProtection};
 
 /// What to confine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,8 @@ pub struct Config {
     pub allow_degraded: bool,
     /// libbpf's own log lines on stderr: 0 none, 1 info, 2 and more debug.
     pub libbpf_log: u8,
+    /// The policy's `runtime_monitor.self_protection`.
+    pub self_protection: SelfProtection,
 }
 
 /// The kill switch for `trigger_kill` rules, or why there is none.
@@ -511,7 +513,8 @@ impl Session {
             KillSwitch::Unavailable(why) => Some(why.as_str()),
             KillSwitch::Available(_) => None,
         };
-        let plan = super::plan(rules, kill_unavailable)?;
+        let mut plan = super::plan(rules, kill_unavailable)?;
+        plan.self_protection = self.config.self_protection;
         let allow = self.config.allow_degraded;
         if let Some(n) = admit(&plan.unenforced, allow, !plan.enforces_something())? {
             (self.notices)(n);
@@ -881,6 +884,7 @@ mod tests {
             ringbuf_bytes: 4096,
             allow_degraded: false,
             libbpf_log: 0,
+            self_protection: SelfProtection::default(),
         };
         let s = Session::new(
             config,

@@ -96,6 +96,69 @@ pub struct RuntimeMonitor {
     pub enabled: bool,
     pub provider: String,
     pub rules: Vec<Rule>,
+    pub self_protection: SelfProtection,
+}
+
+/// `runtime_monitor.self_protection`: the guards that refuse, in scope,
+/// what would get around the rules. Every one is on unless the policy turns
+/// it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SelfProtection {
+    /// `bpf()` (needs the BPF LSM).
+    pub bpf: bool,
+    /// Signals to tasks outside the scope (BPF LSM).
+    pub signals: bool,
+    /// ptrace, `pidfd_getfd` and the like of tasks outside the scope (BPF LSM).
+    pub ptrace: bool,
+    /// Writes to cgroup interface files (BPF LSM).
+    pub cgroup_writes: bool,
+    /// mount, umount, move_mount, pivot_root (BPF LSM).
+    pub mounts: bool,
+    /// Raw, ping (every kernel) and packet (BPF LSM) sockets, with network
+    /// rules.
+    pub raw_sockets: bool,
+    /// Block devices (BPF LSM), with file rules.
+    pub block_devices: bool,
+}
+
+impl Default for SelfProtection {
+    fn default() -> Self {
+        SelfProtection {
+            bpf: true,
+            signals: true,
+            ptrace: true,
+            cgroup_writes: true,
+            mounts: true,
+            raw_sockets: true,
+            block_devices: true,
+        }
+    }
+}
+
+impl SelfProtection {
+    /// The policy keys, in order.
+    pub const KEYS: [&'static str; 7] = [
+        "bpf",
+        "signals",
+        "ptrace",
+        "cgroup_writes",
+        "mounts",
+        "raw_sockets",
+        "block_devices",
+    ];
+
+    pub fn set(&mut self, key: &str, on: bool) {
+        match key {
+            "bpf" => self.bpf = on,
+            "signals" => self.signals = on,
+            "ptrace" => self.ptrace = on,
+            "cgroup_writes" => self.cgroup_writes = on,
+            "mounts" => self.mounts = on,
+            "raw_sockets" => self.raw_sockets = on,
+            "block_devices" => self.block_devices = on,
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

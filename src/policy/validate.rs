@@ -844,8 +844,11 @@ fn runtime_monitor(cx: &mut Ctx, node: &Node) -> Option<RuntimeMonitor> {
         cx,
         node,
         "runtime_monitor",
-        &["enabled", "provider", "rules"],
+        &["enabled", "provider", "rules", "self_protection"],
     )?;
+    let self_protection = f
+        .get("self_protection")
+        .map_or(Some(SelfProtection::default()), |n| self_protection(cx, n));
     let enabled = f
         .get("enabled")
         .map_or(Some(false), |n| boolean(cx, n, "runtime_monitor.enabled"));
@@ -893,7 +896,30 @@ fn runtime_monitor(cx: &mut Ctx, node: &Node) -> Option<RuntimeMonitor> {
         enabled: enabled?,
         provider: provider?.to_string(),
         rules: rules?,
+        self_protection: self_protection?,
     })
+}
+
+/// `runtime_monitor.self_protection`: guard name -> true/false, every guard
+/// on unless turned off.
+fn self_protection(cx: &mut Ctx, node: &Node) -> Option<SelfProtection> {
+    let f = mapping(
+        cx,
+        node,
+        "runtime_monitor.self_protection",
+        &SelfProtection::KEYS,
+    )?;
+    let mut sp = SelfProtection::default();
+    let mut ok = true;
+    for key in SelfProtection::KEYS {
+        if let Some(n) = f.get(key) {
+            match boolean(cx, n, &format!("runtime_monitor.self_protection.{key}")) {
+                Some(on) => sp.set(key, on),
+                None => ok = false,
+            }
+        }
+    }
+    ok.then_some(sp)
 }
 
 /// Where the scalar `text` first appears in `node`'s tree.
