@@ -13,11 +13,12 @@ use common::{Scratch, assay, assert_exit, cgroup2_mount, run};
 
 const NOBODY: u32 = 65534;
 
-/// One test at a time: a monitor that starts tidies what dead monitors
-/// left, and the fail-closed tests kill monitors on purpose.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+/// Root tests run one at a time: a monitor that starts tidies what dead
+/// monitors left, and the fail-closed tests kill monitors on purpose. None
+/// when the test is skipped (no root, outside CI).
+fn root_test(name: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    common::require_root(name).then(|| LOCK.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn text(b: &[u8]) -> String {
@@ -72,10 +73,11 @@ fn assert_unprivileged(out: &Output, uid: u32) {
 
 #[test]
 fn root_without_sudo_runs_the_command_as_root_with_no_capabilities() {
-    if !common::require_root("root_without_sudo_runs_the_command_as_root_with_no_capabilities") {
+    let Some(_serial) =
+        root_test("root_without_sudo_runs_the_command_as_root_with_no_capabilities")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let (_s, pol) = scratch("lp-root");
     let out = wrapped(&pol, &[], &[], SHOW);
     assert_exit(&out, 0);
@@ -89,10 +91,9 @@ fn root_without_sudo_runs_the_command_as_root_with_no_capabilities() {
 
 #[test]
 fn under_sudo_the_command_runs_as_the_invoking_user() {
-    if !common::require_root("under_sudo_the_command_runs_as_the_invoking_user") {
+    let Some(_serial) = root_test("under_sudo_the_command_runs_as_the_invoking_user") else {
         return;
-    }
-    let _serial = serial();
+    };
     let (_s, pol) = scratch("lp-sudo");
     let sudo = [
         ("SUDO_UID", "65534"),
@@ -118,10 +119,10 @@ fn under_sudo_the_command_runs_as_the_invoking_user() {
 
 #[test]
 fn keep_capabilities_keeps_them_and_says_what_that_gives_up() {
-    if !common::require_root("keep_capabilities_keeps_them_and_says_what_that_gives_up") {
+    let Some(_serial) = root_test("keep_capabilities_keeps_them_and_says_what_that_gives_up")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let (_s, pol) = scratch("lp-keep");
     let out = wrapped(&pol, &["--keep-capabilities"], &[], SHOW);
     assert_exit(&out, 0);
@@ -133,10 +134,9 @@ fn keep_capabilities_keeps_them_and_says_what_that_gives_up() {
 
 #[test]
 fn descriptors_are_not_inherited_unless_passed() {
-    if !common::require_root("descriptors_are_not_inherited_unless_passed") {
+    let Some(_serial) = root_test("descriptors_are_not_inherited_unless_passed") else {
         return;
-    }
-    let _serial = serial();
+    };
     let (_s, pol) = scratch("lp-fds");
     // A descriptor of the process that starts assay, inheritable (no
     // O_CLOEXEC): a server must not get it by accident.
@@ -163,10 +163,10 @@ fn descriptors_are_not_inherited_unless_passed() {
 /// the command's own status.
 #[test]
 fn a_wrapped_server_cannot_leave_the_scope_kill_assay_or_use_bpf() {
-    if !common::require_root("a_wrapped_server_cannot_leave_the_scope_kill_assay_or_use_bpf") {
+    let Some(_serial) = root_test("a_wrapped_server_cannot_leave_the_scope_kill_assay_or_use_bpf")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let (_s, pol) = scratch("lp-escape");
     let root = cgroup2_mount().unwrap();
     let script = format!(
@@ -202,10 +202,9 @@ fn a_wrapped_server_cannot_leave_the_scope_kill_assay_or_use_bpf() {
 /// An ordinary user cannot use assay to run a command as someone else.
 #[test]
 fn only_root_may_name_another_user() {
-    if !common::require_root("only_root_may_name_another_user") {
+    let Some(_serial) = root_test("only_root_may_name_another_user") else {
         return;
-    }
-    let _serial = serial();
+    };
     let (s, pol) = scratch("lp-user");
     std::fs::set_permissions(&s.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     for who in ["root", "0", "nobody:root"] {
@@ -257,10 +256,9 @@ fn received(sock: &std::net::UdpSocket) -> bool {
 /// mode. Outside the scope the same datagram arrives (so the test can fail).
 #[test]
 fn raw_sockets_are_refused_in_scope_with_a_tamper_event() {
-    if !common::require_root("raw_sockets_are_refused_in_scope_with_a_tamper_event") {
+    let Some(_serial) = root_test("raw_sockets_are_refused_in_scope_with_a_tamper_event") else {
         return;
-    }
-    let _serial = serial();
+    };
     let (s, pol) = scratch("raw");
     let listener = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = listener.local_addr().unwrap().to_string();
@@ -416,10 +414,9 @@ impl Drop for Netns {
 /// group may open them; outside the scope the echo is sent.
 #[test]
 fn ping_sockets_are_refused_in_scope_with_a_tamper_event() {
-    if !common::require_root("ping_sockets_are_refused_in_scope_with_a_tamper_event") {
+    let Some(_serial) = root_test("ping_sockets_are_refused_in_scope_with_a_tamper_event") else {
         return;
-    }
-    let _serial = serial();
+    };
     let (s, pol) = scratch("ping");
     let ns = Netns::new("assay-ping");
     let ping = ["socket", "--kind", "ping", "--to", "127.0.0.1:0"];
@@ -461,10 +458,9 @@ fn ping_sockets_are_refused_in_scope_with_a_tamper_event() {
 /// ptrace of assay (which holds more capabilities) are refused.
 #[test]
 fn root_without_capabilities_cannot_use_bpf_or_trace_assay() {
-    if !common::require_root("root_without_capabilities_cannot_use_bpf_or_trace_assay") {
+    let Some(_serial) = root_test("root_without_capabilities_cannot_use_bpf_or_trace_assay") else {
         return;
-    }
-    let _serial = serial();
+    };
     let (_s, pol) = scratch("lp-rootbpf");
     let script = "bpftool prog list >/dev/null 2>&1 && echo USED-BPF; \
                   cat /proc/$PPID/environ >/dev/null 2>&1 && echo READ-ASSAY-ENV; \
@@ -516,10 +512,10 @@ const PINS: &str = "/sys/fs/bpf/assay";
 /// monitor, kills what it left and removes the pins.
 #[test]
 fn a_killed_monitor_leaves_its_scope_confined_until_cleanup() {
-    if !common::require_root("a_killed_monitor_leaves_its_scope_confined_until_cleanup") {
+    let Some(_serial) = root_test("a_killed_monitor_leaves_its_scope_confined_until_cleanup")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let s = Scratch::new("failclosed");
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -591,10 +587,9 @@ fn a_killed_monitor_leaves_its_scope_confined_until_cleanup() {
 /// and says so.
 #[test]
 fn the_next_monitor_tidies_what_a_killed_one_left() {
-    if !common::require_root("the_next_monitor_tidies_what_a_killed_one_left") {
+    let Some(_serial) = root_test("the_next_monitor_tidies_what_a_killed_one_left") else {
         return;
-    }
-    let _serial = serial();
+    };
     let s = Scratch::new("failclosed-next");
     let pol = deny_policy(&s, 9);
     let mut dead = assay()
@@ -632,10 +627,10 @@ fn the_next_monitor_tidies_what_a_killed_one_left() {
 /// removes the old pins.
 #[test]
 fn a_killed_attach_monitor_keeps_enforcing_until_taken_over() {
-    if !common::require_root("a_killed_attach_monitor_keeps_enforcing_until_taken_over") {
+    let Some(_serial) = root_test("a_killed_attach_monitor_keeps_enforcing_until_taken_over")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let s = Scratch::new("failclosed-attach");
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -692,10 +687,9 @@ fn a_killed_attach_monitor_keeps_enforcing_until_taken_over() {
 /// guard off (and only it): a raw socket is then created in scope.
 #[test]
 fn a_policy_may_turn_the_socket_guard_off() {
-    if !common::require_root("a_policy_may_turn_the_socket_guard_off") {
+    let Some(_serial) = root_test("a_policy_may_turn_the_socket_guard_off") else {
         return;
-    }
-    let _serial = serial();
+    };
     let s = Scratch::new("guard-off");
     let pol = s.file(
         "p.yaml",

@@ -233,10 +233,7 @@ mod tests {
     #[test]
     fn sweep_removes_only_empty_leaves_of_gone_assays() {
         let root = tempfile::tempdir().unwrap();
-        // A pid that existed and is gone: a child that was reaped.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        let dead = crate::monitor::gone_pid();
         let me = std::process::id();
         let names = [
             format!("{LEAF_PREFIX}{dead}"),

@@ -90,6 +90,16 @@ pub mod selfguard_skel {
 
 pub mod selfguard;
 
+/// A pid that existed and is gone: a child that was reaped (for tests of
+/// what dead monitors leave).
+#[cfg(test)]
+pub(crate) fn gone_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
 /// What the file watch reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
