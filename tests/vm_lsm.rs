@@ -77,6 +77,7 @@ mod suite {
             e2e::attach_mode_file_rule(&mut s);
             e2e::self_protection_attach(&mut s);
             e2e::self_protection_wrapper(&mut s);
+            e2e::fail_closed_after_sigkill(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
             if std::env::var_os("ASSAY_VM_BENCH").is_some() {
@@ -1398,15 +1399,7 @@ mod suite {
                     r
                 }
                 "cgroup_write" => {
-                    let root = std::fs::read_to_string("/proc/self/mountinfo")
-                        .ok()
-                        .and_then(|m| {
-                            m.lines()
-                                .find(|l| l.contains(" - cgroup2 "))
-                                .and_then(|l| l.split_whitespace().nth(4).map(PathBuf::from))
-                        })
-                        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
-                    let c = cstr(root.join("cgroup.procs"));
+                    let c = cstr(cgroup2_root().join("cgroup.procs"));
                     // SAFETY: valid C string.
                     let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
                     close(fd as i64);
@@ -2254,6 +2247,92 @@ mod suite {
                 Ok(msg) => s.fail(NAME, format!("{msg}, exit {:?}: {err}", out.status.code())),
                 Err(why) => s.fail(NAME, format!("{why}; stderr {err}")),
             }
+        }
+
+        /// SIGKILL of assay leaves the file rules enforced on its scope: a
+        /// `setsid` grandchild that reads the secret after the monitor died
+        /// is refused; `--cleanup` then reports and tidies.
+        pub fn fail_closed_after_sigkill(s: &mut Suite) {
+            const NAME: &str = "e2e/fail-closed-after-sigkill";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("failclosed");
+            let secret = d.join("secret.txt");
+            std::fs::write(&secret, "s3cret\n").unwrap();
+            let pol = file_policy(&d, "secret", &secret.display().to_string(), "deny", None);
+            let (out, err) = (d.join("out"), d.join("err"));
+            let script = format!(
+                "setsid sh -c 'sleep 3; cat {} > {} 2> {}' & sleep 300",
+                secret.display(),
+                out.display(),
+                err.display()
+            );
+            let mut mon = assay()
+                .args(["monitor", "--policy"])
+                .arg(&pol)
+                .args(["--", "sh", "-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let pid = mon.id();
+            let pins = Path::new("/sys/fs/bpf/assay").join(format!("leaf-{pid}"));
+            let leaf = cgroup2_root().join(format!("assay-monitor-{pid}"));
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(120)
+                && std::fs::read_to_string(leaf.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+                    < 3
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let pinned = pins.join("assay_file_open").exists();
+            let _ = mon.kill();
+            let _ = mon.wait();
+            // The grandchild reads after the monitor is gone.
+            let t1 = Instant::now();
+            while !err.exists() && t1.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let read = std::fs::read_to_string(&out).unwrap_or_default();
+            let why = std::fs::read_to_string(&err).unwrap_or_default();
+            let cleanup = assay().args(["monitor", "--cleanup"]).output().unwrap();
+            let tidy = String::from_utf8_lossy(&cleanup.stderr).into_owned();
+            let ok = pinned
+                && read.is_empty()
+                && why.contains("Operation not permitted")
+                && cleanup.status.code() == Some(0)
+                && tidy.contains(&format!("pid {pid}"))
+                && !leaf.exists()
+                && !pins.exists();
+            let detail = format!(
+                "pinned {pinned}, read {read:?}, cat said {why:?}, cleanup exit {:?}: {tidy}, \
+                 leaf left {}, pins left {}",
+                cleanup.status.code(),
+                leaf.exists(),
+                pins.exists()
+            );
+            if ok {
+                s.pass(NAME, detail);
+            } else {
+                s.fail(NAME, detail);
+            }
+        }
+
+        fn cgroup2_root() -> PathBuf {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .ok()
+                .and_then(|m| {
+                    m.lines()
+                        .find(|l| l.contains(" - cgroup2 "))
+                        .and_then(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+                })
+                .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
         }
 
         pub fn exit_40_without_bpf(s: &mut Suite) {

@@ -145,6 +145,70 @@ pub fn sweep_stale_leaves(root: &Path) -> Vec<PathBuf> {
     removed
 }
 
+fn populated(cgroup: &Path) -> Result<bool, CgroupError> {
+    let p = cgroup.join("cgroup.events");
+    let s = fs::read_to_string(&p).map_err(io_err(&p))?;
+    Ok(s.lines().any(|l| l.trim() == "populated 1"))
+}
+
+/// Kills every process in `cgroup` (and below) and waits (bounded) until it
+/// is empty: `cgroup.kill` from Linux 5.14; before, the cgroup is frozen (no
+/// fork can race the kill), each process gets SIGKILL (a fatal signal
+/// reaches frozen tasks), and the freezer is lifted, until none is left.
+pub fn kill_cgroup(cgroup: &Path) -> Result<(), CgroupError> {
+    if !populated(cgroup)? {
+        return Ok(());
+    }
+    let kill = cgroup.join("cgroup.kill");
+    let by_file = kill.exists();
+    if by_file {
+        fs::write(&kill, "1").map_err(io_err(&kill))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while populated(cgroup)? {
+        if Instant::now() > deadline {
+            return Err(CgroupError::StillPopulated {
+                path: cgroup.to_path_buf(),
+            });
+        }
+        if !by_file {
+            signal_all(cgroup)?;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// SIGKILL to every process of `cgroup` and its descendants, frozen while
+/// it is sent.
+fn signal_all(cgroup: &Path) -> Result<(), CgroupError> {
+    let freeze = cgroup.join("cgroup.freeze");
+    let _ = fs::write(&freeze, "1");
+    for dir in walkdir_cgroups(cgroup) {
+        let procs = dir.join("cgroup.procs");
+        let list = fs::read_to_string(&procs).map_err(io_err(&procs))?;
+        for pid in list.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: plain syscall.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let _ = fs::write(&freeze, "0");
+    Ok(())
+}
+
+/// `cgroup` and every cgroup below it.
+fn walkdir_cgroups(cgroup: &Path) -> Vec<PathBuf> {
+    let mut out = vec![cgroup.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = fs::read_dir(&out[i]) {
+            out.extend(rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.path()));
+        }
+        i += 1;
+    }
+    out
+}
+
 impl LeafCgroup {
     /// `<cgroup2 mount>/assay-monitor-<pid>`.
     pub fn create() -> Result<LeafCgroup, CgroupError> {
@@ -178,28 +242,12 @@ impl LeafCgroup {
     }
 
     pub fn populated(&self) -> Result<bool, CgroupError> {
-        let p = self.path.join("cgroup.events");
-        let s = fs::read_to_string(&p).map_err(io_err(&p))?;
-        Ok(s.lines().any(|l| l.trim() == "populated 1"))
+        populated(&self.path)
     }
 
     /// Kill every process inside and wait (bounded) until it is empty.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
-        if !self.populated()? {
-            return Ok(());
-        }
-        let k = self.path.join("cgroup.kill");
-        fs::write(&k, "1").map_err(io_err(&k))?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.populated()? {
-            if Instant::now() > deadline {
-                return Err(CgroupError::StillPopulated {
-                    path: self.path.clone(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(())
+        kill_cgroup(&self.path)
     }
 
     fn remove(&self) -> Result<(), CgroupError> {

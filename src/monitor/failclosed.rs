@@ -75,6 +75,8 @@ pub enum FailClosedError {
         source: io::Error,
     },
     #[error(transparent)]
+    Cgroup(#[from] super::cgroup::CgroupError),
+    #[error(transparent)]
     Pin(#[from] PinError),
     #[error(transparent)]
     Pins(#[from] LoadError),
@@ -236,10 +238,7 @@ pub fn tidy(
 ) -> Result<Tidied, FailClosedError> {
     let leaf = match o.owner {
         Owner::Leaf { pid } => {
-            let mount = cgroup2_mount().map_err(|e| FailClosedError::Io {
-                path: PathBuf::from("/proc/self/mountinfo"),
-                source: io::Error::other(e),
-            })?;
+            let mount = cgroup2_mount()?;
             let leaf = mount.join(format!("{LEAF_PREFIX}{pid}"));
             kill_leaf(&leaf)?.then_some(leaf)
         }
@@ -264,8 +263,7 @@ fn kill_leaf(leaf: &Path) -> Result<bool, FailClosedError> {
         let path = path.to_path_buf();
         move |source| FailClosedError::Io { path, source }
     };
-    let kill = leaf.join("cgroup.kill");
-    std::fs::write(&kill, "1").map_err(io_err(&kill))?;
+    super::cgroup::kill_cgroup(leaf)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match std::fs::remove_dir(leaf) {
