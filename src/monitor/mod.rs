@@ -275,6 +275,7 @@ impl Monitor {
         // Self-protection wherever the BPF LSM is active.
         let selfguard = if fileguard::bpf_lsm_active().is_ok()
             && selfguard::Guards::of(&plan.self_protection, true, true).any()
+            && selfguard::lsm_programs_load()
         {
             let guards = selfguard::Guards::of(
                 &plan.self_protection,

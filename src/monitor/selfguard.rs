@@ -147,6 +147,40 @@ fn bpf_hook_has_kernel_arg() -> bool {
     }
 }
 
+/// Whether this kernel loads BPF LSM programs at all, asked with a trivial
+/// program (`r0 = 0; exit`) for a hook id that does not exist: a sandbox or
+/// lockdown that refuses LSM programs answers EPERM before any verifier
+/// runs; a kernel that takes them answers that the hook is wrong. Trying the
+/// real programs instead would cost a parse of the kernel's BTF first.
+pub fn lsm_programs_load() -> bool {
+    use libbpf_rs::libbpf_sys as sys;
+    // mov r0, 0; exit (struct bpf_insn is 8 bytes).
+    let insns: [[u8; 8]; 2] = [[0xb7, 0, 0, 0, 0, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]];
+    let mut opts = sys::bpf_prog_load_opts {
+        sz: size_of::<sys::bpf_prog_load_opts>() as _,
+        expected_attach_type: sys::BPF_LSM_MAC,
+        attach_btf_id: 1,
+        ..Default::default()
+    };
+    // SAFETY: two valid instructions, a static license string and options
+    // of their stated size; a descriptor that comes back is closed.
+    let fd = unsafe {
+        sys::bpf_prog_load(
+            sys::BPF_PROG_TYPE_LSM,
+            std::ptr::null(),
+            c"GPL".as_ptr(),
+            insns.as_ptr().cast(),
+            2,
+            &mut opts,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the descriptor just returned.
+        unsafe { libc::close(fd) };
+    }
+    fd != -libc::EPERM
+}
+
 /// The attached guard programs.
 pub struct SelfGuard {
     links: Vec<(&'static str, Link)>,
