@@ -2051,7 +2051,17 @@ mod suite {
             let status = mon.wait().unwrap();
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(&mut mon.stderr.take().unwrap(), &mut err);
-            let (_, after) = in_child(Some(&cg), || try_open(&secret));
+            // The pins the monitor removed drop their hold on the program
+            // after an RCU grace period (bpffs frees inodes that way): the
+            // open is allowed again within moments, not at once.
+            let mut after = libc::EPERM;
+            let t1 = Instant::now();
+            while after == libc::EPERM && t1.elapsed() < Duration::from_secs(5) {
+                after = in_child(Some(&cg), || try_open(&secret)).1;
+                if after == libc::EPERM {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
             let evs = events(&ev);
             let hits = file_denials(&evs, "secret", "secret.txt");
             let ok = code == libc::EPERM

@@ -382,6 +382,11 @@ impl FileGuard {
         self.paths
     }
 
+    /// Detaches now (see `NetGuard::detach`).
+    pub fn detach(&self) {
+        let _ = self.link.detach();
+    }
+
     /// Pins the link at `path` (bpffs): the program stays attached, and
     /// enforces, until the pin is removed, even if this process dies.
     pub fn pin(&mut self, path: &Path) -> Result<(), FileGuardError> {

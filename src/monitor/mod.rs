@@ -472,6 +472,21 @@ impl Monitor {
         Ok(pins.keep())
     }
 
+    /// Detach every program now, pinned or not: for a normal stop after the
+    /// fail-closed pins were removed, whose hold on the programs would
+    /// otherwise last an RCU grace period longer.
+    pub fn detach(&self) {
+        if let Some(n) = &self.netguard {
+            n.detach();
+        }
+        if let Some(f) = &self.fileguard {
+            f.detach();
+        }
+        if let Some(g) = &self.selfguard {
+            g.detach();
+        }
+    }
+
     /// Detach, drain every event already produced, and summarise. When
     /// pinned, records how many drops were reported, for `drain_pinned`.
     pub fn stop(mut self) -> Result<Summary, StopError> {

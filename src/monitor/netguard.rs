@@ -159,6 +159,15 @@ impl NetGuard {
         Ok(NetGuard { links })
     }
 
+    /// Detach every link now, whoever else holds it (a pin drops its hold
+    /// only after an RCU grace period). Best effort: a kernel without
+    /// BPF_LINK_DETACH for a link type detaches when the last hold goes.
+    pub fn detach(&self) {
+        for (_, link) in &self.links {
+            let _ = link.detach();
+        }
+    }
+
     /// Pin every link under `dir` (a bpffs directory): enforcement outlives
     /// this process until `unpin` removes the pins.
     pub fn pin(&mut self, dir: &Path, pins: &mut NewPins) -> Result<(), LoadError> {

@@ -243,6 +243,13 @@ impl SelfGuard {
         Ok(SelfGuard { links })
     }
 
+    /// Detaches now (see `NetGuard::detach`).
+    pub fn detach(&self) {
+        for (_, link) in &self.links {
+            let _ = link.detach();
+        }
+    }
+
     /// Pins every link under `dir` (bpffs).
     pub fn pin(&mut self, dir: &Path, pins: &mut NewPins) -> Result<(), SelfGuardError> {
         for (name, link) in &mut self.links {

@@ -666,7 +666,12 @@ impl Running {
             }
         }
         let summary = match self.mon.take() {
-            Some(m) => m.stop()?,
+            Some(m) => {
+                if self.keeper.is_some() {
+                    m.detach();
+                }
+                m.stop()?
+            }
             None => return Err(StopError::NotStarted.into()),
         };
         if let Some(k) = self.keeper.take() {
