@@ -49,7 +49,36 @@ pub(super) fn bpf(step: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> L
 /// The netguard programs, attached to the scope. Dropping it detaches them
 /// (unless pinned).
 pub struct NetGuard {
-    links: Vec<(&'static str, Link)>,
+    links: Links,
+}
+
+/// Links by pin name: what a loader keeps once its skeleton is gone (they
+/// hold the programs, and through them the maps, in the kernel).
+pub(super) struct Links(pub(super) Vec<(&'static str, Link)>);
+
+impl Links {
+    /// Detach every link now, whoever else holds it (a pin drops its hold
+    /// only after an RCU grace period). Best effort: a kernel without
+    /// BPF_LINK_DETACH for a link type detaches when the last hold goes.
+    pub(super) fn detach(&self) {
+        for (_, link) in &self.0 {
+            let _ = link.detach();
+        }
+    }
+
+    /// Pins each link as `dir/<name>`; on failure, the path and the error.
+    pub(super) fn pin(
+        &mut self,
+        dir: &Path,
+        pins: &mut NewPins,
+    ) -> Result<(), (PathBuf, libbpf_rs::Error)> {
+        for (name, link) in &mut self.0 {
+            let p = dir.join(*name);
+            link.pin(&p).map_err(|e| (p.clone(), e))?;
+            pins.made(p);
+        }
+        Ok(())
+    }
 }
 
 pub const PROGRAMS: [&str; 5] = [
@@ -156,28 +185,22 @@ impl NetGuard {
         }
         // The links hold the programs (and through them the maps) in the
         // kernel; the skeleton itself is no longer needed.
-        Ok(NetGuard { links })
+        Ok(NetGuard {
+            links: Links(links),
+        })
     }
 
-    /// Detach every link now, whoever else holds it (a pin drops its hold
-    /// only after an RCU grace period). Best effort: a kernel without
-    /// BPF_LINK_DETACH for a link type detaches when the last hold goes.
+    /// Detach every link now (see [`Links::detach`]).
     pub fn detach(&self) {
-        for (_, link) in &self.links {
-            let _ = link.detach();
-        }
+        self.links.detach();
     }
 
     /// Pin every link under `dir` (a bpffs directory): enforcement outlives
     /// this process until `unpin` removes the pins.
     pub fn pin(&mut self, dir: &Path, pins: &mut NewPins) -> Result<(), LoadError> {
-        for (name, link) in &mut self.links {
-            let p = dir.join(*name);
-            link.pin(&p)
-                .map_err(bpf(format!("pinning {}", p.display())))?;
-            pins.made(p);
-        }
-        Ok(())
+        self.links
+            .pin(dir, pins)
+            .map_err(|(p, e)| bpf(format!("pinning {}", p.display()))(e))
     }
 }
 

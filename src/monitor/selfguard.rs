@@ -7,11 +7,10 @@
 use std::mem::MaybeUninit;
 use std::path::Path;
 
-use libbpf_rs::Link;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
 use super::cgroup::Scope;
-use super::netguard::NewPins;
+use super::netguard::{Links, NewPins};
 use super::ringbuf::SharedMaps;
 use super::selfguard_skel::{SelfguardSkelBuilder, types::assay_guard as G};
 use crate::policy::model::SelfProtection;
@@ -183,7 +182,7 @@ pub fn lsm_programs_load() -> bool {
 
 /// The attached guard programs.
 pub struct SelfGuard {
-    links: Vec<(&'static str, Link)>,
+    links: Links,
 }
 
 impl SelfGuard {
@@ -240,25 +239,21 @@ impl SelfGuard {
             links.push((name, link));
         }
         // The links hold the programs and maps; the skeleton may go.
-        Ok(SelfGuard { links })
+        Ok(SelfGuard {
+            links: Links(links),
+        })
     }
 
-    /// Detaches now (see `NetGuard::detach`).
+    /// Detaches now (see [`Links::detach`]).
     pub fn detach(&self) {
-        for (_, link) in &self.links {
-            let _ = link.detach();
-        }
+        self.links.detach();
     }
 
     /// Pins every link under `dir` (bpffs).
     pub fn pin(&mut self, dir: &Path, pins: &mut NewPins) -> Result<(), SelfGuardError> {
-        for (name, link) in &mut self.links {
-            let p = dir.join(*name);
-            link.pin(&p)
-                .map_err(bpf(format!("pinning {}", p.display())))?;
-            pins.made(p);
-        }
-        Ok(())
+        self.links
+            .pin(dir, pins)
+            .map_err(|(p, e)| bpf(format!("pinning {}", p.display()))(e))
     }
 }
 
