@@ -600,6 +600,21 @@ fn library_call_for_a_rule_records_the_rule() {
     let mut child = bash("sleep 1000 & wait").spawn().unwrap();
     let top = ident(child.id() as i32);
     let _c = Cleanup(vec![top]);
+    // The tree is whole once bash has forked its child (under load that
+    // can come after the kill would have started).
+    let kids = format!("/proc/{0}/task/{0}/children", top.0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&kids)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bash forked its child"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let req = Defaults::from_config(Some(&cfg)).request(
         vec![Target::Pid(top.0)],
         KillMode::Immediate,
