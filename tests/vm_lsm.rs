@@ -2202,6 +2202,17 @@ mod suite {
                 (op.to_string(), e)
             })
             .collect();
+            // Not every raw socket is a way out: netlink (glibc's resolver
+            // opens one) stays allowed in scope.
+            let (_, netlink) = in_child(Some(&cg), || {
+                // SAFETY: plain syscalls.
+                let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0) };
+                if fd < 0 {
+                    return errno();
+                }
+                unsafe { libc::close(fd) };
+                0
+            });
             let alive = mon.try_wait().unwrap().is_none();
             // SAFETY: plain syscall on our child.
             unsafe { libc::kill(monitor, libc::SIGTERM) };
@@ -2209,14 +2220,15 @@ mod suite {
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(&mut mon.stderr.take().unwrap(), &mut err);
             let evs = events(&ev);
-            let outside_ok = outside.iter().all(|(_, e)| *e != libc::EPERM);
+            let outside_ok = outside.iter().all(|(_, e)| *e != libc::EPERM) && netlink == 0;
             match judge_tamper(&results, &evs) {
-                Ok(msg) if alive && outside_ok && status.code() == Some(0) => {
-                    s.pass(NAME, format!("{msg}; outside the scope {outside:?}"))
-                }
+                Ok(msg) if alive && outside_ok && status.code() == Some(0) => s.pass(
+                    NAME,
+                    format!("{msg}; outside the scope {outside:?}; netlink in scope {netlink}"),
+                ),
                 Ok(msg) => s.fail(
                     NAME,
-                    format!("{msg}, but monitor alive {alive}, exit {:?}, outside {outside:?}, stderr {err}", status.code()),
+                    format!("{msg}, but monitor alive {alive}, exit {:?}, outside {outside:?}, netlink in scope {netlink}, stderr {err}", status.code()),
                 ),
                 Err(why) => s.fail(NAME, format!("{why}; stderr {err}")),
             }

@@ -146,7 +146,7 @@ enum assay_guard {
 	/* mount, umount, move_mount, pivot_root, a new superblock.
 	 * args: enum assay_mount_op. */
 	ASSAY_GUARD_MOUNT = 7,
-	/* An AF_PACKET (or any raw) socket. args: family, type, protocol. */
+	/* An AF_PACKET socket. args: family, type, protocol. */
 	ASSAY_GUARD_PACKET_SOCKET = 8,
 	/* A block device opened. args: device (major << 20 | minor), inode. */
 	ASSAY_GUARD_BLOCK_DEVICE = 9,

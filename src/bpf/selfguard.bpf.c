@@ -18,7 +18,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define EPERM 1
 #define AF_PACKET 17
-#define SOCK_RAW 3
 #define FMODE_WRITE 0x2
 #define S_IFMT 00170000
 #define S_IFBLK 0060000
@@ -160,12 +159,14 @@ int BPF_PROG(assay_sb_kern_mount, const struct super_block *sb, int ret)
 	return judge_mount(ASSAY_MOUNT_NEW_SUPERBLOCK, ret);
 }
 
+/* AF_PACKET sockets send frames past the IP stack and every cgroup hook.
+ * (Raw inet sockets are refused by netguard's cgroup/sock_create on every
+ * kernel; other families' SOCK_RAW, such as netlink, which glibc's resolver
+ * uses, carry no traffic out.) */
 SEC("lsm/socket_create")
 int BPF_PROG(assay_socket_create, int family, int type, int protocol, int kern, int ret)
 {
-	if (ret || kern || !on(ASSAY_GUARD_PACKET_SOCKET) || !in_scope())
+	if (ret || kern || family != AF_PACKET || !on(ASSAY_GUARD_PACKET_SOCKET) || !in_scope())
 		return ret;
-	if (family != AF_PACKET && (type & 0xf) != SOCK_RAW)
-		return 0;
 	return refuse(ASSAY_GUARD_PACKET_SOCKET, family, type, protocol);
 }

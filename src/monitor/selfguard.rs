@@ -1,6 +1,6 @@
 //! Self-protection with the BPF LSM (`src/bpf/selfguard.bpf.c`): in scope,
 //! `bpf()`, signals and ptrace of tasks outside the scope, writes to cgroup
-//! interface files, mounts, packet and raw sockets (with network rules) and
+//! interface files, mounts, packet sockets (with network rules) and
 //! block devices (with file rules) are refused with a tamper event. Loaded
 //! wherever the BPF LSM is active; dropping it detaches.
 
@@ -75,7 +75,7 @@ pub struct Guards {
     pub ptrace: bool,
     pub cgroup_writes: bool,
     pub mounts: bool,
-    /// Packet and raw sockets: network rules are enforced.
+    /// Packet sockets: network rules are enforced.
     pub sockets: bool,
     /// Block devices: file rules are enforced.
     pub block_devices: bool,
