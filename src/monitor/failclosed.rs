@@ -143,12 +143,23 @@ impl Keeper {
     /// Pins everything `mon` enforces (files included) as `owner`'s.
     pub fn pin(mon: &mut Monitor, owner: Owner) -> Result<Keeper, FailClosedError> {
         let dir = root()?.join(owner.name());
-        // A stale directory of the same name (a reused pid): its pins are
-        // an orphan's, tidied before this monitor started.
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(FailClosedError::Io { path: dir, source }),
+        if let Err(e) = std::fs::create_dir(&dir) {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(FailClosedError::Io {
+                    path: dir,
+                    source: e,
+                });
+            }
+            // A dead monitor that had this monitor's pid (reused) left its
+            // pins under the same name: never an orphan to `orphans`, since
+            // the pid is alive. Its leaf was already dealt with (a populated
+            // one stops the leaf's creation), so only the pins go.
+            netguard::unpin(&dir)?;
+            netguard::unpin_maps(&dir)?;
+            std::fs::create_dir(&dir).map_err(|source| FailClosedError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         }
         if let Err(e) = mon.pin(&dir, true) {
             let _ = std::fs::remove_dir(&dir);
