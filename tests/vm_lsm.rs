@@ -1329,7 +1329,7 @@ mod suite {
         }
 
         /// The ways around the monitor an in-scope root process would try.
-        pub const TAMPER_OPS: [&str; 9] = [
+        pub const TAMPER_OPS: [&str; 11] = [
             "bpf",
             "signal",
             "ptrace",
@@ -1338,6 +1338,8 @@ mod suite {
             "mount",
             "umount",
             "packet_socket",
+            "raw_socket",
+            "ping_socket",
             "block_device",
         ];
 
@@ -1430,6 +1432,19 @@ mod suite {
                 "packet_socket" => {
                     // SAFETY: plain syscall.
                     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0x0300) };
+                    close(fd as i64);
+                    e(fd as i64)
+                }
+                // Past the connect/sendmsg hooks: a raw UDP socket, and a
+                // ping socket (tamper_dir lets every group open those).
+                "raw_socket" | "ping_socket" => {
+                    let (ty, proto) = if op == "raw_socket" {
+                        (libc::SOCK_RAW, libc::IPPROTO_UDP)
+                    } else {
+                        (libc::SOCK_DGRAM, libc::IPPROTO_ICMP)
+                    };
+                    // SAFETY: plain syscall.
+                    let fd = unsafe { libc::socket(libc::AF_INET, ty, proto) };
                     close(fd as i64);
                     e(fd as i64)
                 }
@@ -2097,6 +2112,7 @@ mod suite {
             // SAFETY: valid C string; loop device 7:0.
             unsafe { libc::mknod(blk.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 0)) };
             mount_tmpfs(&d.join("umnt")).unwrap();
+            std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647").unwrap();
             d
         }
 
@@ -2133,10 +2149,12 @@ mod suite {
                 "cgroup_write",
                 "mount",
                 "packet_socket",
+                "raw_socket",
+                "ping_socket",
                 "block_device",
             ];
             let missing: Vec<&str> = want.iter().copied().filter(|w| !ops.contains(w)).collect();
-            if refused && missing.is_empty() && results.len() == 9 {
+            if refused && missing.is_empty() && results.len() == TAMPER_OPS.len() {
                 Ok(format!("all refused with EPERM; tamper events {ops:?}"))
             } else {
                 Err(format!(
@@ -2194,6 +2212,8 @@ mod suite {
                 "cgroup_write",
                 "mount",
                 "packet_socket",
+                "raw_socket",
+                "ping_socket",
                 "block_device",
             ]
             .iter()
