@@ -3,6 +3,8 @@
 //! `policy`, `discovery` and `kill_switch` are plain Rust and never depend on
 //! `monitor`, which is Linux-only and needs the BPF skeletons.
 
+#[cfg(target_os = "linux")]
+pub mod caps;
 pub mod cli;
 pub mod discovery;
 pub mod exit;

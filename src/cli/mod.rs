@@ -237,6 +237,12 @@ macro_rules! debug {
 }
 
 pub fn main() -> ExitCode {
+    // Before anything reads a path: see `caps::lower_all`.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = crate::caps::lower_all() {
+        eprintln!("assay: error: lowering the effective capabilities: {e}");
+        return ExitCode::from(exit::Status::Error.code());
+    }
     let run = match parse(std::env::args_os()) {
         Ok(run) => run,
         Err(e) => {

@@ -214,7 +214,8 @@ pub fn run_as(
                     .ok_or_else(|| PrivilegeError::NoGroup(g.clone()))?,
                 None => primary,
             };
-            if inv.uid != 0 && (uid != inv.uid || (gid != inv.gid && !inv.groups.contains(&gid))) {
+            // A user (file capabilities) has no CAP_SETGID: their own ids only.
+            if inv.uid != 0 && (uid != inv.uid || gid != inv.gid) {
                 return Err(PrivilegeError::NotYours(
                     match &spec.group {
                         Some(g) => format!("{}:{g}", spec.user),
@@ -280,14 +281,18 @@ impl RunAs {
                     }
                 }
             }
-            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::setresgid(self.gid, self.gid, self.gid) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::setresuid(self.uid, self.uid, self.uid) != 0 {
-                return Err(io::Error::last_os_error());
+            // A user running assay with file capabilities already has these
+            // ids (see `run_as`), and no CAP_SETGID to set the groups.
+            if libc::geteuid() == 0 {
+                if libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::setresgid(self.gid, self.gid, self.gid) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::setresuid(self.uid, self.uid, self.uid) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             if drop_caps {
                 if libc::prctl(
@@ -300,7 +305,7 @@ impl RunAs {
                 {
                     return Err(io::Error::last_os_error());
                 }
-                clear_capabilities()?;
+                crate::caps::clear()?;
             }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
@@ -308,37 +313,6 @@ impl RunAs {
         }
         Ok(())
     }
-}
-
-/// Empties the effective, permitted and inheritable sets (capset v3).
-unsafe fn clear_capabilities() -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mut hdr = Header {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: header and two data words, as capset v3 expects.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Every descriptor above 2 is closed at exec, but those in `keep` (sorted,
@@ -470,10 +444,12 @@ mod tests {
             (1000, 1000),
             "SUDO_* of a non-root is ignored"
         );
-        // Their own name, and their own supplementary group, are fine.
+        // Their own name is fine; another group, even one of theirs, needs
+        // CAP_SETGID, which assay does not have then.
         assert!(run_as(&alice(), &Fake, Some(&spec("alice")), false, vec![]).is_ok());
-        let r = run_as(&alice(), &Fake, Some(&spec("alice:sudo")), false, vec![]).unwrap();
-        assert_eq!(r.gid, 27);
+        assert!(run_as(&alice(), &Fake, Some(&spec("alice:alice")), false, vec![]).is_ok());
+        let e = run_as(&alice(), &Fake, Some(&spec("alice:sudo")), false, vec![]).unwrap_err();
+        assert!(matches!(e, PrivilegeError::NotYours(..)), "{e}");
     }
 
     #[test]
