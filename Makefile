@@ -48,10 +48,20 @@ static: deps
 		|| { echo "$(STATIC_BIN) is not static" >&2; exit 1; }
 	@echo "static binary: $(STATIC_BIN)"
 
+# What lets an ordinary user run `assay monitor` (permitted only; see
+# docs/security.md, "Running without root"). src/caps.rs checks it matches.
+CAPS := cap_bpf,cap_perfmon,cap_net_admin,cap_dac_override,cap_chown,cap_setpcap,cap_sys_resource=p
+
 install: build
 	install -D -m 0755 target/release/assay $(DESTDIR)$(PREFIX)/bin/assay
 	install -D -m 0644 policies/production-hardened.yaml \
 		$(DESTDIR)$(PREFIX)/share/assay/policies/production-hardened.yaml
+	@if [ "$$(id -u)" = 0 ]; then \
+		setcap $(CAPS) $(DESTDIR)$(PREFIX)/bin/assay && \
+		echo "assay: file capabilities set: ordinary users can run assay monitor"; \
+	else \
+		echo "assay: not root: for users to run assay monitor, as root: setcap $(CAPS) $(PREFIX)/bin/assay"; \
+	fi
 
 lint: deps
 	$(CARGO) fmt --check

@@ -6,8 +6,8 @@
 set -euo pipefail
 
 pkgs=(clang llvm libelf-dev zlib1g-dev pkg-config bpftool clang-format iproute2 make)
-# /usr/bin/time: peak memory in scripts/bench/.
-pkgs+=(time)
+# /usr/bin/time: peak memory in scripts/bench/; setcap: `make install`.
+pkgs+=(time libcap2-bin)
 if [[ "${1:-}" == vm ]]; then
 	pkgs+=(qemu-system-x86 busybox-static cpio zstd jq debian-archive-keyring)
 fi

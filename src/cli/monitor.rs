@@ -111,6 +111,7 @@ mod linux {
     use anyhow::anyhow;
 
     use super::Args;
+    use crate::caps::{self, Authority};
     use crate::cli::Global;
     use crate::exit::{Coded, Outcome, Status};
     use crate::kill_switch::Target as KillTarget;
@@ -140,7 +141,8 @@ mod linux {
             | SessionError::Load { .. }
             | SessionError::Pin(_)
             | SessionError::FailClosed(_)
-            | SessionError::Daemon(_) => Status::MonitorFailed,
+            | SessionError::Daemon(_)
+            | SessionError::Capabilities(_) => Status::MonitorFailed,
             _ => Status::Error,
         }
     }
@@ -153,6 +155,23 @@ mod linux {
     }
 
     pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
+        match caps::authority() {
+            Authority::Root => {}
+            Authority::Capabilities { uid } => only_your_own(&args, uid)?,
+            Authority::Missing { uid, missing } => {
+                let exe = std::env::current_exe()
+                    .map_or_else(|_| "assay".to_string(), |p| p.display().to_string());
+                let names: Vec<&str> = missing.iter().map(|c| c.name()).collect();
+                return Err(coded(
+                    Status::MonitorFailed,
+                    anyhow!(
+                        "assay monitor needs root, or assay installed with the capabilities it                          uses (as root: `setcap {} {exe}`); uid {uid} lacks {}",
+                        caps::setcap_spec(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(dir) = &args.unpin {
             return unpin(dir, &args, g);
         }
@@ -216,6 +235,41 @@ mod linux {
         Ok(Outcome::Monitor {
             status: ended.status,
         })
+    }
+
+    /// A user (file capabilities) may confine their own command, or attach
+    /// to a cgroup they own: nothing that acts beyond that.
+    fn only_your_own(args: &Args, uid: u32) -> anyhow::Result<()> {
+        let refuse = |what: String| {
+            Err(coded(
+                Status::ConfigInvalid,
+                anyhow!("{what}: only root may do this (assay runs as uid {uid} here)"),
+            ))
+        };
+        for (given, flag) in [
+            (args.unpin.is_some(), "--unpin"),
+            (args.cleanup, "--cleanup"),
+            (args.pin.is_some(), "--pin"),
+            (args.daemon, "--daemon"),
+            (args.keep_capabilities, "--keep-capabilities"),
+        ] {
+            if given {
+                return refuse(flag.to_string());
+            }
+        }
+        if let Some(cg) = &args.cgroup {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(cg)
+                .map_err(|e| coded(Status::MonitorFailed, anyhow!("{}: {e}", cg.display())))?
+                .uid();
+            if owner != uid {
+                return refuse(format!(
+                    "--cgroup {}: a cgroup of uid {owner}, not yours",
+                    cg.display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Who the command runs as; says on stderr when that is root.

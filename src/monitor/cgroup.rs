@@ -7,6 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::caps::{self, Cap};
+
 /// Leaf cgroups assay creates are named `<this prefix><pid>`: discovery
 /// recognises managed servers by it.
 pub const LEAF_PREFIX: &str = "assay-monitor-";
@@ -223,6 +225,8 @@ impl LeafCgroup {
 
     fn create_at(name: String) -> Result<LeafCgroup, CgroupError> {
         let root = cgroup2_mount()?;
+        // A user's monitor (file capabilities): the cgroup2 root is root's.
+        let _dac = caps::raise(&[Cap::DacOverride]);
         sweep_stale_leaves(&root);
         let path = root.join(name);
         if let Err(e) = fs::create_dir(&path) {
@@ -251,6 +255,7 @@ impl LeafCgroup {
     }
 
     fn remove(&self) -> Result<(), CgroupError> {
+        let _dac = caps::raise(&[Cap::DacOverride]);
         self.kill_all()?;
         // rmdir can race with the last exiting task being reaped: retry briefly.
         let deadline = Instant::now() + Duration::from_secs(2);

@@ -17,10 +17,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
 use super::cgroup::{LEAF_PREFIX, cgroup2_mount};
 use super::events::{Sink, Summary};
 use super::netguard::{self, LoadError};
 use super::{Monitor, PinError, Plan, StopError};
+use crate::caps::{self, Cap};
 
 /// Where bpffs is expected (and mounted when it is not).
 pub const BPFFS: &str = "/sys/fs/bpf";
@@ -103,6 +106,7 @@ fn is_bpffs(p: &Path) -> bool {
 /// is not (systemd mounts it at boot; a bare or container init may not).
 /// The mount stays: pins in it are the point.
 pub fn root() -> Result<PathBuf, FailClosedError> {
+    let _raised = caps::raise(&[Cap::DacOverride, Cap::Chown]);
     let bpffs = Path::new(BPFFS);
     if !is_bpffs(bpffs) {
         let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
@@ -123,11 +127,65 @@ pub fn root() -> Result<PathBuf, FailClosedError> {
     }
     let dir = bpffs.join(DIR);
     match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Ok(()) => seal(&dir)?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // A bare bpffs is world-writable (1777): anyone could have made
+            // it first. Only root's, writable by root alone, is trusted.
+            let md = std::fs::symlink_metadata(&dir).map_err(|source| FailClosedError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            if md.uid() != 0 || md.mode() & 0o022 != 0 {
+                seal(&dir)?;
+            }
+        }
         Err(source) => return Err(FailClosedError::Io { path: dir, source }),
     }
     Ok(dir)
+}
+
+/// Root's alone (0700): a user's monitor (file capabilities) creates these
+/// as that user, and its command runs as that user too; it must not reach
+/// the pins that keep it confined. Root's own already are root's. Done on
+/// the directory opened without following links, so a name swapped for a
+/// symlink (bpffs's root is world-writable) cannot redirect it.
+fn seal(dir: &Path) -> Result<(), FailClosedError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io_err = |source| FailClosedError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let d = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .map_err(io_err)?;
+    // The mode first: once root's, the creator may no longer change it.
+    d.set_permissions(std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err)?;
+    std::os::unix::fs::fchown(&d, Some(0), Some(0)).map_err(io_err)
+}
+
+/// Whether this process may tidy `o`: root may tidy any; a user (file
+/// capabilities) only a wrapper-mode orphan whose leaf cgroup that user
+/// created (the kernel gives a cgroup made by a user to that user), or
+/// whose leaf is gone (emptied and swept: its pins confine nothing).
+pub fn may_tidy(o: &Orphan) -> bool {
+    // SAFETY: plain syscall.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return true;
+    }
+    let Owner::Leaf { pid } = o.owner else {
+        return false;
+    };
+    let Ok(mount) = cgroup2_mount() else {
+        return false;
+    };
+    match std::fs::metadata(mount.join(format!("{LEAF_PREFIX}{pid}"))) {
+        Ok(md) => md.uid() == euid,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
 }
 
 /// The pins of a running monitor. [`Keeper::release`] (or drop) removes the
@@ -143,6 +201,7 @@ impl Keeper {
     /// Pins everything `mon` enforces (files included) as `owner`'s.
     pub fn pin(mon: &mut Monitor, owner: Owner) -> Result<Keeper, FailClosedError> {
         let dir = root()?.join(owner.name());
+        let _raised = caps::raise(&[Cap::DacOverride, Cap::Chown]);
         if let Err(e) = std::fs::create_dir(&dir) {
             if e.kind() != io::ErrorKind::AlreadyExists {
                 return Err(FailClosedError::Io {
@@ -161,6 +220,10 @@ impl Keeper {
                 source,
             })?;
         }
+        if let Err(e) = seal(&dir) {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
         if let Err(e) = mon.pin(&dir, true) {
             let _ = std::fs::remove_dir(&dir);
             return Err(e.into());
@@ -177,12 +240,14 @@ impl Keeper {
 
     /// Removes the link pins: call right before the monitor stops.
     pub fn release(&mut self) -> Result<(), LoadError> {
+        let _dac = caps::raise(&[Cap::DacOverride]);
         self.released = true;
         netguard::unpin(&self.dir).map(drop)
     }
 
     /// Removes the map pins and the directory (after the monitor stopped).
     pub fn finish(mut self) -> Result<(), LoadError> {
+        let _dac = caps::raise(&[Cap::DacOverride]);
         self.released = true;
         netguard::unpin(&self.dir)?;
         netguard::unpin_maps(&self.dir).map(drop)
@@ -191,6 +256,7 @@ impl Keeper {
 
 impl Drop for Keeper {
     fn drop(&mut self) {
+        let _dac = caps::raise(&[Cap::DacOverride]);
         // Not released: an error path of a live monitor, which is about to
         // detach anyway; leave nothing pinned behind it.
         if !self.released {
@@ -211,6 +277,7 @@ pub struct Orphan {
 /// no longer exists. A live pid's pins (even a reused pid's) are never
 /// called orphans.
 pub fn orphans(root: &Path) -> Vec<Orphan> {
+    let _dac = caps::raise(&[Cap::DacOverride]);
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -247,6 +314,7 @@ pub fn tidy(
     plan: Option<&Plan>,
     sink: Box<dyn Sink>,
 ) -> Result<Tidied, FailClosedError> {
+    let _dac = caps::raise(&[Cap::DacOverride]);
     let leaf = match o.owner {
         Owner::Leaf { pid } => {
             let mount = cgroup2_mount()?;

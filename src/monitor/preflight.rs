@@ -60,9 +60,11 @@ pub fn check(file_rules: bool) -> Vec<Missing> {
                     what: "privileges to load and attach BPF programs (CAP_BPF and \
                            CAP_NET_ADMIN, or CAP_SYS_ADMIN)"
                         .into(),
-                    fix: "run as root (sudo), or grant the capabilities: `setcap \
-                          cap_bpf,cap_net_admin,cap_perfmon,cap_sys_admin+ep assay`"
-                        .into(),
+                    fix: format!(
+                        "run as root with them (a container: --cap-add BPF,PERFMON,NET_ADMIN), \
+                         or install assay for ordinary users: `setcap {} assay` (as root)",
+                        crate::caps::setcap_spec()
+                    ),
                     affects: Affects::Everything,
                 });
             } else if file_rules && !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {

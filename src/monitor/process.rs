@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use crossbeam_channel::{Receiver, unbounded};
 
 use super::privilege::RunAs;
+use crate::caps::{self, Cap};
 
 /// Signals assay handles itself: forwarded to the command in wrapper mode,
 /// "stop" in attach mode.
@@ -151,6 +152,11 @@ pub fn spawn_in_cgroup(cgroup: &Path, cmd: Command) -> io::Result<Child> {
 }
 
 fn spawn(cgroup: &Path, mut cmd: Command, run_as: Option<RunAs>) -> io::Result<Child> {
+    // A user's monitor (file capabilities): moving into the leaf needs write
+    // access to the root-owned common ancestor (checked with the opener's
+    // rights since Linux 5.16, the writer's before), and emptying the
+    // bounding set needs CAP_SETPCAP; the child drops both before exec.
+    let _raised = caps::raise(&[Cap::DacOverride, Cap::Setpcap]);
     // Opened before fork: the child only writes to it (async-signal-safe).
     let procs = OpenOptions::new()
         .write(true)

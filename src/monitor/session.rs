@@ -234,6 +234,8 @@ pub enum SessionError {
     FailClosed(#[source] FailClosedError),
     #[error(transparent)]
     Daemon(io::Error),
+    #[error("raising the capabilities to load BPF")]
+    Capabilities(#[source] io::Error),
     #[error("blocking signals")]
     BlockSignals(#[source] io::Error),
     #[error("installing signal handling")]
@@ -392,6 +394,7 @@ impl Session {
     pub fn run(mut self) -> Result<Ended, SessionError> {
         // Before anything is attached: see the module documentation.
         process::block_signals().map_err(SessionError::BlockSignals)?;
+        crate::caps::enter_session().map_err(SessionError::Capabilities)?;
         libbpf_log(self.config.libbpf_log);
         let rules = std::mem::take(&mut self.config.rules);
         let scoped = match self.config.target.clone() {
@@ -564,7 +567,11 @@ impl Session {
             .into_iter()
             .partition(|o| matches!(o.owner, Owner::Leaf { .. }));
         for o in &leaves {
-            self.tidy_one(o);
+            if failclosed::may_tidy(o) {
+                self.tidy_one(o);
+            } else {
+                (self.notices)(Notice::OrphanLeft(o.owner));
+            }
         }
         cgroups
     }
