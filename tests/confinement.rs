@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Output;
 
 use common::{Scratch, assay, assert_exit, cgroup2_mount, run};
@@ -199,28 +199,203 @@ fn a_wrapped_server_cannot_leave_the_scope_kill_assay_or_use_bpf() {
     );
 }
 
-/// An ordinary user cannot use assay to run a command as someone else.
+/// assay installed as a package would (`setcap CAPS=p`), in a scratch
+/// directory every user can enter.
+fn installed(name: &str) -> (Scratch, std::path::PathBuf) {
+    let s = Scratch::new(name);
+    std::fs::set_permissions(&s.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin = common::install_with_capabilities(
+        &common::assay_bin(),
+        &s.0,
+        assay::caps::mask(&assay::caps::NEEDED) | assay::caps::mask(&[assay::caps::MEMLOCK]),
+    );
+    (s, bin)
+}
+
+/// `assay monitor --policy P ARGS` as uid `NOBODY`, from `bin`.
+fn as_nobody(bin: &std::path::Path, pol: &std::path::Path, args: &[&str]) -> Output {
+    run(common::assay_at(bin)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .args(["monitor", "--policy"])
+        .arg(pol)
+        .args(args))
+}
+
+/// The README's MCP-client line, from an ordinary account: with the
+/// installed capabilities a user gets enforcement without sudo, the command
+/// runs as that user with every capability set empty, and it can neither
+/// leave the scope nor reach the pins that keep it confined.
 #[test]
-fn only_root_may_name_another_user() {
-    let Some(_serial) = root_test("only_root_may_name_another_user") else {
+fn a_user_with_the_installed_capabilities_confines_their_own_command() {
+    let Some(_serial) =
+        root_test("a_user_with_the_installed_capabilities_confines_their_own_command")
+    else {
         return;
     };
-    let (s, pol) = scratch("lp-user");
-    std::fs::set_permissions(&s.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    for who in ["root", "0", "nobody:root"] {
-        let out = run(assay()
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .args(["monitor", "--policy"])
-            .arg(&pol)
-            .args(["--user", who, "--", "true"]));
+    let (s, bin) = installed("usercaps");
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let pol = deny_policy(&s, port);
+    let root = cgroup2_mount().unwrap();
+    let script = format!(
+        "{SHOW}; echo assay $PPID; echo leak > /dev/udp/127.0.0.1/{port} && echo sent; \
+         echo $$ > {}/cgroup.procs && echo left; ls {PINS}/leaf-* >/dev/null 2>&1 && echo pins; \
+         grep -q assay-monitor- /proc/self/cgroup && echo confined",
+        root.display()
+    );
+    let out = as_nobody(&bin, &pol, &["--", "bash", "-c", &script]);
+    assert_exit(&out, 0);
+    assert_unprivileged(&out, NOBODY);
+    let said = text(&out.stdout);
+    for (word, why) in [
+        ("sent", "the denied datagram was sent"),
+        ("left", "the command left its cgroup"),
+        ("pins", "the command listed the pins"),
+    ] {
+        assert!(!said.lines().any(|l| l == word), "{why}: {said}");
+    }
+    assert!(said.lines().any(|l| l == "confined"), "{said}");
+    assert!(!received(&sink), "the datagram arrived");
+    let err = text(&out.stderr);
+    let denied = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["rule"] == "exfil-port")
+        .unwrap_or_else(|| panic!("no event for the denied send: {err}"));
+    assert_eq!(denied["action"], "deny", "{denied}");
+    assert_eq!(denied["object"]["port"], port, "{denied}");
+    assert_eq!(denied["object"]["protocol"], "udp", "{denied}");
+    // Stopped normally: nothing left pinned or created.
+    let pid = said
+        .lines()
+        .find_map(|l| l.strip_prefix("assay "))
+        .unwrap_or_else(|| panic!("no pid in {said}"));
+    let pins = std::path::Path::new(PINS).join(format!("leaf-{pid}"));
+    assert!(!pins.exists(), "{} left", pins.display());
+    assert!(
+        !root.join(format!("assay-monitor-{pid}")).exists(),
+        "leaf left"
+    );
+}
+
+/// A user's monitor runs as that user, so the command (same uid) can kill
+/// it; what keeps the scope closed then is the pins, which the user cannot
+/// reach: a `setsid` grandchild's send after the kill is still denied, and
+/// the dead monitor is the user's own to tidy on the next start.
+#[test]
+fn a_user_monitor_killed_by_its_command_stays_closed() {
+    let Some(_serial) = root_test("a_user_monitor_killed_by_its_command_stays_closed") else {
+        return;
+    };
+    let (s, bin) = installed("usercaps-killed");
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let pol = deny_policy(&s, port);
+    let out_dir = s.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::os::unix::fs::chown(&out_dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    let said = out_dir.join("said");
+    let script = format!(
+        "setsid sh -c 'sleep 1; rm -rf {PINS}/leaf-$0 2>/dev/null; \
+         echo leak > /dev/udp/127.0.0.1/{port} && echo sent > {0}; echo done >> {0}' $PPID & \
+         kill -9 $PPID",
+        said.display()
+    );
+    let out = as_nobody(&bin, &pol, &["--", "sh", "-c", &script]);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "{}",
+        text(&out.stderr)
+    );
+    wait_for(&said);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let told = std::fs::read_to_string(&said).unwrap();
+    assert_eq!(told.trim(), "done", "the grandchild's send went through");
+    assert!(!received(&sink), "the datagram arrived after assay died");
+    // The next start by the same user tidies its own dead monitor.
+    let (_p, ok_pol) = scratch("usercaps-killed-next");
+    std::fs::set_permissions(&_p.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let next = as_nobody(&bin, &ok_pol, &["--", "true"]);
+    assert_exit(&next, 0);
+    assert!(
+        text(&next.stderr).contains("died"),
+        "tidied on start: {}",
+        text(&next.stderr)
+    );
+}
+
+/// Running assay with its capabilities gives a user nothing beyond
+/// confining their own command: no other user, no kept capabilities, no
+/// cgroup or pins of others, no file they could not open themselves. And
+/// without the capabilities it says what to install.
+#[test]
+fn a_user_cannot_use_assay_beyond_their_own_command() {
+    let Some(_serial) = root_test("a_user_cannot_use_assay_beyond_their_own_command") else {
+        return;
+    };
+    let (s, bin) = installed("usercaps-limits");
+    let (_s2, pol) = scratch("usercaps-pol");
+    std::fs::set_permissions(&_s2.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let refused = |args: &[&str], says: &str| {
+        let out = as_nobody(&bin, &pol, args);
         assert_exit(&out, 2);
         assert!(
-            text(&out.stderr).contains("only root may run the command as another user"),
-            "{who}: {}",
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
             text(&out.stderr)
         );
+    };
+    for who in ["root", "0", "nobody:root"] {
+        refused(
+            &["--user", who, "--", "true"],
+            "only root may run the command as another user",
+        );
     }
+    refused(
+        &["--keep-capabilities", "--", "true"],
+        "--keep-capabilities: only root",
+    );
+    let cg = common::TestCgroup::new("usercaps-theirs");
+    let theirs = cg.path().to_str().unwrap().to_string();
+    refused(&["--cgroup", &theirs], "not yours");
+    refused(&["--cgroup", &theirs, "--pin", PINS], "only root");
+    let out = run(common::assay_at(&bin)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .args(["monitor", "--cleanup"]));
+    assert_exit(&out, 2);
+    // Files are opened with the user's own rights: a root-only policy is
+    // unreadable, and events cannot be written into root's directory.
+    let secret = s.file("root-only.yaml", &std::fs::read_to_string(&pol).unwrap());
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = as_nobody(&bin, &secret, &["--", "true"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("ermission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+    let events = s.path("events.jsonl");
+    let out = as_nobody(
+        &bin,
+        &pol,
+        &["--events", events.to_str().unwrap(), "--", "true"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!events.exists(), "events written into root's directory");
+    // The same binary without its capabilities: what to install.
+    let plain = s.path("plain");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bare = plain.join("assay");
+    std::fs::copy(common::assay_bin(), &bare).unwrap();
+    let out = as_nobody(&bare, &pol, &["--", "true"]);
+    assert_exit(&out, 40);
+    let err = text(&out.stderr);
+    assert!(err.contains("setcap cap_bpf,"), "{err}");
+    assert!(err.contains(&format!("uid {NOBODY} lacks")), "{err}");
 }
 
 fn netbench() -> &'static str {

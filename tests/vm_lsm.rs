@@ -78,6 +78,7 @@ mod suite {
             e2e::self_protection_attach(&mut s);
             e2e::self_protection_wrapper(&mut s);
             e2e::fail_closed_after_sigkill(&mut s);
+            e2e::user_with_capabilities(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
             if std::env::var_os("ASSAY_VM_BENCH").is_some() {
@@ -2288,6 +2289,92 @@ mod suite {
                 Ok(msg) if out.status.code() == Some(0) => s.pass(NAME, msg),
                 Ok(msg) => s.fail(NAME, format!("{msg}, exit {:?}: {err}", out.status.code())),
                 Err(why) => s.fail(NAME, format!("{why}; stderr {err}")),
+            }
+        }
+
+        /// The unprivileged path where the BPF LSM runs: a user (uid 65534)
+        /// runs assay installed with its file capabilities (permitted only,
+        /// as `setcap` would install them). The file rule holds with its
+        /// event, the command runs as that user with every capability set
+        /// empty, and its signal to assay (same uid) is refused with a
+        /// tamper event.
+        pub fn user_with_capabilities(s: &mut Suite) {
+            const NAME: &str = "e2e/user-with-capabilities";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::process::CommandExt;
+            let d = scratch("usercaps");
+            for p in [Path::new("/tmp/e2e"), d.as_path()] {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let secret = d.join("secret.txt");
+            std::fs::write(&secret, "s3cret\n").unwrap();
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let pol = file_policy(&d, "secret", &secret.display().to_string(), "deny", None);
+            std::fs::set_permissions(&pol, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let out_dir = d.join("out");
+            std::fs::create_dir(&out_dir).unwrap();
+            std::os::unix::fs::chown(&out_dir, Some(65534), Some(65534)).unwrap();
+            let ev = out_dir.join("events.jsonl");
+            let src = std::env::var("ASSAY_BIN").unwrap_or_else(|_| "/bin/assay".into());
+            let bin = crate::common::install_with_capabilities(
+                Path::new(&src),
+                &d,
+                assay::caps::mask(&assay::caps::NEEDED)
+                    | assay::caps::mask(&[assay::caps::MEMLOCK]),
+            );
+            let script = format!(
+                "grep -E '^(Uid|Cap(Prm|Eff|Bnd|Amb)):' /proc/self/status; cat {}; echo rc $?; \
+                 kill -CONT $PPID; echo kill $?",
+                secret.display()
+            );
+            let out = crate::common::assay_at(&bin)
+                .uid(65534)
+                .gid(65534)
+                .args(["monitor", "--policy"])
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .args(["--", "sh", "-c", &script])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let evs = events(&ev);
+            let caps_empty = ["CapPrm", "CapEff", "CapBnd", "CapAmb"].iter().all(|k| {
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{k}:")) && l.ends_with("0000000000000000"))
+            });
+            let as_user = stdout
+                .lines()
+                .any(|l| l == "Uid:\t65534\t65534\t65534\t65534");
+            let denied = !file_denials(&evs, "secret", "secret.txt").is_empty();
+            let signal_refused = evs.iter().any(|e| e["kind"] == "tamper")
+                && stdout
+                    .lines()
+                    .any(|l| l.starts_with("kill ") && l != "kill 0");
+            let ok = out.status.code() == Some(0)
+                && caps_empty
+                && as_user
+                && stdout.lines().any(|l| l == "rc 1")
+                && !stdout.contains("s3cret")
+                && denied
+                && signal_refused;
+            let detail = format!(
+                "exit {:?}, caps empty {caps_empty}, as user {as_user}, denied {denied}, signal \
+                 refused {signal_refused}, stdout {stdout:?}, events {evs:?}, stderr {stderr}",
+                out.status.code()
+            );
+            if ok {
+                s.pass(
+                    NAME,
+                    "cat EPERM as uid 65534, kill of assay refused, caps empty",
+                );
+            } else {
+                s.fail(NAME, detail);
             }
         }
 

@@ -141,3 +141,39 @@ impl Drop for TestCgroup {
         }
     }
 }
+
+/// `bin` copied into `dir` (mode 0755) with `permitted` as its file
+/// capabilities (permitted only, never effective), as `setcap CAPS=p` would
+/// install it: the security.capability xattr, revision 2, written directly
+/// so no libcap tools are needed (the VM has none).
+#[cfg(target_os = "linux")]
+pub fn install_with_capabilities(bin: &Path, dir: &Path, permitted: u64) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let to = dir.join("assay");
+    std::fs::copy(bin, &to).unwrap();
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+    let mut v = Vec::with_capacity(20);
+    for word in [
+        VFS_CAP_REVISION_2,
+        permitted as u32,
+        0,
+        (permitted >> 32) as u32,
+        0,
+    ] {
+        v.extend_from_slice(&word.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(to.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C strings and a buffer of the stated length.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            v.as_ptr().cast(),
+            v.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+    to
+}
