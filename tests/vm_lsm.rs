@@ -77,7 +77,9 @@ mod suite {
             e2e::attach_mode_file_rule(&mut s);
             e2e::self_protection_attach(&mut s);
             e2e::self_protection_wrapper(&mut s);
+            e2e::self_protection_wrapper_default(&mut s);
             e2e::fail_closed_after_sigkill(&mut s);
+            e2e::fail_closed_attach(&mut s);
             e2e::user_with_capabilities(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
@@ -2132,10 +2134,25 @@ mod suite {
             pol
         }
 
-        /// Every attempt refused with EPERM, and a tamper event for each.
+        /// The tamper event of each guarded operation.
+        const TAMPER_EVENTS: [&str; 9] = [
+            "bpf",
+            "signal",
+            "ptrace",
+            "cgroup_write",
+            "mount",
+            "packet_socket",
+            "raw_socket",
+            "ping_socket",
+            "block_device",
+        ];
+
+        /// Every attempt refused with EPERM, and a tamper event for each
+        /// operation of `want`.
         fn judge_tamper(
             results: &[(String, i32)],
             evs: &[serde_json::Value],
+            want: &[&str],
         ) -> Result<String, String> {
             let refused = results.iter().all(|(_, e)| *e == libc::EPERM);
             let ops: std::collections::BTreeSet<&str> = evs
@@ -2143,17 +2160,6 @@ mod suite {
                 .filter(|e| e["kind"] == "tamper")
                 .filter_map(|e| e["operation"].as_str())
                 .collect();
-            let want = [
-                "bpf",
-                "signal",
-                "ptrace",
-                "cgroup_write",
-                "mount",
-                "packet_socket",
-                "raw_socket",
-                "ping_socket",
-                "block_device",
-            ];
             let missing: Vec<&str> = want.iter().copied().filter(|w| !ops.contains(w)).collect();
             if refused && missing.is_empty() && results.len() == TAMPER_OPS.len() {
                 Ok(format!("all refused with EPERM; tamper events {ops:?}"))
@@ -2242,7 +2248,7 @@ mod suite {
             let _ = std::io::Read::read_to_string(&mut mon.stderr.take().unwrap(), &mut err);
             let evs = events(&ev);
             let outside_ok = outside.iter().all(|(_, e)| *e != libc::EPERM) && netlink == 0;
-            match judge_tamper(&results, &evs) {
+            match judge_tamper(&results, &evs, &TAMPER_EVENTS) {
                 Ok(msg) if alive && outside_ok && status.code() == Some(0) => s.pass(
                     NAME,
                     format!("{msg}; outside the scope {outside:?}; netlink in scope {netlink}"),
@@ -2258,15 +2264,47 @@ mod suite {
         /// Wrapper mode, the command kept as root with every capability
         /// (--keep-capabilities): the same attempts, from the command.
         pub fn self_protection_wrapper(s: &mut Suite) {
-            const NAME: &str = "e2e/self-protection-wrapper-keep-capabilities";
+            tamper_wrapped(
+                s,
+                "e2e/self-protection-wrapper-keep-capabilities",
+                &["--keep-capabilities"],
+                &TAMPER_EVENTS,
+            );
+        }
+
+        /// Wrapper mode as root types it (no sudo): the command is root
+        /// without capabilities. Every attempt is refused; where the kernel
+        /// checks a capability before the LSM hook (`bpf`, ptrace of the
+        /// more capable assay, mounts) that check refuses it first, so the
+        /// tamper events expected are those of the hooks the kernel reaches
+        /// with the uid alone.
+        pub fn self_protection_wrapper_default(s: &mut Suite) {
+            tamper_wrapped(
+                s,
+                "e2e/self-protection-wrapper-root-no-capabilities",
+                &[],
+                &[
+                    "signal",
+                    "cgroup_write",
+                    "packet_socket",
+                    "raw_socket",
+                    "ping_socket",
+                    "block_device",
+                ],
+            );
+        }
+
+        fn tamper_wrapped(s: &mut Suite, name: &str, extra: &[&str], want: &[&str]) {
             if let Some(why) = monitor_missing() {
-                return s.skip(NAME, why);
+                return s.skip(name, why);
             }
-            let d = tamper_dir("tamper-wrap");
+            let d = tamper_dir(&format!("tamper-wrap{}", extra.len()));
             let pol = guarded_policy(&d);
             let ev = d.join("events.jsonl");
             let out = assay()
-                .args(["monitor", "--keep-capabilities", "--policy"])
+                .arg("monitor")
+                .args(extra)
+                .arg("--policy")
                 .arg(&pol)
                 .arg("--events")
                 .arg(&ev)
@@ -2285,10 +2323,10 @@ mod suite {
                 .collect();
             let evs = events(&ev);
             let err = String::from_utf8_lossy(&out.stderr);
-            match judge_tamper(&results, &evs) {
-                Ok(msg) if out.status.code() == Some(0) => s.pass(NAME, msg),
-                Ok(msg) => s.fail(NAME, format!("{msg}, exit {:?}: {err}", out.status.code())),
-                Err(why) => s.fail(NAME, format!("{why}; stderr {err}")),
+            match judge_tamper(&results, &evs, want) {
+                Ok(msg) if out.status.code() == Some(0) => s.pass(name, msg),
+                Ok(msg) => s.fail(name, format!("{msg}, exit {:?}: {err}", out.status.code())),
+                Err(why) => s.fail(name, format!("{why}; stderr {err}")),
             }
         }
 
@@ -2445,6 +2483,94 @@ mod suite {
                 cleanup.status.code(),
                 leaf.exists(),
                 pins.exists()
+            );
+            if ok {
+                s.pass(NAME, detail);
+            } else {
+                s.fail(NAME, detail);
+            }
+        }
+
+        /// Attach mode: SIGKILL of the monitor leaves the file rule enforced
+        /// on the attached cgroup (a root process with every capability
+        /// inside reads the secret after the death and is refused); a new
+        /// monitor on the same cgroup takes over and tidies the pins.
+        pub fn fail_closed_attach(s: &mut Suite) {
+            const NAME: &str = "e2e/fail-closed-attach";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("failclosed-attach");
+            let secret = d.join("secret.txt");
+            std::fs::write(&secret, "s3cret\n").unwrap();
+            let pol = file_policy(&d, "secret", &secret.display().to_string(), "deny", None);
+            let cg = Cgroup::create("assay-e2e-failclosed-attach");
+            use std::os::unix::fs::MetadataExt;
+            let id = std::fs::metadata(cg.dir.path()).unwrap().ino();
+            let start = || {
+                assay()
+                    .args(["monitor", "--policy"])
+                    .arg(&pol)
+                    .arg("--cgroup")
+                    .arg(cg.dir.path())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let wait_pinned = |pid: u32| {
+                let p = Path::new("/sys/fs/bpf/assay")
+                    .join(format!("cgroup-{id}-{pid}"))
+                    .join("assay_file_open");
+                let t0 = Instant::now();
+                while !p.exists() && t0.elapsed() < Duration::from_secs(120) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                p.exists()
+            };
+            let mut mon = start();
+            let first = mon.id();
+            let pinned = wait_pinned(first);
+            let _ = mon.kill();
+            let _ = mon.wait();
+            let read = |cg: &Cgroup| {
+                in_child(Some(cg), || {
+                    match std::fs::read_to_string(Path::new(
+                        "/tmp/e2e/failclosed-attach/secret.txt",
+                    )) {
+                        Ok(_) => 0,
+                        Err(e) => e.raw_os_error().unwrap_or(-1),
+                    }
+                })
+                .1
+            };
+            let after_death = read(&cg);
+            let next = start();
+            let taken_over = wait_pinned(next.id());
+            let old_pins = Path::new("/sys/fs/bpf/assay").join(format!("cgroup-{id}-{first}"));
+            let t0 = Instant::now();
+            while old_pins.exists() && t0.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let under_next = read(&cg);
+            // SAFETY: plain syscall on our child.
+            unsafe { libc::kill(next.id() as i32, libc::SIGTERM) };
+            let out = next.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let outside = std::fs::read_to_string(&secret).is_ok();
+            let ok = pinned
+                && after_death == libc::EPERM
+                && taken_over
+                && !old_pins.exists()
+                && under_next == libc::EPERM
+                && err.contains(&format!("pid {first}"))
+                && outside;
+            let detail = format!(
+                "pinned {pinned}, read after death errno {after_death}, taken over {taken_over}, \
+                 old pins left {}, read under the next errno {under_next}, outside read \
+                 {outside}, next said {err}",
+                old_pins.exists()
             );
             if ok {
                 s.pass(NAME, detail);
