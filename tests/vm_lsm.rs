@@ -2274,10 +2274,10 @@ mod suite {
 
         /// Wrapper mode as root types it (no sudo): the command is root
         /// without capabilities. Every attempt is refused; where the kernel
-        /// checks a capability before the LSM hook (`bpf`, ptrace of the
-        /// more capable assay, mounts) that check refuses it first, so the
-        /// tamper events expected are those of the hooks the kernel reaches
-        /// with the uid alone.
+        /// checks a capability before the LSM or cgroup hook (ptrace of the
+        /// more capable assay, raw sockets, and on 5.10 `bpf()`) that check
+        /// refuses it first, so the tamper events expected are those of the
+        /// hooks every kernel reaches with the uid alone.
         pub fn self_protection_wrapper_default(s: &mut Suite) {
             tamper_wrapped(
                 s,
@@ -2286,8 +2286,8 @@ mod suite {
                 &[
                     "signal",
                     "cgroup_write",
+                    "mount",
                     "packet_socket",
-                    "raw_socket",
                     "ping_socket",
                     "block_device",
                 ],
