@@ -56,6 +56,9 @@ pub struct NetPlan {
     pub cidr_mask: u64,
     pub tcp_mask: u64,
     pub udp_mask: u64,
+    /// Rules covering ICMP and ICMPv6 (ping sockets, judged per packet by
+    /// destination). Only rules without ports: validation refuses the rest.
+    pub icmp_mask: u64,
     pub loopback_ignore_mask: u64,
     /// Port (host order) -> rules that list it.
     pub ports: BTreeMap<u16, u64>,
@@ -148,12 +151,25 @@ pub fn net_plan(rules: &[Rule]) -> Result<NetPlan, CompileError> {
                 Net::V6(p, a) => *v6.entry((p, a)).or_default() |= b,
             }
         }
-        // An empty protocol list means the rule covers both transports.
-        if m.protocols.is_empty() || m.protocols.contains(&Protocol::Tcp) {
+        // An empty protocol list means the default (see Protocol::defaults).
+        let covers = |p| {
+            if m.protocols.is_empty() {
+                Protocol::defaults(!m.ports.is_empty()).contains(&p)
+            } else {
+                m.protocols.contains(&p)
+            }
+        };
+        if covers(Protocol::Tcp) {
             plan.tcp_mask |= b;
         }
-        if m.protocols.is_empty() || m.protocols.contains(&Protocol::Udp) {
+        if covers(Protocol::Udp) {
             plan.udp_mask |= b;
+        }
+        // ICMP has no port: a rule listing ports never matches it (the
+        // policy refuses `icmp` with `ports`; a hand-built rule is held to
+        // the same).
+        if covers(Protocol::Icmp) && m.ports.is_empty() {
+            plan.icmp_mask |= b;
         }
         if m.loopback == Loopback::Ignore {
             plan.loopback_ignore_mask |= b;
@@ -292,8 +308,37 @@ mod tests {
         assert_eq!(p.cidr_mask, 1);
         assert_eq!(p.tcp_mask, 0);
         assert_eq!(p.udp_mask, 1);
+        assert_eq!(p.icmp_mask, 0);
         assert_eq!(p.loopback_ignore_mask, 1);
         assert_eq!(p.v4, vec![(8, [10, 0, 0, 0], 1)]);
+    }
+
+    #[test]
+    fn icmp_is_covered_by_rules_without_ports_only() {
+        let mut allow = ports(&[]);
+        allow.outside_cidrs = vec![cidr("10.0.0.0/8")];
+        allow.protocols = Protocol::ALL.to_vec();
+        let mut icmp_only = allow.clone();
+        icmp_only.protocols = vec![Protocol::Icmp];
+        // Listing ports, a rule never covers ICMP, whatever it says.
+        let mut with_ports = ports(&[22]);
+        with_ports.protocols = Protocol::ALL.to_vec();
+        // Empty: the default for its shape.
+        let mut default_allow = allow.clone();
+        default_allow.protocols = vec![];
+        let mut default_ports = ports(&[22]);
+        default_ports.protocols = vec![];
+        let p = net_plan(&[
+            net_rule("allow", Action::Deny, allow),
+            net_rule("icmp", Action::Deny, icmp_only),
+            net_rule("ports", Action::Deny, with_ports),
+            net_rule("default-allow", Action::Deny, default_allow),
+            net_rule("default-ports", Action::Deny, default_ports),
+        ])
+        .unwrap();
+        assert_eq!(p.icmp_mask, 0b01011);
+        assert_eq!(p.tcp_mask, 0b11101);
+        assert_eq!(p.udp_mask, 0b11101);
     }
 
     #[test]

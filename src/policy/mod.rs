@@ -232,6 +232,12 @@ mod tests {
         assert_eq!(cidrs, ["10.20.0.0/16", "192.168.10.0/24", "fd00:20::/32"]);
         assert_eq!(allow.loopback, Loopback::Ignore);
         assert!(allow.ports.is_empty());
+        // Without ports the default covers ICMP too.
+        assert_eq!(allow.protocols, Protocol::ALL);
+        let Matcher::NetConnect(dns) = &rules[2].matcher else {
+            panic!()
+        };
+        assert_eq!(dns.protocols, [Protocol::Udp, Protocol::Tcp]);
     }
 
     #[test]
@@ -266,6 +272,41 @@ mod tests {
         assert_eq!(m.provider, "ebpf");
         assert!(m.rules.is_empty());
         assert_eq!(p.tools, Tools::default());
+    }
+
+    #[test]
+    fn icmp_is_covered_without_ports_and_refused_with_them() {
+        let rule = |m: &str| {
+            format!(
+                "version: \"2.0\"\nruntime_monitor:\n  rules:\n    - id: r\n      type: net_connect\n      match: {m}\n      severity: low\n      action: deny\n"
+            )
+        };
+        let protocols = |m: &str| {
+            let p = load_str(&rule(m), Path::new("p.yaml")).unwrap();
+            let Matcher::NetConnect(n) = &p.runtime_monitor.unwrap().rules[0].matcher else {
+                panic!()
+            };
+            n.protocols.clone()
+        };
+        assert_eq!(protocols("{outside_cidrs: [10.0.0.0/8]}"), Protocol::ALL);
+        assert_eq!(
+            protocols("{outside_cidrs: [10.0.0.0/8], ports: [22]}"),
+            [Protocol::Tcp, Protocol::Udp]
+        );
+        assert_eq!(
+            protocols("{outside_cidrs: [10.0.0.0/8], protocols: [icmp]}"),
+            [Protocol::Icmp]
+        );
+        let e = load_str(
+            &rule("{ports: [22], protocols: [udp, icmp]}"),
+            Path::new("p.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(e.diagnostics.len(), 1, "{e}");
+        assert!(
+            e.to_string().starts_with("p.yaml:6:45: icmp has no ports"),
+            "{e}"
+        );
     }
 
     #[test]

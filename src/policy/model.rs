@@ -274,7 +274,8 @@ pub struct NetMatch {
     pub ports: Vec<u16>,
     /// When non-empty, destinations OUTSIDE all of these match.
     pub outside_cidrs: Vec<Cidr>,
-    /// Which transports the rule covers.
+    /// Which protocols the rule covers. Never empty once validated; the
+    /// default is tcp, udp and icmp without `ports`, tcp and udp with them.
     pub protocols: Vec<Protocol>,
     /// Whether loopback destinations (127.0.0.0/8, ::1) are judged or ignored.
     pub loopback: Loopback,
@@ -285,6 +286,32 @@ pub struct NetMatch {
 pub enum Protocol {
     Tcp,
     Udp,
+    /// ICMP and ICMPv6 (ping sockets): judged by destination only, so never
+    /// with `ports`.
+    Icmp,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Icmp];
+
+    /// The protocol's name in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+
+    /// What a rule covers when its policy omits `protocols`: ICMP has no
+    /// port, so only a rule without `ports` covers it.
+    pub fn defaults(has_ports: bool) -> Vec<Protocol> {
+        if has_ports {
+            vec![Protocol::Tcp, Protocol::Udp]
+        } else {
+            Protocol::ALL.to_vec()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -321,5 +348,14 @@ mod tests {
         }
         assert_eq!(Action::TriggerKill.as_str(), "trigger_kill");
         assert_eq!(Action::parse("kill"), None);
+    }
+
+    #[test]
+    fn protocols_serialize_by_their_names() {
+        for p in Protocol::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        assert_eq!(Protocol::defaults(true), [Protocol::Tcp, Protocol::Udp]);
+        assert_eq!(Protocol::defaults(false), Protocol::ALL);
     }
 }

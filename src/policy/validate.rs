@@ -1100,35 +1100,45 @@ fn net_match(cx: &mut Ctx, node: &Node) -> Option<NetMatch> {
             ok.then_some(out)
         })(),
     };
+    // ICMP has no port: a rule listing ports never covers it. (Ports that
+    // failed to parse were listed all the same.)
+    let has_ports = ports.as_ref().is_none_or(|p| !p.is_empty());
     let protocols = match f.get("protocols") {
-        None => Some(vec![Protocol::Tcp, Protocol::Udp]),
+        None => Some(Protocol::defaults(has_ports)),
         Some(n) => (|| {
             let items = list(cx, n, "protocols")?;
             if items.is_empty() {
                 cx.err(
                     n.pos,
-                    "protocols must not be empty (omit it for tcp and udp)",
+                    "protocols must not be empty (omit it for tcp, udp and, without ports, icmp)",
                 );
                 return None;
             }
+            let names = Protocol::ALL.map(Protocol::as_str);
             let mut out = Vec::new();
             let mut ok = true;
             for item in items {
-                match one_of(cx, item, "protocol", &["tcp", "udp"]) {
-                    Some(p) => {
-                        let p = if p == "tcp" {
-                            Protocol::Tcp
-                        } else {
-                            Protocol::Udp
-                        };
-                        if out.contains(&p) {
-                            cx.err(item.pos, "protocol listed twice");
-                            ok = false;
-                        }
-                        out.push(p);
-                    }
-                    None => ok = false,
+                let Some(name) = one_of(cx, item, "protocol", &names) else {
+                    ok = false;
+                    continue;
+                };
+                let p = Protocol::ALL
+                    .into_iter()
+                    .find(|p| p.as_str() == name)
+                    .expect("one of the names");
+                if out.contains(&p) {
+                    cx.err(item.pos, "protocol listed twice");
+                    ok = false;
                 }
+                if p == Protocol::Icmp && has_ports {
+                    cx.err(
+                        item.pos,
+                        "icmp has no ports: it cannot be listed in a rule with `ports` \
+                         (write a separate rule without `ports` for ICMP)",
+                    );
+                    ok = false;
+                }
+                out.push(p);
             }
             ok.then_some(out)
         })(),
