@@ -130,6 +130,7 @@ enum assay_guard {
 	 * args: family, type, protocol. */
 	ASSAY_GUARD_RAW_SOCKET = 1,
 	/* SOCK_DGRAM with IPPROTO_ICMP(V6): sendto() bypasses them too.
+	 * Refused only where no rule covers ICMP (else judged per packet).
 	 * args: family, type, protocol. */
 	ASSAY_GUARD_PING_SOCKET = 2,
 	/* The rest need the BPF LSM (selfguard.bpf.c). */
@@ -150,6 +151,12 @@ enum assay_guard {
 	ASSAY_GUARD_PACKET_SOCKET = 8,
 	/* A block device opened. args: device (major << 20 | minor), inode. */
 	ASSAY_GUARD_BLOCK_DEVICE = 9,
+	/* A ping socket's packet whose header may take it elsewhere than its
+	 * destination address says (IPv4 options such as a source route, an
+	 * IPv6 extension header), or that could not be read: dropped where
+	 * ICMP is judged. args: family (0: unreadable), IPv4 header length in
+	 * bytes or IPv6 next header. */
+	ASSAY_GUARD_ICMP_OPTIONS = 10,
 };
 
 enum assay_mount_op {

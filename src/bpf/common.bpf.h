@@ -46,38 +46,64 @@ static __always_inline void count_drop(void)
 		__sync_fetch_and_add(n, 1);
 }
 
-/* Every field of the header, padding included (no stack bytes leak). */
-static __always_inline void fill_hdr(struct event_hdr *hdr, __u32 kind, __u32 rule_idx,
-				     __u32 action)
+/* Every field of the header, padding included (no stack bytes leak), but
+ * the sender's: pid, tgid and comm stay zero. For programs that may not ask
+ * who the current task is (cgroup_skb before Linux 6.0). */
+static __always_inline void fill_hdr_unnamed(struct event_hdr *hdr, __u32 kind, __u32 rule_idx,
+					     __u32 action, __u64 cgroup_id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-
 	__builtin_memset(hdr, 0, sizeof(*hdr));
 	hdr->ts_ns = bpf_ktime_get_ns();
-	hdr->cgroup_id = bpf_get_current_cgroup_id();
+	hdr->cgroup_id = cgroup_id;
 	hdr->kind = kind;
 	hdr->rule_idx = rule_idx;
 	hdr->action = action;
+}
+
+/* The current task sent it: pid, tgid and comm. */
+static __always_inline void name_sender(struct event_hdr *hdr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
 	hdr->pid = (__u32)id;
 	hdr->tgid = id >> 32;
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
-/* A refused tamper attempt, for the event stream. */
-static __always_inline void report_tamper(__u32 guard, __u64 a0, __u64 a1, __u64 a2)
+/* Every field of the header; the current task is the sender. */
+static __always_inline void fill_hdr(struct event_hdr *hdr, __u32 kind, __u32 rule_idx,
+				     __u32 action)
+{
+	fill_hdr_unnamed(hdr, kind, rule_idx, action, bpf_get_current_cgroup_id());
+	name_sender(hdr);
+}
+
+/* A tamper event reserved with its body filled; the caller fills the header
+ * and submits it. NULL (the drop counted) when the ring buffer is full. */
+static __always_inline struct tamper_event *tamper_new(__u32 guard, __u64 a0, __u64 a1, __u64 a2)
 {
 	struct tamper_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
 	if (!ev) {
 		count_drop();
-		return;
+		return NULL;
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
-	fill_hdr(&ev->hdr, ASSAY_EV_TAMPER, ASSAY_NO_RULE, ASSAY_ACT_DENY);
 	ev->guard = guard;
 	ev->args[0] = a0;
 	ev->args[1] = a1;
 	ev->args[2] = a2;
+	return ev;
+}
+
+/* A refused tamper attempt of the current task, for the event stream. */
+static __always_inline void report_tamper(__u32 guard, __u64 a0, __u64 a1, __u64 a2)
+{
+	struct tamper_event *ev = tamper_new(guard, a0, a1, a2);
+
+	if (!ev)
+		return;
+	fill_hdr(&ev->hdr, ASSAY_EV_TAMPER, ASSAY_NO_RULE, ASSAY_ACT_DENY);
 	bpf_ringbuf_submit(ev, 0);
 }
 

@@ -29,6 +29,8 @@ pub struct NetEvent {
     pub action: Action,
     /// Other rules that matched the same operation (did not decide).
     pub also_matched: Vec<Arc<str>>,
+    /// 0 (and `comm` empty) when the kernel did not say who sent it: an
+    /// ICMP packet judged before Linux 6.0, or leaving outside its sender.
     pub pid: u32,
     pub tgid: u32,
     pub comm: String,
@@ -37,6 +39,13 @@ pub struct NetEvent {
     pub port: u16,
     /// IPPROTO_* of the socket.
     pub protocol: u32,
+}
+
+impl NetEvent {
+    /// Whether the kernel named the sending process (`tgid` is real).
+    pub fn sender_known(&self) -> bool {
+        self.tgid != 0
+    }
 }
 
 /// What the kill action did for one offender.
@@ -87,6 +96,7 @@ pub enum Guard {
     Mount,
     PacketSocket,
     BlockDevice,
+    IcmpOptions,
 }
 
 impl Guard {
@@ -101,6 +111,7 @@ impl Guard {
             Guard::Mount => "mount",
             Guard::PacketSocket => "packet_socket",
             Guard::BlockDevice => "block_device",
+            Guard::IcmpOptions => "icmp_options",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The netguard loader (cgroup connect4/6, sendmsg4/6) and its pins.
+//! The netguard loader (cgroup connect4/6, sendmsg4/6, sock_create, and
+//! cgroup_skb egress for ICMP) and its pins.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
@@ -81,23 +82,76 @@ impl Links {
     }
 }
 
-pub const PROGRAMS: [&str; 5] = [
+/// Link pin names: the programs' names (the ICMP program under one name
+/// whichever variant is loaded).
+pub const PROGRAMS: [&str; 6] = [
     "assay_connect4",
     "assay_connect6",
     "assay_sendmsg4",
     "assay_sendmsg6",
     "assay_sock_create",
+    "assay_icmp_egress",
 ];
+
+/// Which variant of the ICMP egress program to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpSender {
+    /// Events name the sending task (cgroup_skb may ask: Linux 6.0+).
+    Named,
+    /// Events leave pid and comm empty (older kernels).
+    Unnamed,
+}
+
+impl IcmpSender {
+    /// Asks the kernel whether cgroup_skb programs may call
+    /// `bpf_get_current_pid_tgid` (Linux 6.0 gave them the current task's
+    /// helpers). Any doubt: [`IcmpSender::Unnamed`], which loads everywhere.
+    pub fn probe() -> IcmpSender {
+        use libbpf_rs::libbpf_sys as sys;
+        // SAFETY: a probe with no options; it loads and closes a tiny program.
+        let r = unsafe {
+            sys::libbpf_probe_bpf_helper(
+                sys::BPF_PROG_TYPE_CGROUP_SKB,
+                sys::BPF_FUNC_get_current_pid_tgid,
+                std::ptr::null(),
+            )
+        };
+        if r == 1 {
+            IcmpSender::Named
+        } else {
+            IcmpSender::Unnamed
+        }
+    }
+}
 
 impl NetGuard {
     /// Open, configure, load, fill the maps and attach to `scope`.
-    /// `sockets`: also refuse raw and ping sockets in scope (the
-    /// `raw_sockets` guard).
+    /// `sockets`: also refuse raw sockets in scope, and ping sockets unless a
+    /// rule covers ICMP (the `raw_sockets` guard). Where a rule covers ICMP,
+    /// ping sockets' packets are judged by destination (the variant the
+    /// kernel takes, see [`IcmpSender::probe`]).
     pub fn load(
         plan: &NetPlan,
         scope: &Scope,
         shared: &SharedMaps,
         sockets: bool,
+    ) -> Result<NetGuard, LoadError> {
+        let sender = if plan.icmp_mask != 0 {
+            IcmpSender::probe()
+        } else {
+            IcmpSender::Unnamed
+        };
+        Self::load_with(plan, scope, shared, sockets, sender)
+    }
+
+    /// [`NetGuard::load`] with the ICMP program's variant chosen by the
+    /// caller (tests load the one the host would not pick).
+    pub fn load_with(
+        plan: &NetPlan,
+        scope: &Scope,
+        shared: &SharedMaps,
+        sockets: bool,
+        sender: IcmpSender,
     ) -> Result<NetGuard, LoadError> {
         let mut storage = MaybeUninit::uninit();
         let mut open = NetguardSkelBuilder::default()
@@ -114,6 +168,7 @@ impl NetGuard {
             ro.cidr_mask = plan.cidr_mask;
             ro.tcp_mask = plan.tcp_mask;
             ro.udp_mask = plan.udp_mask;
+            ro.icmp_mask = plan.icmp_mask;
             ro.loopback_ignore_mask = plan.loopback_ignore_mask;
             ro.have_ports = u8::from(!plan.ports.is_empty());
             ro.rule_action = plan.actions();
@@ -127,6 +182,15 @@ impl NetGuard {
             map.set_max_entries(n.max(1) as u32)
                 .map_err(bpf("sizing netguard maps"))?;
         }
+        // Ping sockets are judged per packet only where a rule covers ICMP
+        // (else sock_create refuses them): one of the two variants, or none.
+        let icmp = plan.icmp_mask != 0;
+        let named = sender == IcmpSender::Named;
+        open.progs.assay_sock_create.set_autoload(sockets);
+        open.progs.assay_icmp_egress.set_autoload(icmp && named);
+        open.progs
+            .assay_icmp_egress_unnamed
+            .set_autoload(icmp && !named);
         shared.reuse(&mut open.maps.events, &mut open.maps.dropped)?;
         let skel = open
             .load()
@@ -168,16 +232,26 @@ impl NetGuard {
             source,
         })?;
         let fd = cg.as_fd().as_raw_fd();
-        let progs = [
-            (PROGRAMS[0], &skel.progs.assay_connect4),
-            (PROGRAMS[1], &skel.progs.assay_connect6),
-            (PROGRAMS[2], &skel.progs.assay_sendmsg4),
-            (PROGRAMS[3], &skel.progs.assay_sendmsg6),
-            (PROGRAMS[4], &skel.progs.assay_sock_create),
+        let p = &skel.progs;
+        let mut progs = vec![
+            (PROGRAMS[0], &p.assay_connect4),
+            (PROGRAMS[1], &p.assay_connect6),
+            (PROGRAMS[2], &p.assay_sendmsg4),
+            (PROGRAMS[3], &p.assay_sendmsg6),
         ];
-        let progs = &progs[..if sockets { 5 } else { 4 }];
+        if sockets {
+            progs.push((PROGRAMS[4], &p.assay_sock_create));
+        }
+        if icmp {
+            let egress = if named {
+                &p.assay_icmp_egress
+            } else {
+                &p.assay_icmp_egress_unnamed
+            };
+            progs.push((PROGRAMS[5], egress));
+        }
         let mut links = Vec::with_capacity(progs.len());
-        for (name, prog) in progs.iter().copied() {
+        for (name, prog) in progs {
             let link = prog
                 .attach_cgroup(fd)
                 .map_err(bpf(format!("attaching {name} to {}", scope.path.display())))?;

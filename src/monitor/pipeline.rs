@@ -266,6 +266,22 @@ impl Consumer {
         }
         let unit = match cgroup {
             Some(cg) => KillUnit::Cgroup(cg.clone()),
+            // The kernel did not name the sender (ICMP before Linux 6.0):
+            // there is no process to stop, only the packet was denied.
+            None if offender == 0 => {
+                return self.killed_one(KillEvent {
+                    time_ns: now_ns(),
+                    rule,
+                    pid: 0,
+                    all_gone: false,
+                    incident: None,
+                    error: Some(
+                        "the kernel did not name the sending process (ICMP before Linux 6.0): \
+                         denied, not killed"
+                            .into(),
+                    ),
+                });
+            }
             None => KillUnit::Tree(offender),
         };
         let order = KillOrder {
@@ -330,6 +346,12 @@ impl Consumer {
 /// What the offender did, for the incident record.
 fn offense(ev: &Event) -> String {
     match ev {
+        Event::Net(n) if n.protocol == libc::IPPROTO_ICMP as u32 => {
+            format!("ICMP to {} denied", n.addr)
+        }
+        Event::Net(n) if n.protocol == libc::IPPROTO_ICMPV6 as u32 => {
+            format!("ICMPv6 to {} denied", n.addr)
+        }
         Event::Net(n) => format!(
             "{} to {} port {} denied",
             match n.hook {
@@ -524,6 +546,32 @@ mod tests {
             panic!("the kill's answer is the last event: {:?}", seen.last());
         };
         assert_eq!((k.pid, k.all_gone), (77, true));
+    }
+
+    #[test]
+    fn an_unnamed_sender_is_never_killed_as_pid_0() {
+        let rules = vec![file_rule("kill", Action::TriggerKill)];
+        let killer: Killer = Box::new(|o: &KillOrder| panic!("no kill ordered: {o:?}"));
+        let plan = KillPlan {
+            killer,
+            cgroup: None,
+        };
+        let (tx, consumer, seen) = consumer(&rules, 0, Some(plan));
+        let mut b = Batch::default();
+        b.push(&record(0, Action::TriggerKill, 0));
+        tx.send(b).unwrap();
+        drop(tx);
+        let summary = consumer.join().unwrap();
+        assert_eq!((summary.kills, summary.kill_failures), (1, 1));
+        let seen = seen.lock().unwrap();
+        let Some(Event::Kill(k)) = seen.last() else {
+            panic!("a kill event says why: {seen:?}");
+        };
+        assert_eq!((k.pid, k.all_gone), (0, false));
+        assert!(
+            k.error.as_deref().unwrap().contains("did not name"),
+            "{k:?}"
+        );
     }
 
     #[test]

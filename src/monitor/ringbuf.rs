@@ -389,6 +389,7 @@ pub fn guard_of(v: u32) -> Option<Guard> {
         x if x == G::ASSAY_GUARD_MOUNT.0 => Guard::Mount,
         x if x == G::ASSAY_GUARD_PACKET_SOCKET.0 => Guard::PacketSocket,
         x if x == G::ASSAY_GUARD_BLOCK_DEVICE.0 => Guard::BlockDevice,
+        x if x == G::ASSAY_GUARD_ICMP_OPTIONS.0 => Guard::IcmpOptions,
         _ => return None,
     })
 }

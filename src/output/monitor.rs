@@ -16,11 +16,19 @@ use crate::time::rfc3339;
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
 
 fn protocol_name(p: u32) -> &'static str {
-    match p {
-        6 => "tcp",
-        17 => "udp",
+    match p as i32 {
+        libc::IPPROTO_TCP => "tcp",
+        libc::IPPROTO_UDP => "udp",
+        libc::IPPROTO_ICMP => "icmp",
+        libc::IPPROTO_ICMPV6 => "icmpv6",
         _ => "other",
     }
+}
+
+/// The sender's command name; None (null) when the kernel did not name the
+/// sender (its pid and tgid are then 0).
+fn comm_of(tgid: u32, comm: &str) -> Option<&str> {
+    (tgid != 0).then_some(comm)
 }
 
 #[derive(Serialize)]
@@ -86,7 +94,7 @@ enum Dto<'a> {
         action: &'static str,
         pid: u32,
         tgid: u32,
-        comm: &'a str,
+        comm: Option<&'a str>,
         cgroup_id: u64,
         object: serde_json::Value,
     },
@@ -109,6 +117,11 @@ fn tamper_object(t: &TamperEvent) -> serde_json::Value {
         Guard::CgroupWrite => json!({ "ino": a }),
         Guard::Mount => json!({ "operation": mount_op_name(a) }),
         Guard::BlockDevice => json!({ "dev": a, "ino": b }),
+        Guard::IcmpOptions => match a as i32 {
+            libc::AF_INET => json!({ "family": "inet", "header_len": b }),
+            libc::AF_INET6 => json!({ "family": "inet6", "next_header": b }),
+            _ => json!({ "family": null }),
+        },
     }
 }
 
@@ -197,7 +210,7 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
             action: "deny",
             pid: t.pid,
             tgid: t.tgid,
-            comm: &t.comm,
+            comm: comm_of(t.tgid, &t.comm),
             cgroup_id: t.cgroup_id,
             object: tamper_object(t),
         },
@@ -300,7 +313,10 @@ impl NetWriter {
         out.extend_from_slice(b",\"tgid\":");
         push_u64(out, u64::from(n.tgid));
         out.extend_from_slice(b",\"comm\":");
-        push_str(out, &n.comm);
+        match comm_of(n.tgid, &n.comm) {
+            Some(c) => push_str(out, c),
+            None => out.extend_from_slice(b"null"),
+        }
         out.extend_from_slice(b",\"cgroup_id\":");
         push_u64(out, n.cgroup_id);
         out.extend_from_slice(b",\"object\":{\"family\":");
@@ -560,6 +576,44 @@ mod tests {
             assert_eq!(j["object"]["family"], "inet");
             assert_eq!(j["also_matched"], serde_json::json!([]));
         }
+    }
+
+    #[test]
+    fn icmp_events_without_a_sender_say_so() {
+        let mut n = net();
+        n.hook = NetHook::Sendmsg;
+        n.port = 0;
+        n.protocol = 58;
+        n.addr = "2001:db8::1".parse().unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&event_json(&Event::Net(n.clone()))).unwrap();
+        assert_eq!(j["comm"], "cu\"rl");
+        assert_eq!(j["object"]["protocol"], "icmpv6");
+        assert_eq!(j["object"]["port"], 0);
+        (n.pid, n.tgid, n.comm, n.protocol) = (0, 0, String::new(), 1);
+        let j: serde_json::Value = serde_json::from_str(&event_json(&Event::Net(n))).unwrap();
+        assert_eq!(
+            (&j["pid"], &j["tgid"]),
+            (&serde_json::json!(0), &serde_json::json!(0))
+        );
+        assert!(j["comm"].is_null(), "{j}");
+        assert_eq!(j["object"]["protocol"], "icmp");
+        let t = Event::Tamper(TamperEvent {
+            time_ns: 0,
+            guard: Guard::IcmpOptions,
+            pid: 0,
+            tgid: 0,
+            comm: String::new(),
+            cgroup_id: 9,
+            args: [libc::AF_INET as u64, 32, 0],
+        });
+        let j: serde_json::Value = serde_json::from_str(&event_json(&t)).unwrap();
+        assert_eq!(j["operation"], "icmp_options");
+        assert!(j["comm"].is_null(), "{j}");
+        assert_eq!(
+            j["object"],
+            serde_json::json!({"family": "inet", "header_len": 32})
+        );
     }
 
     #[test]
