@@ -110,3 +110,107 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
         .collect();
     assert_eq!(comm, b"bash");
 }
+
+/// The ICMP egress program kernels before 6.0 get (no current-task helpers),
+/// loaded on this host as they would load it: in the cgroup, a ping to an
+/// address outside the allowlist never leaves and its event names no
+/// sender (pid 0, no comm) but the socket's cgroup; an allowed one is
+/// answered. Outside the cgroup the same ping is answered.
+#[test]
+fn icmp_egress_without_the_current_task_judges_and_names_no_sender() {
+    if !common::require_root("icmp_egress_without_the_current_task_judges_and_names_no_sender") {
+        return;
+    }
+    let cg = TestCgroup::new("assay-test-icmp-unnamed");
+    let ns = common::Netns::new("assay-unnamed");
+
+    let mut storage = MaybeUninit::uninit();
+    let mut open = NetguardSkelBuilder::default()
+        .open(&mut storage)
+        .expect("open");
+    // One rule in bit 3: an allowlist of 127.0.0.1/32 covering ICMP, deny.
+    let ro = open.maps.rodata_data.as_deref_mut().unwrap();
+    ro.icmp_mask = 1 << 3;
+    ro.cidr_mask = 1 << 3;
+    ro.any_port_mask = 1 << 3;
+    ro.rule_action[3] = 2;
+    open.progs.assay_icmp_egress.set_autoload(false);
+    let skel = open.load().expect("load the unnamed ICMP egress program");
+    let key = types::lpm_v4_key {
+        prefixlen: 32,
+        addr: [127, 0, 0, 1],
+    };
+    // SAFETY: generated plain C struct (assay.h).
+    let k = unsafe { plain::as_bytes(&key) };
+    skel.maps
+        .allow_v4
+        .update(k, &(1u64 << 3).to_ne_bytes(), MapFlags::ANY)
+        .unwrap();
+    let cg_fd = std::fs::File::open(cg.path()).unwrap();
+    let _link = skel
+        .progs
+        .assay_icmp_egress_unnamed
+        .attach_cgroup(std::os::fd::AsRawFd::as_raw_fd(&cg_fd.as_fd()))
+        .expect("attach to cgroup");
+
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<types::net_event>::new()));
+    let sink = events.clone();
+    let mut rb = RingBufferBuilder::new();
+    rb.add(&skel.maps.events, move |data: &[u8]| {
+        let mut ev = types::net_event::default();
+        plain::copy_from_bytes(&mut ev, data).expect("event size");
+        sink.borrow_mut().push(ev);
+        0
+    })
+    .unwrap();
+    let rb = rb.build().unwrap();
+
+    let ping = |inside: bool, to: &str| -> serde_json::Value {
+        let join = if inside {
+            format!("echo $$ > {}/cgroup.procs && ", cg.path().display())
+        } else {
+            String::new()
+        };
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{join}exec nsenter --net={} {} socket --kind ping --to {to} --reply-ms 1000",
+                ns.path(),
+                env!("CARGO_BIN_EXE_assay-netbench")
+            ))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let echos = ns.counter("Icmp:InEchos");
+    assert_eq!(ping(true, "127.0.0.1:0")["replied"], true, "allowed");
+    assert_eq!(ping(true, "127.0.0.2:0")["replied"], false, "denied");
+    assert_eq!(
+        ns.counter("Icmp:InEchos"),
+        echos + 1,
+        "only the allowed echo left"
+    );
+    assert_eq!(
+        ping(false, "127.0.0.2:0")["replied"],
+        true,
+        "outside the cgroup"
+    );
+
+    rb.poll(Duration::from_millis(500)).unwrap();
+    let evs = events.borrow();
+    assert_eq!(evs.len(), 1, "one event, for the denied ping");
+    let ev = &evs[0];
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        ev.hdr.cgroup_id,
+        std::fs::metadata(cg.path()).unwrap().ino()
+    );
+    assert_eq!((ev.hdr.pid, ev.hdr.tgid), (0, 0));
+    assert!(ev.hdr.comm.iter().all(|c| *c == 0));
+    assert_eq!((ev.hdr.rule_idx, ev.hdr.action), (3, 2));
+    assert_eq!(
+        (ev.family, ev.port, ev.protocol),
+        (libc::AF_INET as u16, 0, 1)
+    );
+    assert_eq!(&ev.addr[..4], &[127, 0, 0, 2]);
+}

@@ -9,7 +9,8 @@ mod common;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Output;
 
-use common::{Scratch, assay, assert_exit, cgroup2_mount, run};
+use assay::monitor::netguard::IcmpSender;
+use common::{Netns, Scratch, assay, assert_exit, cgroup2_mount, run};
 
 const NOBODY: u32 = 65534;
 
@@ -528,104 +529,318 @@ fn raw_sockets_are_refused_in_scope_with_a_tamper_event() {
     );
 }
 
-/// A network namespace of the test's own, where ping sockets are allowed to
-/// every group; removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: &str) -> Netns {
-        let name = format!("{name}-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let st = std::process::Command::new("ip")
-                .args(args)
-                .status()
-                .unwrap();
-            assert!(st.success(), "ip {args:?}");
-        };
-        ip(&["netns", "add", &name]);
-        let ns = Netns(name);
-        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
-        ip(&[
-            "netns",
-            "exec",
-            &ns.0,
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv4.ping_group_range=0 2147483647",
-        ]);
-        ns
-    }
-
-    /// `cmd` run inside the namespace. Only the network namespace changes
-    /// (`ip netns exec` would remount /sys, hiding the cgroup2 mount).
-    fn exec(&self, cmd: &mut std::process::Command) -> std::process::Command {
-        let mut c = std::process::Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.0))
-            .arg("--")
-            .arg(cmd.get_program());
-        c.args(cmd.get_args());
-        c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
-/// Ping sockets send ICMP with sendto(), which no cgroup address hook sees:
-/// in scope they are refused at creation (tamper event) even where every
-/// group may open them; outside the scope the echo is sent.
+/// Ping sockets send ICMP with sendto(), which no cgroup address hook sees.
+/// Where no rule covers ICMP (a port rule; an allowlist limited to tcp) they
+/// are refused at creation in scope (tamper event) even where every group
+/// may open them, so no ping goes unjudged; outside the scope the echo is
+/// answered.
 #[test]
-fn ping_sockets_are_refused_in_scope_with_a_tamper_event() {
-    let Some(_serial) = root_test("ping_sockets_are_refused_in_scope_with_a_tamper_event") else {
+fn ping_sockets_are_refused_where_no_rule_covers_icmp() {
+    let Some(_serial) = root_test("ping_sockets_are_refused_where_no_rule_covers_icmp") else {
         return;
     };
-    let (s, pol) = scratch("ping");
+    let (s, ports_only) = scratch("ping");
+    let tcp_only = s.file(
+        "tcp.yaml",
+        "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: egress\n      \
+         type: net_connect\n      match: {outside_cidrs: [127.0.0.1/32], protocols: [tcp]}\n      \
+         severity: high\n      action: deny\n",
+    );
     let ns = Netns::new("assay-ping");
-    let ping = ["socket", "--kind", "ping", "--to", "127.0.0.1:0"];
+    let ping = [
+        "socket",
+        "--kind",
+        "ping",
+        "--to",
+        "127.0.0.1:0",
+        "--reply-ms",
+        "1000",
+    ];
     let base = json(&run(
         &mut ns.exec(std::process::Command::new(netbench()).args(ping))
     ));
     assert_eq!(
-        (base["created"].as_bool(), base["sent"].as_bool()),
+        (base["created"].as_bool(), base["replied"].as_bool()),
         (Some(true), Some(true)),
         "{base}"
     );
 
+    for (name, pol) in [("ports", &ports_only), ("tcp", &tcp_only)] {
+        let events = s.path(&format!("{name}.jsonl"));
+        let mut c = assay();
+        c.args(["monitor", "--policy"])
+            .arg(pol)
+            .arg("--events")
+            .arg(&events)
+            .arg("--")
+            .arg(netbench())
+            .args(ping);
+        let out = run(&mut ns.exec(&mut c));
+        assert_exit(&out, 0);
+        let r = json(&out);
+        assert_eq!(
+            (r["created"].as_bool(), r["errno"].as_i64()),
+            (Some(false), Some(1)),
+            "{name}: {r}"
+        );
+        let t = tampers(&events);
+        assert_eq!(t.len(), 1, "{name}: {t:?}");
+        assert_eq!(t[0]["operation"], "ping_socket");
+        assert_eq!(t[0]["object"]["type"], "dgram");
+        assert_eq!(t[0]["object"]["protocol"], 1);
+    }
+}
+
+/// The events of `kind` written to `events`.
+fn events_of(events: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(events)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// One ping of [`icmp_is_judged_per_destination_in_scope`].
+struct IcmpCase {
+    what: &'static str,
+    /// assay-netbench's arguments.
+    args: Vec<String>,
+    /// The namespace's counter that moves when the packet leaves.
+    counter: &'static str,
+    allowed: bool,
+    /// Source-routed through the allowed 127.0.0.1.
+    lsrr: bool,
+}
+
+/// An allowlist rule (no ports) covers ICMP: in scope a ping to an allowed
+/// address is answered, one elsewhere never leaves (the namespace's echo
+/// counter does not move) and a deny event names it, for IPv4 and IPv6. A
+/// source route (IPv4 options) would make the header's destination a hop
+/// the allowlist holds while the echo goes on elsewhere: such packets are
+/// dropped with a tamper event. Outside the scope every one of them leaves.
+#[test]
+fn icmp_is_judged_per_destination_in_scope() {
+    let Some(_serial) = root_test("icmp_is_judged_per_destination_in_scope") else {
+        return;
+    };
+    let s = Scratch::new("icmp");
+    let pol = s.file(
+        "p.yaml",
+        "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: egress\n      \
+         type: net_connect\n      match: {outside_cidrs: [127.0.0.1/32, \"::1/128\"]}\n      \
+         severity: high\n      action: deny\n",
+    );
+    // Who sent a denied packet, where the kernel says (Linux 6.0 and later).
+    let sender = match IcmpSender::probe() {
+        IcmpSender::Named => serde_json::json!("assay-netbench"),
+        IcmpSender::Unnamed => serde_json::Value::Null,
+    };
+    let ns = Netns::new("assay-icmp");
+    // A local IPv6 address outside the allowlist.
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "fd00:a55a::2/128",
+        "dev",
+        "lo",
+        "nodad",
+    ]);
+    let case = |what, to: &str, counter, allowed, lsrr: bool| IcmpCase {
+        what,
+        args: ["socket", "--kind", "ping", "--to", to, "--reply-ms", "1000"]
+            .into_iter()
+            .chain(if lsrr {
+                vec!["--lsrr", "127.0.0.1"]
+            } else {
+                vec![]
+            })
+            .map(String::from)
+            .collect(),
+        counter,
+        allowed,
+        lsrr,
+    };
+    let cases = [
+        case("v4 allowed", "127.0.0.1:0", "Icmp:InEchos", true, false),
+        case("v4 denied", "127.0.0.2:0", "Icmp:InEchos", false, false),
+        case("v6 allowed", "[::1]:0", "Icmp6InEchos", true, false),
+        case(
+            "v6 denied",
+            "[fd00:a55a::2]:0",
+            "Icmp6InEchos",
+            false,
+            false,
+        ),
+        // Through the allowed hop: counted on arrival, before any option
+        // check.
+        case(
+            "v4 source-routed",
+            "127.0.0.2:0",
+            "Ip:InReceives",
+            false,
+            true,
+        ),
+    ];
+    for IcmpCase {
+        what,
+        args,
+        counter,
+        allowed,
+        lsrr,
+    } in &cases
+    {
+        // Baseline outside any scope: the packet leaves (so the test can fail).
+        let before = ns.counter(counter);
+        let base = json(&run(
+            &mut ns.exec(std::process::Command::new(netbench()).args(args))
+        ));
+        assert_eq!(base["sent"], true, "{what} outside the scope: {base}");
+        assert!(
+            ns.counter(counter) > before,
+            "{what} leaves outside the scope"
+        );
+        if !lsrr {
+            assert_eq!(base["replied"], true, "{what} outside the scope: {base}");
+        }
+
+        let events = s.path("events.jsonl");
+        let _ = std::fs::remove_file(&events);
+        let before = ns.counter(counter);
+        let mut c = assay();
+        c.arg("monitor");
+        if *lsrr {
+            // Setting IP options needs CAP_NET_RAW on recent kernels: a
+            // command that kept root's capabilities.
+            c.arg("--keep-capabilities");
+        }
+        c.arg("--policy")
+            .arg(&pol)
+            .arg("--events")
+            .arg(&events)
+            .arg("--")
+            .arg(netbench())
+            .args(args);
+        let out = run(&mut ns.exec(&mut c));
+        assert_exit(&out, 0);
+        let r = json(&out);
+        let moved = ns.counter(counter) - before;
+        let net = events_of(&events, "net_sendmsg");
+        let tamper = tampers(&events);
+        assert_eq!(
+            r["created"], true,
+            "{what}: a ping socket is judged, not refused: {r}"
+        );
+        if *allowed {
+            assert_eq!(r["replied"], true, "{what}: {r}");
+            assert!(moved >= 1, "{what}: the echo arrived");
+            assert!(
+                net.is_empty() && tamper.is_empty(),
+                "{what}: {net:?} {tamper:?}"
+            );
+            continue;
+        }
+        assert_eq!(r["replied"], false, "{what}: {r}");
+        assert_eq!(moved, 0, "{what}: nothing left the scope");
+        if args.iter().any(|a| a == "--lsrr") {
+            assert_eq!(
+                r["options_errno"], 0,
+                "{what}: the source route was set: {r}"
+            );
+            assert_eq!(tamper.len(), 1, "{what}: {tamper:?}");
+            assert_eq!(tamper[0]["operation"], "icmp_options");
+            assert_eq!(tamper[0]["object"]["family"], "inet");
+            assert_eq!(tamper[0]["object"]["header_len"], 28);
+            assert_eq!(tamper[0]["comm"], sender);
+            assert!(net.is_empty(), "{what}: {net:?}");
+            continue;
+        }
+        assert!(tamper.is_empty(), "{what}: {tamper:?}");
+        assert_eq!(net.len(), 1, "{what}: {net:?}");
+        let (family, address, protocol) = if what.starts_with("v4") {
+            ("inet", "127.0.0.2", "icmp")
+        } else {
+            ("inet6", "fd00:a55a::2", "icmpv6")
+        };
+        let e = &net[0];
+        assert_eq!(
+            (&e["rule"], &e["action"], &e["comm"]),
+            (&"egress".into(), &"deny".into(), &sender),
+            "{what}: {e}"
+        );
+        assert_eq!(
+            e["object"],
+            serde_json::json!({"family": family, "address": address, "port": 0,
+                               "protocol": protocol}),
+            "{what}"
+        );
+    }
+}
+
+/// Attach mode: while a monitor judges a cgroup's pings, a process outside
+/// it pings the same denied address and is answered.
+#[test]
+fn icmp_judging_leaves_processes_outside_the_scope_alone() {
+    let Some(_serial) = root_test("icmp_judging_leaves_processes_outside_the_scope_alone") else {
+        return;
+    };
+    let s = Scratch::new("icmp-attach");
+    let pol = s.file(
+        "p.yaml",
+        "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: egress\n      \
+         type: net_connect\n      match: {outside_cidrs: [127.0.0.1/32]}\n      \
+         severity: high\n      action: deny\n",
+    );
+    let ns = Netns::new("assay-icmp-attach");
+    let cg = common::TestCgroup::new("assay-test-icmp");
     let events = s.path("events.jsonl");
-    let mut c = assay();
-    c.args(["monitor", "--policy"])
+    let mut mon = assay()
+        .args(["monitor", "--policy"])
         .arg(&pol)
+        .arg("--cgroup")
+        .arg(cg.path())
         .arg("--events")
         .arg(&events)
-        .arg("--")
-        .arg(netbench())
-        .args(ping);
-    let out = run(&mut ns.exec(&mut c));
-    assert_exit(&out, 0);
-    let r = json(&out);
-    assert_eq!(
-        (r["created"].as_bool(), r["errno"].as_i64()),
-        (Some(false), Some(1)),
-        "{r}"
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ping = format!(
+        "nsenter --net={} {} socket --kind ping --to 127.0.0.2:0 --reply-ms 1000",
+        ns.path(),
+        netbench()
     );
-    let t = tampers(&events);
-    assert_eq!(t.len(), 1, "{t:?}");
-    assert_eq!(t[0]["operation"], "ping_socket");
-    assert_eq!(t[0]["object"]["type"], "dgram");
-    assert_eq!(t[0]["object"]["protocol"], 1);
+    // Judged once the monitor's programs are on the cgroup.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let inside = loop {
+        let out = run(std::process::Command::new("sh").arg("-c").arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {ping}",
+            cg.path().display()
+        )));
+        let r = json(&out);
+        if r["replied"] == false || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let outside = json(&run(std::process::Command::new("sh").arg("-c").arg(&ping)));
+    // SAFETY: signalling the monitor we started.
+    unsafe { libc::kill(mon.id() as i32, libc::SIGINT) };
+    assert_eq!(mon.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        (inside["created"].as_bool(), inside["replied"].as_bool()),
+        (Some(true), Some(false)),
+        "{inside}"
+    );
+    assert_eq!(outside["replied"], true, "outside the scope: {outside}");
+    let net = events_of(&events, "net_sendmsg");
+    assert!(
+        !net.is_empty()
+            && net
+                .iter()
+                .all(|e| e["object"]["address"] == "127.0.0.2" && e["action"] == "deny"),
+        "{net:?}"
+    );
 }
 
 /// Root without capabilities keeps uid 0 but not the power over the scope

@@ -5,7 +5,8 @@
 //! print what happened as JSON. Denied connects reuse the socket (EPERM leaves
 //! it unconnected), so a flood is cheap.
 //! `socket`: try to create a raw, ping or packet socket and, when created,
-//! send one datagram through it; prints what happened as JSON.
+//! send one datagram through it (a ping: optionally source-routed, and
+//! waiting for the echo reply); prints what happened as JSON.
 //! `latency`: connect()+close() to a loopback listener it runs itself; prints
 //! ns per connect.
 //! `bench` (root, monitor feature): baseline vs monitored connect latency with
@@ -37,9 +38,17 @@ enum Cmd {
         #[arg(long, value_enum)]
         kind: SockKind,
         /// Send one datagram here when the socket was created (raw: a UDP
-        /// datagram to this port; ping: an ICMP echo; packet: not sent).
+        /// datagram to this port, IPv4 only; ping: an ICMP echo, ICMPv6 to
+        /// an IPv6 address, port ignored; packet: not sent).
         #[arg(long)]
-        to: Option<std::net::SocketAddrV4>,
+        to: Option<SocketAddr>,
+        /// Ping: wait this long for the echo reply (`replied`).
+        #[arg(long, default_value_t = 0)]
+        reply_ms: u64,
+        /// Ping over IPv4: a loose source route through this hop (the IP
+        /// header's destination becomes the hop, `to` moves into the options).
+        #[arg(long)]
+        lsrr: Option<std::net::Ipv4Addr>,
     },
     Latency {
         #[arg(long, default_value_t = 20_000)]
@@ -69,8 +78,14 @@ fn main() -> anyhow::Result<()> {
             let r = probe(addr, count, udp)?;
             println!("{}", serde_json::to_string(&r)?);
         }
-        Cmd::Socket { kind, to } => {
-            println!("{}", serde_json::to_string(&try_socket(kind, to))?);
+        Cmd::Socket {
+            kind,
+            to,
+            reply_ms,
+            lsrr,
+        } => {
+            let r = try_socket(kind, to, reply_ms, lsrr);
+            println!("{}", serde_json::to_string(&r)?);
         }
         Cmd::Latency {
             count,
@@ -94,7 +109,8 @@ fn main() -> anyhow::Result<()> {
 enum SockKind {
     /// AF_INET, SOCK_RAW, IPPROTO_UDP
     Raw,
-    /// AF_INET, SOCK_DGRAM, IPPROTO_ICMP
+    /// AF_INET, SOCK_DGRAM, IPPROTO_ICMP (AF_INET6 and IPPROTO_ICMPV6 to an
+    /// IPv6 address)
     Ping,
     /// AF_PACKET, SOCK_RAW
     Packet,
@@ -107,15 +123,26 @@ struct SocketTry {
     errno: i32,
     sent: bool,
     send_errno: i32,
+    /// Ping: the echo reply arrived within `--reply-ms`.
+    replied: bool,
+    /// Ping with `--lsrr`: errno of setting the option (0: set).
+    options_errno: i32,
 }
 
 fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-fn try_socket(kind: SockKind, to: Option<std::net::SocketAddrV4>) -> SocketTry {
+fn try_socket(
+    kind: SockKind,
+    to: Option<SocketAddr>,
+    reply_ms: u64,
+    lsrr: Option<std::net::Ipv4Addr>,
+) -> SocketTry {
+    let v6 = to.is_some_and(|a| a.is_ipv6());
     let (family, ty, proto) = match kind {
         SockKind::Raw => (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP),
+        SockKind::Ping if v6 => (libc::AF_INET6, libc::SOCK_DGRAM, libc::IPPROTO_ICMPV6),
         SockKind::Ping => (libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
         SockKind::Packet => (libc::AF_PACKET, libc::SOCK_RAW, 0x0300), // htons(ETH_P_ALL)
     };
@@ -126,14 +153,43 @@ fn try_socket(kind: SockKind, to: Option<std::net::SocketAddrV4>) -> SocketTry {
         errno: if fd >= 0 { 0 } else { errno() },
         sent: false,
         send_errno: 0,
+        replied: false,
+        options_errno: 0,
+    };
+    let close = |fd: i32| {
+        // SAFETY: our descriptor.
+        unsafe { libc::close(fd) };
     };
     let (Some(to), true, false) = (to, fd >= 0, matches!(kind, SockKind::Packet)) else {
         if fd >= 0 {
-            // SAFETY: our descriptor.
-            unsafe { libc::close(fd) };
+            close(fd);
         }
         return r;
     };
+    if matches!(kind, SockKind::Raw) && v6 {
+        close(fd);
+        r.send_errno = libc::EAFNOSUPPORT;
+        return r;
+    }
+    if let Some(hop) = lsrr {
+        // LSRR: type 131, length 7, pointer 4, one hop (the kernel pads the
+        // option list and appends the final destination).
+        let mut opt = vec![131u8, 7, 4];
+        opt.extend_from_slice(&hop.octets());
+        // SAFETY: our descriptor, a buffer of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IP,
+                libc::IP_OPTIONS,
+                opt.as_ptr().cast(),
+                opt.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            r.options_errno = errno();
+        }
+    }
     let payload: Vec<u8> = match kind {
         // UDP header (source port 40000, no checksum) + one byte: the kernel
         // adds the IP header.
@@ -145,17 +201,10 @@ fn try_socket(kind: SockKind, to: Option<std::net::SocketAddrV4>) -> SocketTry {
             b.extend_from_slice(&[0, 0, b'x']);
             b
         }
-        // ICMP echo request; the kernel fills the id and checksum.
-        _ => vec![8, 0, 0, 0, 0, 0, 0, 1, b'x'],
+        // ICMP(v6) echo request; the kernel fills the id and checksum.
+        _ => vec![if v6 { 128 } else { 8 }, 0, 0, 0, 0, 0, 0, 1, b'x'],
     };
-    let sa = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*to.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
+    let (ss, len) = sockaddr(&SocketAddr::new(to.ip(), 0));
     // SAFETY: valid buffer and address of their stated sizes.
     let n = unsafe {
         libc::sendto(
@@ -163,15 +212,45 @@ fn try_socket(kind: SockKind, to: Option<std::net::SocketAddrV4>) -> SocketTry {
             payload.as_ptr().cast(),
             payload.len(),
             0,
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            (&raw const ss).cast(),
+            len,
         )
     };
     r.sent = n >= 0;
     r.send_errno = if n >= 0 { 0 } else { errno() };
-    // SAFETY: our descriptor.
-    unsafe { libc::close(fd) };
+    if r.sent && reply_ms > 0 {
+        r.replied = echo_reply(fd, v6, reply_ms);
+    }
+    close(fd);
     r
+}
+
+/// Whether an echo reply reaches ping socket `fd` within `ms`.
+fn echo_reply(fd: i32, v6: bool, ms: u64) -> bool {
+    let deadline = Instant::now() + std::time::Duration::from_millis(ms);
+    let want = if v6 { 129 } else { 0 };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, left.as_millis().max(1) as i32) } <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: our descriptor, a buffer of the stated size.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        // A ping socket delivers the ICMP message without the IP header.
+        if n > 0 && buf[0] == want {
+            return true;
+        }
+    }
 }
 
 #[derive(serde::Serialize, Default)]

@@ -177,3 +177,101 @@ pub fn install_with_capabilities(bin: &Path, dir: &Path, permitted: u64) -> Path
     assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
     to
 }
+
+/// A network namespace of the test's own, `<name>-<pid>`, with `lo` up and
+/// ping sockets allowed to every group; removed on drop. Nothing else sends
+/// there, so its counters count the test's packets.
+pub struct Netns(String);
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        let ns = Netns(format!("{name}-{}", std::process::id()));
+        let st = Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add {}", ns.0);
+        ns.ip(&["link", "set", "lo", "up"]);
+        let st = ns
+            .exec(Command::new("sysctl").args([
+                "-q",
+                "-w",
+                "net.ipv4.ping_group_range=0 2147483647",
+            ]))
+            .status()
+            .unwrap();
+        assert!(st.success(), "sysctl in {}", ns.0);
+        ns
+    }
+
+    /// `ip -n NAME ARGS`, which must succeed.
+    pub fn ip(&self, args: &[&str]) {
+        let st = Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip -n {} {args:?}", self.0);
+    }
+
+    /// The namespace as `nsenter --net=` names it.
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    /// `cmd` run inside the namespace. Only the network namespace changes
+    /// (`ip netns exec` would remount /sys, hiding the cgroup2 mount).
+    pub fn exec(&self, cmd: &mut Command) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path()))
+            .arg("--")
+            .arg(cmd.get_program());
+        c.args(cmd.get_args());
+        c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
+    /// A counter of the namespace's IP stack: `Group:Name` from
+    /// /proc/net/snmp (`Icmp:InEchos`, `Ip:InReceives`) or a name from
+    /// /proc/net/snmp6 (`Icmp6InEchos`), read from outside any scope.
+    pub fn counter(&self, key: &str) -> u64 {
+        let file = if key.contains(':') {
+            "/proc/net/snmp"
+        } else {
+            "/proc/net/snmp6"
+        };
+        let out = self.exec(Command::new("cat").arg(file)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let found = match key.split_once(':') {
+            // Pairs of lines: `Group: names...` then `Group: values...`.
+            Some((group, name)) => {
+                let prefix = format!("{group}:");
+                let mut rows = text.lines().filter(|l| l.starts_with(&prefix));
+                let names = rows.next().unwrap_or_default();
+                let values = rows.next().unwrap_or_default();
+                names
+                    .split_whitespace()
+                    .zip(values.split_whitespace())
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| v.parse().ok())
+            }
+            None => text.lines().find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next()? == key).then(|| it.next()?.parse().ok())?
+            }),
+        };
+        found.unwrap_or_else(|| panic!("no {key} in {file}:\n{text}"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
