@@ -68,6 +68,7 @@ mod suite {
             enforcement(&mut s);
             anchored_and_except(&mut s);
             e2e::egress_denied(&mut s);
+            e2e::icmp_judged(&mut s);
             e2e::trigger_kill(&mut s);
             e2e::file_denied(&mut s);
             e2e::file_denied_descendants(&mut s);
@@ -1317,6 +1318,14 @@ mod suite {
                         }
                     }
                 }
+                // One ping (ping socket) to each comma-separated address:
+                // `address replied|noreply|errno N` lines.
+                "ping" => {
+                    for a in arg.split(',').filter_map(|a| a.parse().ok()) {
+                        println!("{a} {}", ping_once(a));
+                    }
+                    ExitCode::SUCCESS
+                }
                 // The self-protection attempts, against the monitor (our
                 // parent: wrapper mode), one `name errno` line each.
                 "tamper" => {
@@ -1459,6 +1468,201 @@ mod suite {
                     e(fd as i64)
                 }
                 _ => -1,
+            }
+        }
+
+        /// One ICMP(v6) echo from a ping socket, its reply awaited for a
+        /// second: `replied`, `noreply`, or `errno N` when the socket or
+        /// the send failed.
+        pub fn ping_once(to: std::net::IpAddr) -> String {
+            let v6 = to.is_ipv6();
+            let (family, proto) = if v6 {
+                (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+            } else {
+                (libc::AF_INET, libc::IPPROTO_ICMP)
+            };
+            // SAFETY: plain syscall.
+            let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, proto) };
+            if fd < 0 {
+                return format!("errno {}", errno());
+            }
+            // SAFETY: zeroed sockaddr_storage is valid; each address is
+            // written within it at its family's size.
+            let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let len = match to {
+                std::net::IpAddr::V4(a) => {
+                    let sin = libc::sockaddr_in {
+                        sin_family: libc::AF_INET as _,
+                        sin_port: 0,
+                        sin_addr: libc::in_addr {
+                            s_addr: u32::from_ne_bytes(a.octets()),
+                        },
+                        sin_zero: [0; 8],
+                    };
+                    unsafe { std::ptr::write((&raw mut ss).cast(), sin) };
+                    size_of::<libc::sockaddr_in>()
+                }
+                std::net::IpAddr::V6(a) => {
+                    let sin6 = libc::sockaddr_in6 {
+                        sin6_family: libc::AF_INET6 as _,
+                        sin6_port: 0,
+                        sin6_flowinfo: 0,
+                        sin6_addr: libc::in6_addr {
+                            s6_addr: a.octets(),
+                        },
+                        sin6_scope_id: 0,
+                    };
+                    unsafe { std::ptr::write((&raw mut ss).cast(), sin6) };
+                    size_of::<libc::sockaddr_in6>()
+                }
+            };
+            // Echo request; the kernel fills the id and checksum.
+            let echo = [if v6 { 128u8 } else { 8 }, 0, 0, 0, 0, 0, 0, 1, b'x'];
+            // SAFETY: our descriptor, buffers of their stated sizes.
+            let n = unsafe {
+                libc::sendto(
+                    fd,
+                    echo.as_ptr().cast(),
+                    echo.len(),
+                    0,
+                    (&raw const ss).cast(),
+                    len as libc::socklen_t,
+                )
+            };
+            let r = if n < 0 {
+                format!("errno {}", errno())
+            } else {
+                let want = if v6 { 129u8 } else { 0 };
+                let deadline = Instant::now() + Duration::from_secs(1);
+                let mut replied = false;
+                while !replied && Instant::now() < deadline {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd; our descriptor and buffer.
+                    if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
+                        let mut buf = [0u8; 128];
+                        let got = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                        replied = got > 0 && buf[0] == want;
+                    }
+                }
+                if replied { "replied" } else { "noreply" }.to_string()
+            };
+            // SAFETY: our descriptor.
+            unsafe { libc::close(fd) };
+            r
+        }
+
+        /// A counter of /proc/net/snmp (`Icmp`, `InEchos`) or, with an
+        /// empty group, of /proc/net/snmp6 (`Icmp6InEchos`).
+        fn snmp(group: &str, name: &str) -> Option<u64> {
+            if group.is_empty() {
+                let t = std::fs::read_to_string("/proc/net/snmp6").ok()?;
+                return t.lines().find_map(|l| {
+                    let mut it = l.split_whitespace();
+                    (it.next()? == name).then(|| it.next()?.parse().ok())?
+                });
+            }
+            let t = std::fs::read_to_string("/proc/net/snmp").ok()?;
+            let prefix = format!("{group}:");
+            let mut rows = t.lines().filter(|l| l.starts_with(&prefix));
+            let (names, values) = (rows.next()?, rows.next()?);
+            names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.parse().ok())
+        }
+
+        /// An allowlist rule without ports covers ICMP: in scope a ping to
+        /// the allowed 127.0.0.1 is answered, pings to 127.0.0.2 and ::1
+        /// never leave (the echo counters say so) and each has a deny event
+        /// whose sender is named from Linux 6.0 (the program variant the
+        /// probe chose) and unnamed before. Outside the scope 127.0.0.2 is
+        /// answered.
+        pub fn icmp_judged(s: &mut Suite) {
+            const NAME: &str = "e2e/monitor-icmp-judged";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("icmp");
+            std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647").unwrap();
+            let pol = d.join("p.yaml");
+            std::fs::write(&pol, "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: egress\n      type: net_connect\n      match: {outside_cidrs: [127.0.0.1/32]}\n      severity: high\n      action: deny\n").unwrap();
+            let outside = ping_once("127.0.0.2".parse().unwrap());
+            let echos = || (snmp("Icmp", "InEchos"), snmp("", "Icmp6InEchos"));
+            let before = echos();
+            let ev = d.join("events.jsonl");
+            let out = assay()
+                .args(["monitor", "--policy"])
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .arg("--")
+                .arg(std::env::current_exe().unwrap())
+                .env("ASSAY_VM_HELPER", "ping:127.0.0.1,127.0.0.2,::1")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let after = echos();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let lines: Vec<&str> = stdout.lines().collect();
+            let evs = events(&ev);
+            let named = kernel_at_least(6, 0);
+            // The helper is this binary: its name, as the kernel keeps it.
+            let me = std::env::current_exe().unwrap();
+            let comm: String = me
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .chars()
+                .take(15)
+                .collect();
+            let sender_ok = |e: &serde_json::Value| {
+                if named {
+                    e["comm"] == comm.as_str() && e["tgid"].as_u64().is_some_and(|t| t > 0)
+                } else {
+                    e["comm"].is_null() && e["tgid"] == 0 && e["pid"] == 0
+                }
+            };
+            let denied = |addr: &str, proto: &str| {
+                evs.iter().any(|e| {
+                    e["kind"] == "net_sendmsg"
+                        && e["action"] == "deny"
+                        && e["object"]["address"] == addr
+                        && e["object"]["protocol"] == proto
+                        && e["object"]["port"] == 0
+                        && sender_ok(e)
+                })
+            };
+            let v4_sent = after.0.zip(before.0).map(|(a, b)| a - b);
+            let v6_sent = after.1.zip(before.1).map(|(a, b)| a - b);
+            let ok = out.status.code() == Some(0)
+                && outside == "replied"
+                && lines.first() == Some(&"127.0.0.1 replied")
+                && lines
+                    .get(1)
+                    .is_some_and(|l| l.starts_with("127.0.0.2 ") && !l.ends_with("replied"))
+                && lines
+                    .get(2)
+                    .is_some_and(|l| l.starts_with("::1 ") && !l.ends_with("replied"))
+                && v4_sent == Some(1)
+                && v6_sent == Some(0)
+                && denied("127.0.0.2", "icmp")
+                && denied("::1", "icmpv6")
+                && !evs.iter().any(|e| e["kind"] == "tamper");
+            let detail = format!(
+                "pings {lines:?}, outside {outside}, echos received v4 {v4_sent:?} v6 {v6_sent:?}, \
+                 sender named {named}, exit {:?}, events {evs:?}, stderr {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if ok {
+                s.pass(NAME, detail);
+            } else {
+                s.fail(NAME, detail);
             }
         }
 
