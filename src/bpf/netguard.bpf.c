@@ -286,7 +286,7 @@ int assay_sock_create(struct bpf_sock *sk)
 
 /*
  * The header of an event about a packet. `named`: the program may ask who
- * the current task is (cgroup_skb from Linux 6.0); it is the sender when it
+ * the current task is (cgroup_skb on newer kernels); it is the sender when it
  * is in the socket's cgroup (a ping's packet leaves in the sendto() that
  * made it). Otherwise the sender stays unnamed: pid 0, no comm.
  */
@@ -376,14 +376,14 @@ static __always_inline int judge_icmp(struct __sk_buff *skb, const int named)
 	return action >= ASSAY_ACT_DENY ? PKT_DROP : PKT_PASS;
 }
 
-/* Linux 6.0 and later: the event names the sender. */
+/* Where the kernel allows it: the event names the sender. */
 SEC("cgroup_skb/egress")
 int assay_icmp_egress(struct __sk_buff *skb)
 {
 	return judge_icmp(skb, 1);
 }
 
-/* Before Linux 6.0 cgroup_skb may not ask who the current task is: the same
+/* Where cgroup_skb may not ask who the current task is: the same
  * judgement, events without a sender. Userspace loads one of the two. */
 SEC("cgroup_skb/egress")
 int assay_icmp_egress_unnamed(struct __sk_buff *skb)

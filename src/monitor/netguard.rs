@@ -96,7 +96,8 @@ pub const PROGRAMS: [&str; 6] = [
 /// Which variant of the ICMP egress program to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcmpSender {
-    /// Events name the sending task (cgroup_skb may ask: Linux 6.0+).
+    /// Events name the sending task (where the kernel lets cgroup_skb ask:
+    /// the host's 6.18 does; 6.12 refuses the program that asks).
     Named,
     /// Events leave pid and comm empty (older kernels).
     Unnamed,
@@ -104,7 +105,7 @@ pub enum IcmpSender {
 
 impl IcmpSender {
     /// Asks the kernel whether cgroup_skb programs may call
-    /// `bpf_get_current_pid_tgid` (Linux 6.0 gave them the current task's
+    /// `bpf_get_current_pid_tgid` (newer kernels gave them the current task's
     /// helpers). Any doubt: [`IcmpSender::Unnamed`], which loads everywhere.
     pub fn probe() -> IcmpSender {
         use libbpf_rs::libbpf_sys as sys;
@@ -141,7 +142,14 @@ impl NetGuard {
         } else {
             IcmpSender::Unnamed
         };
-        Self::load_with(plan, scope, shared, sockets, sender)
+        // The probe asks about one helper; a kernel may still refuse the
+        // named program (6.12 does): the unnamed one then, which judges alike.
+        match Self::load_with(plan, scope, shared, sockets, sender) {
+            Err(e) if sender == IcmpSender::Named => {
+                Self::load_with(plan, scope, shared, sockets, IcmpSender::Unnamed).map_err(|_| e)
+            }
+            r => r,
+        }
     }
 
     /// [`NetGuard::load`] with the ICMP program's variant chosen by the
@@ -311,7 +319,7 @@ impl Drop for NewPins {
 pub fn unpin(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut removed = remove_pins(dir, &PROGRAMS)?;
     // Pinned by the fail-closed pins: files and self-protection.
-    removed.extend(remove_pins(dir, &[super::fileguard::LINK_PIN])?);
+    removed.extend(remove_pins(dir, &super::fileguard::LINK_PINS)?);
     removed.extend(remove_pins(dir, &super::selfguard::LINK_PINS)?);
     removed.extend(remove_pins(dir, &[super::selfguard::SOCKET_PIN])?);
     Ok(removed)
