@@ -35,7 +35,7 @@ enum assay_limit {
 	/* Room for the opened file's full path in an event. */
 	ASSAY_PATH_LEN = 1024,
 	/* One past the last enum assay_file_match. */
-	ASSAY_MATCH_KINDS = 9,
+	ASSAY_MATCH_KINDS = 10,
 };
 
 /* rule_idx of a map value that only carries masks (a positive value, so it
@@ -49,6 +49,11 @@ enum assay_event_kind {
 	ASSAY_EV_NET_SENDMSG = 2,
 	ASSAY_EV_FILE_OPEN = 3,
 	ASSAY_EV_TAMPER = 4,
+	/* A link or rename that would move a protected file (or a directory a
+	 * rule depends on) where its rule no longer covers it (struct
+	 * file_event). */
+	ASSAY_EV_FILE_LINK = 5,
+	ASSAY_EV_FILE_RENAME = 6,
 };
 
 enum assay_action {
@@ -186,6 +191,11 @@ enum assay_file_match {
 	ASSAY_MATCH_PAIR = 6,	  /* DirAndBasename: dir/name anywhere */
 	ASSAY_MATCH_SUFFIX = 7,	  /* Suffix: a name ending so */
 	ASSAY_MATCH_PATTERN = 8,  /* Anchored: components below a directory */
+	/* The name- and ancestor-based forms could not judge the file: its
+	 * dentry is disconnected (open_by_handle_at), or its ancestors go
+	 * deeper than the walk. Denied (fail closed) by the strongest rule of
+	 * those forms. */
+	ASSAY_MATCH_UNDECIDED = 9,
 };
 
 /*

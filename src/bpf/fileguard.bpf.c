@@ -6,6 +6,12 @@
  * name, its ancestors' inodes), never by the path string the caller used, so
  * symlinks, hardlinks, bind mounts, /proc/self/root and fd tricks all arrive
  * at the same keys.
+ *
+ * The name- and ancestor-based forms depend on where a file is, so the same
+ * judgement guards `lsm/path_link` and `lsm/path_rename`: in scope, a link or
+ * rename of a file a deny rule covers, or of a directory such a rule depends
+ * on, is refused, as is a rename over such a file. A file the walk cannot
+ * judge (disconnected, or deeper than the walk) is denied, never allowed.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -45,6 +51,13 @@ const volatile __u64 pattern_deeper[ASSAY_MAX_PATTERN_DEPTH];
 const volatile __u64 pattern_at[ASSAY_MAX_PATTERN_DEPTH];
 /* Distinct suffix lengths, longest first; 0 ends the list. */
 const volatile __u32 suffix_lens[ASSAY_MAX_SUFFIX_LENS];
+/* What decides a file the name- and ancestor-based forms cannot judge: the
+ * strongest rule of those forms (ASSAY_NO_RULE: none), at most deny. */
+const volatile __u32 undecided_rule;
+const volatile __u32 undecided_action;
+
+#define S_IFMT 00170000
+#define S_IFDIR 0040000
 
 /* Exact files and subtree roots: (s_dev, i_ino) -> rule. */
 struct {
@@ -114,13 +127,16 @@ struct {
 struct verdict {
 	__u32 rule_idx;
 	__u32 action;
-	__u32 match;
-	int found;
+	__u16 match;
+	__u8 found;
+	/* A name- or ancestor-based form could not judge the file. */
+	__u8 undecided;
 	__u64 gated;
 	__u64 exempt;
-	/* Per match kind (index kind - 1), the gated bits it set: names the
-	 * deciding form. */
-	__u64 gated_by[ASSAY_MATCH_KINDS - 1];
+	/* Per match kind that a map lookup gives (index kind - 1; not
+	 * ASSAY_MATCH_UNDECIDED), the gated bits it set: names the deciding
+	 * form. */
+	__u64 gated_by[ASSAY_MATCH_KINDS - 2];
 };
 
 /* The strongest action wins: log < alert < deny < trigger_kill. */
@@ -131,7 +147,7 @@ static __always_inline void consider(struct verdict *v, const struct file_rule *
 	if (have_gated) {
 		v->gated |= r->gated;
 		v->exempt |= r->exempt;
-		if (match >= 1 && match < ASSAY_MATCH_KINDS)
+		if (match >= 1 && match < ASSAY_MATCH_UNDECIDED)
 			v->gated_by[match - 1] |= r->gated;
 	}
 	if (r->rule_idx == ASSAY_NO_RULE)
@@ -155,7 +171,7 @@ static __always_inline void decide_gated(struct verdict *v)
 	if (!open)
 		return;
 #pragma clang loop unroll(full)
-	for (k = 1; k < ASSAY_MATCH_KINDS; k++)
+	for (k = 1; k < ASSAY_MATCH_UNDECIDED; k++)
 		if (!match && (v->gated_by[k - 1] & bit))
 			match = k;
 	consider(v, bpf_map_lookup_elem(&gated, &bit), match);
@@ -178,24 +194,26 @@ static __always_inline __u32 read_name(char *buf, struct dentry *d)
 	return BPF_CORE_READ(d, d_name.len);
 }
 
-/* The mount a file was opened through (container_of, offset relocated). */
-static __always_inline struct mount *mount_of(struct file *file)
+/* The mount of a path (container_of, offset relocated). */
+static __always_inline struct mount *mount_of(struct vfsmount *vfs)
 {
-	struct vfsmount *vfs = BPF_CORE_READ(file, f_path.mnt);
-
 	return (void *)vfs - bpf_core_field_offset(struct mount, mnt);
 }
 
 /*
  * From a filesystem's root `*d` (its own parent) to the dentry it is mounted
- * on, in the parent mount; false at the root of the mount tree. `*dev`
- * follows: within one filesystem every dentry has the same device, so the
- * walks read it only here.
+ * on, in the parent mount: 1; 0 at the root of the mount tree; -1 when `*d`
+ * is its own parent without being its filesystem's root: a disconnected
+ * dentry (open_by_handle_at, an NFS export), whose ancestors are unknown.
+ * `*dev` follows: within one filesystem every dentry has the same device, so
+ * the walks read it only here.
  */
 static __always_inline int cross_mount(struct dentry **d, struct mount **mnt, __u32 *dev)
 {
 	struct mount *up = BPF_CORE_READ(*mnt, mnt_parent);
 
+	if (BPF_CORE_READ(*d, d_sb, s_root) != *d)
+		return -1;
 	if (up == *mnt)
 		return 0;
 	*d = BPF_CORE_READ(*mnt, mnt_mountpoint);
@@ -211,14 +229,13 @@ static __always_inline int cross_mount(struct dentry **d, struct mount **mnt, __
  * covered too. The walk through the dentry tree itself ignores bind mounts:
  * a file reached through a bind mount still has its real ancestors.
  */
-static __always_inline void check_subtrees(struct verdict *v, struct file *file, struct dentry *d,
+static __always_inline void check_subtrees(struct verdict *v, struct mount *mnt, struct dentry *d,
 					   __u32 dev)
 {
-	struct mount *mnt = mount_of(file);
 	const struct file_rule *r;
 	struct inode_key k = {};
 	struct dentry *parent;
-	int i, stop = 0;
+	int i, crossed, stop = 0;
 
 	/* Unrolled: no back-edges for the verifier of any kernel to refuse. */
 #pragma clang loop unroll(full)
@@ -228,7 +245,9 @@ static __always_inline void check_subtrees(struct verdict *v, struct file *file,
 		parent = BPF_CORE_READ(d, d_parent);
 		if (parent == d) {
 			/* A filesystem root: cross to where it is mounted. */
-			if (!cross_mount(&parent, &mnt, &dev)) {
+			crossed = cross_mount(&parent, &mnt, &dev);
+			if (crossed <= 0) {
+				v->undecided |= crossed < 0;
 				stop = 1;
 				continue;
 			}
@@ -242,9 +261,12 @@ static __always_inline void check_subtrees(struct verdict *v, struct file *file,
 			/* Nothing outranks it (an exemption only lifts gated rules,
 			 * never this one); an outer root may, so walk on. */
 			if (v->found && v->action == ASSAY_ACT_TRIGGER_KILL)
-				stop = 1;
+				stop = 2;
 		}
 	}
+	/* Deeper than the walk: an attacker can make any depth (mkdir -p). */
+	if (!stop)
+		v->undecided = 1;
 }
 
 static __always_inline void anchor_hit(__u64 *hit, struct dentry *d, __u32 dev, __u32 depth,
@@ -268,16 +290,21 @@ static __always_inline void anchor_hit(__u64 *hit, struct dentry *d, __u32 dev, 
  * is a mount point has two inodes, the mounted root's (what userspace
  * resolves) and the one underneath.
  */
-static __always_inline void climb_mounts(struct dentry **d, struct dentry **parent,
-					 struct mount **mnt, __u32 *dev, __u64 *hit, __u32 depth,
-					 __u64 want)
+static __always_inline void climb_mounts(struct verdict *v, struct dentry **d,
+					 struct dentry **parent, struct mount **mnt, __u32 *dev,
+					 __u64 *hit, __u32 depth, __u64 want)
 {
-	int j;
+	int j, crossed;
 
 #pragma clang loop unroll(full)
 	for (j = 0; j < 2; j++) {
-		if (*parent != *d || !cross_mount(d, mnt, dev))
+		if (*parent != *d)
 			return;
+		crossed = cross_mount(d, mnt, dev);
+		if (crossed <= 0) {
+			v->undecided |= crossed < 0;
+			return;
+		}
 		*parent = BPF_CORE_READ(*d, d_parent);
 		if (want)
 			anchor_hit(hit, *d, *dev, depth, want);
@@ -293,16 +320,15 @@ static __always_inline void climb_mounts(struct dentry **d, struct dentry **pare
  * file's ancestors) and crosses from a filesystem's root to where it is
  * mounted.
  */
-static __always_inline void check_patterns(struct verdict *v, struct file *file, struct dentry *d,
+static __always_inline void check_patterns(struct verdict *v, struct mount *mnt, struct dentry *d,
 					   __u32 dev, struct name_key *nk)
 {
-	struct mount *mnt = mount_of(file);
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	__u64 live = ~0ULL, hit = 0, want;
 	struct name_rule *nr;
 	int i, stop = 0;
 
-	climb_mounts(&d, &parent, &mnt, &dev, &hit, 0, 0);
+	climb_mounts(v, &d, &parent, &mnt, &dev, &hit, 0, 0);
 #pragma clang loop unroll(full)
 	for (i = 0; i < ASSAY_MAX_PATTERN_DEPTH; i++) {
 		/* Done when no live glob has its directory further up. */
@@ -330,7 +356,7 @@ static __always_inline void check_patterns(struct verdict *v, struct file *file,
 		want = live & pattern_at[i];
 		if (want)
 			anchor_hit(&hit, d, dev, i + 1, want);
-		climb_mounts(&d, &parent, &mnt, &dev, &hit, i + 1, want);
+		climb_mounts(v, &d, &parent, &mnt, &dev, &hit, i + 1, want);
 	}
 	/* Every glob that matched: one may carry a rule, another an exemption. */
 #pragma clang loop unroll(full)
@@ -365,30 +391,18 @@ static __always_inline void check_suffixes(struct verdict *v, struct dentry *d, 
 	}
 }
 
-static __always_inline void report(struct file *file, const struct verdict *v)
+/* The name- and ancestor-based forms in use (the inode form alone needs
+ * neither names nor a walk). */
+static __always_inline int have_placed_forms(void)
 {
-	struct file_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	struct inode_key k;
+	return have_entries || have_basenames || have_dirnames || suffix_lens[0] || have_subtrees ||
+	       pattern_depth;
+}
 
-	if (!ev) {
-		count_drop();
-		return;
-	}
-	/* Only the fixed part is zeroed (the strings are NUL-terminated): a
-	 * memset of the whole record would be too large to inline. */
-	__builtin_memset(ev, 0, offsetof(struct file_event, name));
-	ev->path_len = 0;
-	ev->_pad2 = 0;
-	fill_hdr(&ev->hdr, ASSAY_EV_FILE_OPEN, v->rule_idx, v->action);
-	inode_of(&k, BPF_CORE_READ(file, f_inode));
-	ev->ino = k.ino;
-	ev->dev = k.dev;
-	ev->match = v->match;
-	bpf_probe_read_kernel_str(ev->name, sizeof(ev->name),
-				  BPF_CORE_READ(file, f_path.dentry, d_name.name));
-	if (want_path)
-		ev->path_len = bpf_d_path(&file->f_path, ev->path, sizeof(ev->path));
-	bpf_ringbuf_submit(ev, 0);
+/* Its own parent without being its filesystem's root: see cross_mount. */
+static __always_inline int disconnected(struct dentry *d)
+{
+	return BPF_CORE_READ(d, d_parent) == d && BPF_CORE_READ(d, d_sb, s_root) != d;
 }
 
 /*
@@ -402,16 +416,187 @@ union lookup_key {
 	struct suffix_key suffix;
 };
 
+/* Every form, for the file at dentry `d` (inode `inode`) reached through
+ * mount `mnt`. */
+static __always_inline void judge_file(struct verdict *v, struct dentry *d, struct inode *inode,
+				       struct mount *mnt, union lookup_key *key)
+{
+	struct name_key *nk = &key->name;
+	struct name_rule *base = NULL, *dir = NULL;
+	struct dentry *parent;
+	struct inode_key ik;
+	__u32 len, dev;
+
+	inode_of(&ik, inode);
+	dev = ik.dev;
+	if (have_inodes)
+		consider(v, bpf_map_lookup_elem(&inodes, &ik), ASSAY_MATCH_INODE);
+	/* No name, no ancestors (its name reads "/"): only the inode form
+	 * can judge it. */
+	if (have_placed_forms() && disconnected(d)) {
+		v->undecided = 1;
+		return;
+	}
+	if (have_entries || have_basenames || have_dirnames || suffix_lens[0]) {
+		parent = BPF_CORE_READ(d, d_parent);
+		len = read_name(nk->name, d);
+		if (have_entries) {
+			inode_of(&ik, BPF_CORE_READ(parent, d_inode));
+			nk->dir_ino = ik.ino;
+			nk->dir_dev = ik.dev;
+			nk->kind = ASSAY_NAME_ENTRY;
+			consider(v, bpf_map_lookup_elem(&names, nk), ASSAY_MATCH_ENTRY);
+		}
+		nk->dir_ino = 0;
+		nk->dir_dev = 0;
+		if (have_basenames) {
+			nk->kind = ASSAY_NAME_BASE;
+			base = bpf_map_lookup_elem(&names, nk);
+			if (base)
+				consider(v, &base->rule, ASSAY_MATCH_BASENAME);
+		}
+		if (have_dirnames && parent != d) {
+			read_name(nk->name, parent);
+			nk->kind = ASSAY_NAME_DIR;
+			dir = bpf_map_lookup_elem(&names, nk);
+			if (dir)
+				consider(v, &dir->rule, ASSAY_MATCH_DIRNAME);
+		}
+		if (have_pairs && base && dir) {
+			__u64 both = base->mask & dir->mask;
+
+			if (both)
+				consider(v, bpf_map_lookup_elem(&pairs, &both), ASSAY_MATCH_PAIR);
+		}
+		/* Last: its key takes the name key's memory. */
+		if (suffix_lens[0])
+			check_suffixes(v, d, len, &key->suffix);
+	}
+	if (have_subtrees && !(v->found && v->action == ASSAY_ACT_TRIGGER_KILL))
+		check_subtrees(v, mnt, d, dev);
+	if (pattern_depth && !(v->found && v->action == ASSAY_ACT_TRIGGER_KILL))
+		check_patterns(v, mnt, d, dev, nk);
+}
+
+/*
+ * A directory that a rule depends on, by position or by name: inside a
+ * subtree (or its root), named as a dirname/pair rule's directory or as a
+ * literal of an anchored glob, or within an anchored glob's reach below its
+ * directory (a `*` level). Moving it would take files out of their rules.
+ * Directories above a subtree root or an anchor are free to move: those
+ * rules are keyed by inode and follow.
+ */
+static __always_inline void judge_dir(struct verdict *v, struct dentry *d, struct mount *mnt,
+				      union lookup_key *key)
+{
+	struct name_key *nk = &key->name;
+	struct dentry *up = d;
+	struct name_rule *nr;
+	struct inode_key ik;
+	__u64 hit = 0, bit;
+	int i, j;
+
+	inode_of(&ik, BPF_CORE_READ(d, d_inode));
+	if (have_placed_forms() && disconnected(d)) {
+		v->undecided = 1;
+		return;
+	}
+	if (have_subtrees) {
+		consider(v, bpf_map_lookup_elem(&subtrees, &ik), ASSAY_MATCH_SUBTREE);
+		check_subtrees(v, mnt, d, ik.dev);
+	}
+	if (have_dirnames || pattern_depth) {
+		read_name(nk->name, d);
+		nk->dir_ino = 0;
+		nk->dir_dev = 0;
+		if (have_dirnames) {
+			nk->kind = ASSAY_NAME_DIR;
+			nr = bpf_map_lookup_elem(&names, nk);
+			if (nr) {
+				consider(v, &nr->rule, ASSAY_MATCH_DIRNAME);
+				bit = nr->mask & -nr->mask;
+				if (bit)
+					consider(v, bpf_map_lookup_elem(&pairs, &bit),
+						 ASSAY_MATCH_PAIR);
+			}
+		}
+		nk->kind = ASSAY_NAME_LEVEL;
+#pragma clang loop unroll(full)
+		for (i = 1; i < ASSAY_MAX_PATTERN_DEPTH; i++) {
+			if ((__u32)i >= pattern_depth)
+				continue;
+			nk->dir_dev = i;
+			nr = bpf_map_lookup_elem(&names, nk);
+			if (nr)
+				hit |= nr->mask;
+		}
+	}
+	/* An ancestor `i` levels up that is an anchored glob's directory, for a
+	 * glob reaching deeper than `i`: files below `d` may match it. */
+#pragma clang loop unroll(full)
+	for (i = 1; i < ASSAY_MAX_PATTERN_DEPTH; i++) {
+		if ((__u32)i >= pattern_depth)
+			continue;
+		up = BPF_CORE_READ(up, d_parent);
+#pragma clang loop unroll(full)
+		for (j = 2; j <= ASSAY_MAX_PATTERN_DEPTH; j++)
+			if ((__u32)j > (__u32)i && (__u32)j <= pattern_depth)
+				anchor_hit(&hit, up, ik.dev, j, ~0ULL);
+	}
+	bit = hit & -hit;
+	if (bit)
+		consider(v, bpf_map_lookup_elem(&patterns, &bit), ASSAY_MATCH_PATTERN);
+}
+
+/* Gated rules, then a file the placed forms could not judge. */
+static __always_inline void settle(struct verdict *v)
+{
+	if (have_gated)
+		decide_gated(v);
+	if (v->undecided && undecided_rule != ASSAY_NO_RULE &&
+	    (!v->found || v->action < undecided_action)) {
+		v->rule_idx = undecided_rule;
+		v->action = undecided_action;
+		v->match = ASSAY_MATCH_UNDECIDED;
+		v->found = 1;
+	}
+}
+
+/* The event of a decision on `d` (inode `inode`); the path only for an
+ * open, where the kernel lets the program have it. */
+static __always_inline void report(__u32 kind, struct dentry *d, struct inode *inode,
+				   const struct path *path, const struct verdict *v)
+{
+	struct file_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	struct inode_key k;
+
+	if (!ev) {
+		count_drop();
+		return;
+	}
+	/* Only the fixed part is zeroed (the strings are NUL-terminated): a
+	 * memset of the whole record would be too large to inline. */
+	__builtin_memset(ev, 0, offsetof(struct file_event, name));
+	ev->path_len = 0;
+	ev->_pad2 = 0;
+	fill_hdr(&ev->hdr, kind, v->rule_idx, v->action);
+	inode_of(&k, inode);
+	ev->ino = k.ino;
+	ev->dev = k.dev;
+	ev->match = v->match;
+	bpf_probe_read_kernel_str(ev->name, sizeof(ev->name), BPF_CORE_READ(d, d_name.name));
+	if (want_path && path)
+		ev->path_len = bpf_d_path((struct path *)path, ev->path, sizeof(ev->path));
+	bpf_ringbuf_submit(ev, 0);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(assay_file_open, struct file *file, int ret)
 {
 	struct verdict v = {};
-	struct inode_key ik;
 	union lookup_key key;
-	struct name_key *nk = &key.name;
-	struct dentry *d, *parent;
-	struct name_rule *base = NULL, *dir = NULL;
-	__u32 len, dev;
+	struct dentry *d;
+	struct inode *inode;
 
 	/* An earlier LSM already refused: keep its answer. */
 	if (ret)
@@ -421,54 +606,114 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 		return 0;
 
 	d = BPF_CORE_READ(file, f_path.dentry);
-	inode_of(&ik, BPF_CORE_READ(file, f_inode));
-	dev = ik.dev;
-	if (have_inodes)
-		consider(&v, bpf_map_lookup_elem(&inodes, &ik), ASSAY_MATCH_INODE);
-	if (have_entries || have_basenames || have_dirnames || suffix_lens[0]) {
-		parent = BPF_CORE_READ(d, d_parent);
-		len = read_name(nk->name, d);
-		if (have_entries) {
-			inode_of(&ik, BPF_CORE_READ(parent, d_inode));
-			nk->dir_ino = ik.ino;
-			nk->dir_dev = ik.dev;
-			nk->kind = ASSAY_NAME_ENTRY;
-			consider(&v, bpf_map_lookup_elem(&names, nk), ASSAY_MATCH_ENTRY);
-		}
-		nk->dir_ino = 0;
-		nk->dir_dev = 0;
-		if (have_basenames) {
-			nk->kind = ASSAY_NAME_BASE;
-			base = bpf_map_lookup_elem(&names, nk);
-			if (base)
-				consider(&v, &base->rule, ASSAY_MATCH_BASENAME);
-		}
-		if (have_dirnames && parent != d) {
-			read_name(nk->name, parent);
-			nk->kind = ASSAY_NAME_DIR;
-			dir = bpf_map_lookup_elem(&names, nk);
-			if (dir)
-				consider(&v, &dir->rule, ASSAY_MATCH_DIRNAME);
-		}
-		if (have_pairs && base && dir) {
-			__u64 both = base->mask & dir->mask;
-
-			if (both)
-				consider(&v, bpf_map_lookup_elem(&pairs, &both), ASSAY_MATCH_PAIR);
-		}
-		/* Last: its key takes the name key's memory. */
-		if (suffix_lens[0])
-			check_suffixes(&v, d, len, &key.suffix);
-	}
-	if (have_subtrees && !(v.found && v.action == ASSAY_ACT_TRIGGER_KILL))
-		check_subtrees(&v, file, d, dev);
-	if (pattern_depth && !(v.found && v.action == ASSAY_ACT_TRIGGER_KILL))
-		check_patterns(&v, file, d, dev, nk);
-	if (have_gated)
-		decide_gated(&v);
-
+	inode = BPF_CORE_READ(file, f_inode);
+	judge_file(&v, d, inode, mount_of(BPF_CORE_READ(file, f_path.mnt)), &key);
+	settle(&v);
 	if (!v.found)
 		return 0;
-	report(file, &v);
+	report(ASSAY_EV_FILE_OPEN, d, inode, &file->f_path, &v);
 	return v.action >= ASSAY_ACT_DENY ? -EPERM : 0;
+}
+
+/*
+ * The verdict and key of the link and rename programs: two judgements in
+ * one program do not fit the 512-byte stack, so they live here, per CPU.
+ * A program preempted on its CPU by another run of these (possible on a
+ * fully preemptible kernel) must not share them: `busy` counts the runs in
+ * progress on the CPU (an atomic add, which every kernel has), and a run
+ * that is not alone refuses its move rather than judge with a key another
+ * run may overwrite (fail closed; the caller may retry).
+ */
+struct move_scratch {
+	union lookup_key key;
+	struct verdict v;
+	__u32 busy;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct move_scratch);
+} move_scratch SEC(".maps");
+
+/*
+ * A link or rename in scope of `d`, a file or a directory, refused when a
+ * rule at deny or above covers it where it is (a rename over `d` too: it
+ * would replace a protected file with one of the caller's).
+ */
+static __always_inline int guard_move(__u32 kind, struct dentry *d, struct mount *mnt,
+				      struct verdict *v, union lookup_key *key)
+{
+	struct inode *inode = BPF_CORE_READ(d, d_inode);
+
+	/* A rename's target that does not exist. */
+	if (!inode)
+		return 0;
+	__builtin_memset(v, 0, sizeof(*v));
+	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFDIR)
+		judge_dir(v, d, mnt, key);
+	else
+		judge_file(v, d, inode, mnt, key);
+	settle(v);
+	if (!v->found || v->action < ASSAY_ACT_DENY)
+		return 0;
+	report(kind, d, inode, NULL, v);
+	return -EPERM;
+}
+
+/* `a`, then `b` when given, with the CPU's scratch (see move_scratch). */
+static __always_inline int guard_moves(__u32 kind, struct mount *mnt, struct dentry *a,
+				       struct dentry *b)
+{
+	struct move_scratch *s;
+	struct dentry *d;
+	__u32 zero = 0;
+	int i, ret = -EPERM;
+
+	s = bpf_map_lookup_elem(&move_scratch, &zero);
+	if (!s)
+		return -EPERM;
+	__sync_fetch_and_add(&s->busy, 1);
+	if (s->busy == 1) {
+		/* A loop, not two inlined copies: one judgement is ~20,000
+		 * instructions, and BPF jumps reach only 32,767 either way. */
+		ret = 0;
+#pragma clang loop unroll(disable)
+		for (i = 0; i < 2; i++) {
+			if (ret)
+				break;
+			d = i ? b : a;
+			if (d)
+				ret = guard_move(kind, d, mnt, &s->v, &s->key);
+		}
+	}
+	__sync_fetch_and_add(&s->busy, -1);
+	return ret;
+}
+
+/* A link must stay on its mount (EXDEV), so `new_dir`'s mount is the file's.
+ * The earlier programs' answer needs no check: a refusal there ends the
+ * chain before this one runs. */
+SEC("lsm/path_link")
+int BPF_PROG(assay_path_link, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry)
+{
+	if (ancestor_cgroup_id(target_level) != target_cgid)
+		return 0;
+	return guard_moves(ASSAY_EV_FILE_LINK, mount_of(BPF_CORE_READ(new_dir, mnt)), old_dentry,
+			   NULL);
+}
+
+/* Renames stay on one mount too. RENAME_EXCHANGE moves both: the target is
+ * judged like the source (before Linux 6.0 the hook is also called for the
+ * exchange's other direction). */
+SEC("lsm/path_rename")
+int BPF_PROG(assay_path_rename, const struct path *old_dir, struct dentry *old_dentry,
+	     const struct path *new_dir, struct dentry *new_dentry)
+{
+	if (ancestor_cgroup_id(target_level) != target_cgid)
+		return 0;
+	return guard_moves(ASSAY_EV_FILE_RENAME, mount_of(BPF_CORE_READ(old_dir, mnt)), old_dentry,
+			   new_dentry);
 }

@@ -77,10 +77,33 @@ pub struct FileEvent {
     pub ino: u64,
     /// Which kernel form of the rule matched.
     pub matched: MatchKind,
-    /// Basename of the opened file.
+    /// What was done to the file.
+    pub op: FileOp,
+    /// Basename of the file.
     pub name: String,
-    /// Full path, where the kernel provides it.
+    /// Full path, where the kernel provides it (opens).
     pub path: Option<String>,
+}
+
+/// What an in-scope process did to a file a rule covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOp {
+    Open,
+    /// A hard link to it (refused: the new name would escape the rule).
+    Link,
+    /// A rename of it, or over it (refused likewise).
+    Rename,
+}
+
+impl FileOp {
+    /// The event's `kind` in JSON.
+    pub fn kind(self) -> &'static str {
+        match self {
+            FileOp::Open => "file_open",
+            FileOp::Link => "file_link",
+            FileOp::Rename => "file_rename",
+        }
+    }
 }
 
 /// Which self-protection guard refused an operation (`enum assay_guard`).
@@ -144,6 +167,9 @@ pub enum MatchKind {
     DirAndBasename,
     Suffix,
     Anchored,
+    /// The name- and ancestor-based forms could not judge the file
+    /// (disconnected, or deeper than the kernel's walk): failed closed.
+    Undecided,
 }
 
 /// What a `trigger_kill` decision asks the kill switch to stop.

@@ -35,14 +35,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::cgroup::Scope;
 use super::compile::action_code;
 use super::fileguard_skel::{FileguardSkelBuilder, types};
-use super::netguard::{DEFAULT_RINGBUF_BYTES, LoadError};
+use super::netguard::{DEFAULT_RINGBUF_BYTES, Links, LoadError, NewPins};
 use super::ringbuf::SharedMaps;
-use crate::policy::model::{GlobForm, Rule};
+use crate::policy::model::{Action, GlobForm, Rule};
 
 pub use crate::policy::fileplan::*;
 
@@ -84,8 +84,9 @@ pub enum FileGuardError {
     Shared(#[from] LoadError),
 }
 
-/// The name of the file program's link pin, next to netguard's.
-pub const LINK_PIN: &str = "assay_file_open";
+/// The file programs' link pins, next to netguard's: the open hook, and the
+/// link and rename hooks that keep files under their rules.
+pub const LINK_PINS: [&str; 3] = ["assay_file_open", "assay_path_link", "assay_path_rename"];
 
 fn bpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> FileGuardError {
     move |source| FileGuardError::Bpf { what, source }
@@ -203,8 +204,8 @@ struct Keys {
 
 /// The loaded and attached `lsm/file_open` program. Dropping it detaches.
 pub struct FileGuard {
-    /// Holds the program (and through it every map) in the kernel.
-    link: Link,
+    /// Hold the programs (and through them every map) in the kernel.
+    links: Links,
     keys: Keys,
     shared: SharedMaps,
     prog_id: u32,
@@ -304,6 +305,17 @@ impl FileGuard {
         ro.have_subtrees = u8::from(!plan.subtrees.is_empty());
         ro.have_gated = u8::from(!plan.gated.is_empty());
         ro.want_path = u8::from(paths);
+        // Fail closed as a deny at most: an undecided file is no proof that
+        // the rule was broken.
+        let (undecided_rule, undecided_action) = plan.undecided().map_or((NO_RULE, 0), |r| {
+            let action = match r.action {
+                Action::TriggerKill => Action::Deny,
+                a => a,
+            };
+            (r.rule_idx, action_code(action))
+        });
+        ro.undecided_rule = undecided_rule;
+        ro.undecided_action = undecided_action;
         ro.pattern_depth = plan.pattern_depth() as u32;
         ro.pattern_any = plan.pattern_any();
         ro.pattern_deeper = plan.pattern_deeper();
@@ -334,13 +346,24 @@ impl FileGuard {
             unresolved: Vec::new(),
         };
         keys.refresh()?;
-        let prog = &skel.progs.assay_file_open;
-        let prog_id = libbpf_rs::Program::id_from_fd(prog.as_fd())
+        let p = &skel.progs;
+        let prog_id = libbpf_rs::Program::id_from_fd(p.assay_file_open.as_fd())
             .map_err(bpf("reading the program's id"))?;
-        let link = prog.attach_lsm().map_err(bpf("attaching lsm/file_open"))?;
-        // The link holds the program and its maps; the skeleton may go.
+        let mut links = Vec::with_capacity(LINK_PINS.len());
+        for (name, prog, what) in [
+            (LINK_PINS[0], &p.assay_file_open, "attaching lsm/file_open"),
+            (LINK_PINS[1], &p.assay_path_link, "attaching lsm/path_link"),
+            (
+                LINK_PINS[2],
+                &p.assay_path_rename,
+                "attaching lsm/path_rename",
+            ),
+        ] {
+            links.push((name, prog.attach_lsm().map_err(bpf(what))?));
+        }
+        // The links hold the programs and their maps; the skeleton may go.
         Ok(FileGuard {
-            link,
+            links: Links(links),
             keys,
             shared: shared.clone(),
             prog_id,
@@ -384,13 +407,15 @@ impl FileGuard {
 
     /// Detaches now (see `NetGuard::detach`).
     pub fn detach(&self) {
-        let _ = self.link.detach();
+        self.links.detach();
     }
 
-    /// Pins the link at `path` (bpffs): the program stays attached, and
-    /// enforces, until the pin is removed, even if this process dies.
-    pub fn pin(&mut self, path: &Path) -> Result<(), FileGuardError> {
-        self.link.pin(path).map_err(bpf("pinning lsm/file_open"))
+    /// Pins the links under `dir` (bpffs): the programs stay attached, and
+    /// enforce, until the pins are removed, even if this process dies.
+    pub fn pin(&mut self, dir: &Path, pins: &mut NewPins) -> Result<(), FileGuardError> {
+        self.links
+            .pin(dir, pins)
+            .map_err(|(_, e)| bpf("pinning a fileguard link")(e))
     }
 
     /// The ring buffer and drop counter this program writes to.

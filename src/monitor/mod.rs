@@ -461,9 +461,7 @@ impl Monitor {
             n.pin(dir, &mut pins)?;
         }
         if let (true, Some(f)) = (files, self.fileguard.as_mut()) {
-            let p = dir.join(fileguard::LINK_PIN);
-            f.pin(&p)?;
-            pins.made(p);
+            f.pin(dir, &mut pins)?;
         }
         if let (true, Some(g)) = (files, self.selfguard.as_mut()) {
             g.pin(dir, &mut pins)?;

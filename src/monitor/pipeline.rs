@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use super::events::{
-    Event, KillDone, KillEvent, KillOrder, KillUnit, Killer, NetHook, RuleCount, Sink, Summary,
-    now_ns,
+    Event, FileOp, KillDone, KillEvent, KillOrder, KillUnit, Killer, NetHook, RuleCount, Sink,
+    Summary, now_ns,
 };
 use super::ringbuf::{self, Batch, CHANNEL_BATCHES, Decoder, PollError, SharedMaps};
 use crate::policy::model::{Action, Rule};
@@ -362,7 +362,12 @@ fn offense(ev: &Event) -> String {
             n.port
         ),
         Event::File(f) => format!(
-            "open of {} (dev {} ino {}) denied",
+            "{} of {} (dev {} ino {}) denied",
+            match f.op {
+                FileOp::Open => "open",
+                FileOp::Link => "link",
+                FileOp::Rename => "rename",
+            },
             f.path.as_deref().unwrap_or(&f.name),
             f.dev,
             f.ino

@@ -17,7 +17,9 @@ use crossbeam_channel::Sender;
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenMapMut, RingBufferBuilder};
 
 use super::compile::{NetPlan, action_code};
-use super::events::{Event, FileEvent, Guard, MatchKind, NetEvent, NetHook, TamperEvent, now_ns};
+use super::events::{
+    Event, FileEvent, FileOp, Guard, MatchKind, NetEvent, NetHook, TamperEvent, now_ns,
+};
 use super::fileguard_skel::types as ft;
 use super::netguard::{LoadError, NewPins, bpf};
 use super::netguard_skel::types;
@@ -30,6 +32,8 @@ pub const EV_NET_CONNECT: u32 = types::assay_event_kind::ASSAY_EV_NET_CONNECT.0;
 pub const EV_NET_SENDMSG: u32 = types::assay_event_kind::ASSAY_EV_NET_SENDMSG.0;
 pub const EV_FILE_OPEN: u32 = types::assay_event_kind::ASSAY_EV_FILE_OPEN.0;
 pub const EV_TAMPER: u32 = types::assay_event_kind::ASSAY_EV_TAMPER.0;
+pub const EV_FILE_LINK: u32 = types::assay_event_kind::ASSAY_EV_FILE_LINK.0;
+pub const EV_FILE_RENAME: u32 = types::assay_event_kind::ASSAY_EV_FILE_RENAME.0;
 
 /// Records per batch handed to the consumer, and batches in flight.
 const BATCH_RECORDS: usize = 1024;
@@ -292,6 +296,7 @@ pub fn match_kind_of(v: u32) -> Option<MatchKind> {
         x if x == M::ASSAY_MATCH_PAIR.0 => MatchKind::DirAndBasename,
         x if x == M::ASSAY_MATCH_SUFFIX.0 => MatchKind::Suffix,
         x if x == M::ASSAY_MATCH_PATTERN.0 => MatchKind::Anchored,
+        x if x == M::ASSAY_MATCH_UNDECIDED.0 => MatchKind::Undecided,
         _ => return None,
     })
 }
@@ -311,7 +316,8 @@ pub struct FileRecord {
     pub dev: u32,
     pub ino: u64,
     pub matched: MatchKind,
-    /// Basename of the opened file.
+    pub op: FileOp,
+    /// Basename of the file.
     pub name: String,
     /// Full path as the opener reached it (`bpf_d_path`), when the kernel
     /// provides it and it fits in the event.
@@ -339,13 +345,16 @@ fn c_string(chars: &[i8]) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
-/// Decodes one record written by the file_open program.
+/// Decodes one record written by the file programs (open, link, rename).
 pub fn decode_file(data: &[u8]) -> Result<FileRecord, DecodeError> {
     let mut ev = ft::file_event::default();
     plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
-    if ev.hdr.kind != EV_FILE_OPEN {
-        return Err(DecodeError::Kind(ev.hdr.kind));
-    }
+    let op = match ev.hdr.kind {
+        EV_FILE_OPEN => FileOp::Open,
+        EV_FILE_LINK => FileOp::Link,
+        EV_FILE_RENAME => FileOp::Rename,
+        k => return Err(DecodeError::Kind(k)),
+    };
     Ok(FileRecord {
         ts_ns: ev.hdr.ts_ns,
         cgroup_id: ev.hdr.cgroup_id,
@@ -357,6 +366,7 @@ pub fn decode_file(data: &[u8]) -> Result<FileRecord, DecodeError> {
         dev: ev.dev,
         ino: ev.ino,
         matched: match_kind_of(ev.r#match).ok_or(DecodeError::Match(ev.r#match))?,
+        op,
         name: c_string(&ev.name),
         path: (ev.path_len > 0).then(|| c_string(&ev.path)),
     })
@@ -458,7 +468,7 @@ impl Decoder {
         };
         let decoded = match hdr.kind {
             EV_NET_CONNECT | EV_NET_SENDMSG => self.net(&hdr, rec, time_ns),
-            EV_FILE_OPEN => self.file(rec, time_ns),
+            EV_FILE_OPEN | EV_FILE_LINK | EV_FILE_RENAME => self.file(rec, time_ns),
             EV_TAMPER => tamper(&hdr, rec, time_ns),
             _ => None,
         };
@@ -521,6 +531,7 @@ impl Decoder {
             dev: f.dev,
             ino: f.ino,
             matched: f.matched,
+            op: f.op,
             name: f.name,
             path: f.path,
         }))
@@ -671,6 +682,19 @@ mod tests {
         assert_eq!(e.comm, "cat");
         assert_eq!((e.tgid, e.rule_idx, e.ino), (77, 4, 9));
         assert_eq!(decode_file(&bytes(&ev)[..10]), Err(DecodeError::Short(10)));
+        assert_eq!(e.op, FileOp::Open);
+        for (kind, op) in [
+            (EV_FILE_LINK, FileOp::Link),
+            (EV_FILE_RENAME, FileOp::Rename),
+        ] {
+            ev.hdr.kind = kind;
+            assert_eq!(decode_file(bytes(&ev)).unwrap().op, op);
+        }
+        ev.r#match = ft::assay_file_match::ASSAY_MATCH_UNDECIDED.0;
+        assert_eq!(
+            decode_file(bytes(&ev)).unwrap().matched,
+            MatchKind::Undecided
+        );
         ev.hdr.kind = EV_NET_CONNECT;
         assert_eq!(
             decode_file(bytes(&ev)),

@@ -165,7 +165,7 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
         Event::File(f) => Dto::File {
             v,
             time: rfc3339(f.time_ns),
-            kind: "file_open",
+            kind: f.op.kind(),
             rule: &f.rule,
             severity: f.severity.as_str(),
             action: f.action.as_str(),
@@ -633,6 +633,7 @@ mod tests {
             dev: 8 << 20 | 1,
             ino: 1234,
             matched: MatchKind::Inode,
+            op: crate::monitor::events::FileOp::Open,
             name: "shadow".into(),
             path: Some("/etc/shadow".into()),
         });
@@ -647,6 +648,17 @@ mod tests {
                            "match": "inode"}
             })
         );
+        // A refused rename of a file the walk could not judge.
+        let Event::File(mut f) = ev else {
+            unreachable!()
+        };
+        f.op = crate::monitor::events::FileOp::Rename;
+        f.matched = MatchKind::Undecided;
+        f.path = None;
+        let j: serde_json::Value = serde_json::from_str(&event_json(&Event::File(f))).unwrap();
+        assert_eq!(j["kind"], "file_rename");
+        assert_eq!(j["object"]["match"], "undecided");
+        assert!(j["object"]["path"].is_null());
     }
 
     #[test]

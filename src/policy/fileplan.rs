@@ -311,6 +311,34 @@ impl Plan {
         (base, dir)
     }
 
+    /// What decides a file the name- and ancestor-based forms cannot judge
+    /// in the kernel (a disconnected dentry, ancestors deeper than the walk):
+    /// the strongest rule with a key in those forms, so such a file fails
+    /// closed under the rule it may fall under. None when every rule is an
+    /// exact path (the inode form judges any file).
+    pub fn undecided(&self) -> Option<RuleRef> {
+        let mut best = None;
+        let placed = self
+            .subtrees
+            .values()
+            .chain(self.basenames.values())
+            .chain(self.dirnames.values())
+            .chain(self.pairs.values())
+            .chain(self.suffixes.values())
+            .chain(self.anchored.values());
+        for k in placed {
+            if let Some(r) = k.rule {
+                RuleRef::merge(&mut best, r);
+            }
+            for (bit, r) in self.gated.iter().enumerate() {
+                if (k.gated >> bit) & 1 == 1 {
+                    RuleRef::merge(&mut best, *r);
+                }
+            }
+        }
+        best
+    }
+
     /// Deepest anchored glob: how many levels the program reads.
     pub fn pattern_depth(&self) -> usize {
         self.anchored
@@ -399,6 +427,28 @@ mod tests {
     use crate::severity::Severity;
 
     use super::test_rule as rule;
+
+    #[test]
+    fn an_undecided_file_falls_under_the_strongest_placed_rule() {
+        let exact = rule(
+            "exact",
+            Action::TriggerKill,
+            &[GlobForm::Exact("/etc/shadow".into())],
+        );
+        // Only exact paths: the inode form judges every file.
+        assert_eq!(
+            compile(std::slice::from_ref(&exact)).unwrap().undecided(),
+            None
+        );
+        let rules = [
+            exact,
+            rule("env", Action::Alert, &[GlobForm::Basename(".env".into())]),
+            rule("data", Action::Deny, &[GlobForm::Subtree("/data".into())]),
+            rule("keys", Action::Log, &[GlobForm::Suffix(".pem".into())]),
+        ];
+        let u = compile(&rules).unwrap().undecided().unwrap();
+        assert_eq!((u.rule_idx, u.action), (2, Action::Deny));
+    }
 
     #[test]
     fn each_form_lands_in_its_table_and_the_stronger_action_wins() {
