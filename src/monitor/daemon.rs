@@ -63,7 +63,13 @@ pub fn daemonize(pid_file: &Path, log_file: &Path) -> io::Result<PidFile> {
         libc::dup2(log.as_raw_fd(), 1);
         libc::dup2(log.as_raw_fd(), 2);
     }
-    fs::write(pid_file, format!("{}\n", std::process::id()))?;
+    // Whole or absent: a reader never sees an empty or partial pid file.
+    let tmp = pid_file.with_extension(format!("tmp.{}", std::process::id()));
+    fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    if let Err(e) = fs::rename(&tmp, pid_file) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(PidFile {
         path: pid_file.to_path_buf(),
     })
