@@ -70,17 +70,7 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
         .attach_cgroup(std::os::fd::AsRawFd::as_raw_fd(&cg_fd.as_fd()))
         .expect("attach to cgroup");
 
-    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<types::net_event>::new()));
-    let sink = events.clone();
-    let mut rb = RingBufferBuilder::new();
-    rb.add(&skel.maps.events, move |data: &[u8]| {
-        let mut ev = types::net_event::default();
-        plain::copy_from_bytes(&mut ev, data).expect("event size");
-        sink.borrow_mut().push(ev);
-        0
-    })
-    .unwrap();
-    let rb = rb.build().unwrap();
+    let (events, rb) = collect_net_events(&skel.maps.events);
 
     let (code, err) = connect_from(Some(&cg), port);
     assert_eq!(code, Some(1), "connect inside the cgroup must be denied");
@@ -153,17 +143,7 @@ fn icmp_egress_without_the_current_task_judges_and_names_no_sender() {
         .attach_cgroup(std::os::fd::AsRawFd::as_raw_fd(&cg_fd.as_fd()))
         .expect("attach to cgroup");
 
-    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<types::net_event>::new()));
-    let sink = events.clone();
-    let mut rb = RingBufferBuilder::new();
-    rb.add(&skel.maps.events, move |data: &[u8]| {
-        let mut ev = types::net_event::default();
-        plain::copy_from_bytes(&mut ev, data).expect("event size");
-        sink.borrow_mut().push(ev);
-        0
-    })
-    .unwrap();
-    let rb = rb.build().unwrap();
+    let (events, rb) = collect_net_events(&skel.maps.events);
 
     let ping = |inside: bool, to: &str| -> serde_json::Value {
         let join = if inside {
@@ -213,4 +193,24 @@ fn icmp_egress_without_the_current_task_judges_and_names_no_sender() {
         (libc::AF_INET as u16, 0, 1)
     );
     assert_eq!(&ev.addr[..4], &[127, 0, 0, 2]);
+}
+
+/// The net events `map` (a skeleton's ring buffer) delivers, as polled.
+fn collect_net_events<M: libbpf_rs::MapCore>(
+    map: &M,
+) -> (
+    std::rc::Rc<std::cell::RefCell<Vec<types::net_event>>>,
+    libbpf_rs::RingBuffer<'static>,
+) {
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<types::net_event>::new()));
+    let sink = events.clone();
+    let mut rb = RingBufferBuilder::new();
+    rb.add(map, move |data: &[u8]| {
+        let mut ev = types::net_event::default();
+        plain::copy_from_bytes(&mut ev, data).expect("event size");
+        sink.borrow_mut().push(ev);
+        0
+    })
+    .unwrap();
+    (events, rb.build().unwrap())
 }

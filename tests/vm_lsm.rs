@@ -2365,19 +2365,7 @@ mod suite {
             let pol = file_policy(&d, "secret", &secret.display().to_string(), "deny", None);
             let ev = d.join("events.jsonl");
             let cg = Cgroup::create("assay-e2e-attach");
-            let mut mon = assay()
-                .arg("monitor")
-                .arg("--policy")
-                .arg(&pol)
-                .arg("--cgroup")
-                .arg(cg.dir.path())
-                .arg("--events")
-                .arg(&ev)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut mon = attach_monitor(&pol, &cg, Some(&ev), None);
             // Enforcing once an open from the cgroup fails.
             let t0 = Instant::now();
             let (mut pid, mut code) = (0, 0);
@@ -2507,29 +2495,7 @@ mod suite {
             let pol = guarded_policy(&d);
             let ev = d.join("events.jsonl");
             let cg = Cgroup::create("assay-e2e-tamper");
-            let mut mon = assay()
-                .args(["monitor", "--policy"])
-                .arg(&pol)
-                .arg("--cgroup")
-                .arg(cg.dir.path())
-                .arg("--events")
-                .arg(&ev)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            // Fully started once its fail-closed pins exist: they are made
-            // after every program is attached.
-            use std::os::unix::fs::MetadataExt;
-            let id = std::fs::metadata(cg.dir.path()).unwrap().ino();
-            let ready = Path::new("/sys/fs/bpf/assay")
-                .join(format!("cgroup-{id}-{}", mon.id()))
-                .join("assay_guard_open");
-            let t0 = Instant::now();
-            while !ready.exists() && t0.elapsed() < Duration::from_secs(120) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let mut mon = attach_monitor(&pol, &cg, Some(&ev), Some("assay_guard_open"));
             let monitor = mon.id() as i32;
             let results: Vec<(String, i32)> = TAMPER_OPS
                 .iter()
@@ -2639,13 +2605,7 @@ mod suite {
                 .stdin(Stdio::null())
                 .output()
                 .unwrap();
-            let results: Vec<(String, i32)> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| {
-                    let (n, e) = l.split_once(' ')?;
-                    Some((n.to_string(), e.parse().ok()?))
-                })
-                .collect();
+            let results = op_results(&out.stdout);
             let evs = events(&ev);
             let err = String::from_utf8_lossy(&out.stderr);
             match judge_tamper(&results, &evs, want) {
@@ -2832,48 +2792,23 @@ mod suite {
             let cg = Cgroup::create("assay-e2e-failclosed-attach");
             use std::os::unix::fs::MetadataExt;
             let id = std::fs::metadata(cg.dir.path()).unwrap().ino();
-            let start = || {
-                assay()
-                    .args(["monitor", "--policy"])
-                    .arg(&pol)
-                    .arg("--cgroup")
-                    .arg(cg.dir.path())
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            };
-            let wait_pinned = |pid: u32| {
-                let p = Path::new("/sys/fs/bpf/assay")
-                    .join(format!("cgroup-{id}-{pid}"))
-                    .join("assay_file_open");
-                let t0 = Instant::now();
-                while !p.exists() && t0.elapsed() < Duration::from_secs(120) {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                p.exists()
-            };
-            let mut mon = start();
+            let pins = |pid: u32| Path::new("/sys/fs/bpf/assay").join(format!("cgroup-{id}-{pid}"));
+            let mut mon = attach_monitor(&pol, &cg, None, Some("assay_file_open"));
             let first = mon.id();
-            let pinned = wait_pinned(first);
+            let pinned = pins(first).join("assay_file_open").exists();
             let _ = mon.kill();
             let _ = mon.wait();
             let read = |cg: &Cgroup| {
-                in_child(Some(cg), || {
-                    match std::fs::read_to_string(Path::new(
-                        "/tmp/e2e/failclosed-attach/secret.txt",
-                    )) {
-                        Ok(_) => 0,
-                        Err(e) => e.raw_os_error().unwrap_or(-1),
-                    }
+                in_child(Some(cg), || match std::fs::read_to_string(&secret) {
+                    Ok(_) => 0,
+                    Err(e) => e.raw_os_error().unwrap_or(-1),
                 })
                 .1
             };
             let after_death = read(&cg);
-            let next = start();
-            let taken_over = wait_pinned(next.id());
-            let old_pins = Path::new("/sys/fs/bpf/assay").join(format!("cgroup-{id}-{first}"));
+            let next = attach_monitor(&pol, &cg, None, Some("assay_file_open"));
+            let taken_over = pins(next.id()).join("assay_file_open").exists();
+            let old_pins = pins(first);
             let t0 = Instant::now();
             while old_pins.exists() && t0.elapsed() < Duration::from_secs(30) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -3045,13 +2980,7 @@ mod suite {
             deep_file(&d);
             std::fs::write(&go, "").unwrap();
             let out = child.wait_with_output().unwrap();
-            let results: Vec<(String, i32)> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| {
-                    let (n, e) = l.split_once(' ')?;
-                    Some((n.to_string(), e.parse().ok()?))
-                })
-                .collect();
+            let results = op_results(&out.stdout);
             let evs = events(&ev);
             let err = String::from_utf8_lossy(&out.stderr);
             let free = free_moves_work(&d);
@@ -3083,27 +3012,7 @@ mod suite {
             let pol = move_policy(&d);
             let ev = d.join("events.jsonl");
             let cg = Cgroup::create("assay-e2e-moves");
-            let mon = assay()
-                .args(["monitor", "--policy"])
-                .arg(&pol)
-                .arg("--cgroup")
-                .arg(cg.dir.path())
-                .arg("--events")
-                .arg(&ev)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::os::unix::fs::MetadataExt;
-            let id = std::fs::metadata(cg.dir.path()).unwrap().ino();
-            let ready = Path::new("/sys/fs/bpf/assay")
-                .join(format!("cgroup-{id}-{}", mon.id()))
-                .join("assay_path_rename");
-            let t0 = Instant::now();
-            while !ready.exists() && t0.elapsed() < Duration::from_secs(120) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let mon = attach_monitor(&pol, &cg, Some(&ev), Some("assay_path_rename"));
             std::fs::write(d.join("data/late"), "s3cret-late\n").unwrap();
             let deep = deep_file(&d);
             let results: Vec<(String, i32)> = MOVE_OPS
@@ -3151,6 +3060,55 @@ mod suite {
                 ),
                 Err(why) => s.fail(NAME, format!("{why}; stderr {err}")),
             }
+        }
+
+        /// `assay monitor --policy pol --cgroup cg --events ev` in attach
+        /// mode, its stderr piped. `ready`: a link pin name to wait for
+        /// (bounded) under its fail-closed pins, which are made once every
+        /// program is attached.
+        fn attach_monitor(
+            pol: &Path,
+            cg: &Cgroup,
+            ev: Option<&Path>,
+            ready: Option<&str>,
+        ) -> std::process::Child {
+            let mut c = assay();
+            c.args(["monitor", "--policy"])
+                .arg(pol)
+                .arg("--cgroup")
+                .arg(cg.dir.path());
+            if let Some(ev) = ev {
+                c.arg("--events").arg(ev);
+            }
+            let mon = c
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(name) = ready {
+                use std::os::unix::fs::MetadataExt;
+                let id = std::fs::metadata(cg.dir.path()).unwrap().ino();
+                let pin = Path::new("/sys/fs/bpf/assay")
+                    .join(format!("cgroup-{id}-{}", mon.id()))
+                    .join(name);
+                let t0 = Instant::now();
+                while !pin.exists() && t0.elapsed() < Duration::from_secs(120) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            mon
+        }
+
+        /// The `name errno` lines a helper printed, one per attempt.
+        fn op_results(stdout: &[u8]) -> Vec<(String, i32)> {
+            String::from_utf8_lossy(stdout)
+                .lines()
+                .filter_map(|l| {
+                    let (n, e) = l.split_once(' ')?;
+                    Some((n.to_string(), e.parse().ok()?))
+                })
+                .collect()
         }
 
         fn cgroup2_root() -> PathBuf {
