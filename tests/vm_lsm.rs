@@ -89,6 +89,7 @@ mod suite {
             e2e::fail_closed_attach(&mut s);
             e2e::file_moves_wrapper(&mut s);
             e2e::file_moves_attach(&mut s);
+            e2e::disconnected_dentry(&mut s);
             e2e::user_with_capabilities(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
@@ -2833,6 +2834,91 @@ mod suite {
                 old_pins.exists()
             );
             if ok {
+                s.pass(NAME, detail);
+            } else {
+                s.fail(NAME, detail);
+            }
+        }
+
+        /// A file reached through `open_by_handle_at` after the dentry cache
+        /// dropped it comes back as a disconnected dentry (its own parent,
+        /// named "/"): the subtree form cannot judge it, so it is denied as
+        /// `undecided`. cgroupfs serves as the filesystem: it exports file
+        /// handles and its dentries can be dropped (tmpfs keeps them). A root
+        /// process with every capability (CAP_DAC_READ_SEARCH) tries it in
+        /// attach mode; by name the same file is denied as `subtree`; outside
+        /// the scope the handle opens.
+        pub fn disconnected_dentry(s: &mut Suite) {
+            const NAME: &str = "e2e/disconnected-dentry-fails-closed";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("handle");
+            let cg = Cgroup::create("assay-e2e-handle");
+            let victim = cg.dir.path().join("victim");
+            std::fs::create_dir(&victim).unwrap();
+            let target = victim.join("cgroup.procs");
+            // struct file_handle: handle_bytes, handle_type, then the handle.
+            let mut fh = vec![0u8; 8 + 128];
+            fh[..4].copy_from_slice(&128u32.to_ne_bytes());
+            let mut mount_id: libc::c_int = 0;
+            let t = cstr(&target);
+            // SAFETY: a buffer with room for the 128 bytes it says.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_name_to_handle_at,
+                    libc::AT_FDCWD,
+                    t.as_ptr(),
+                    fh.as_mut_ptr(),
+                    &mut mount_id,
+                    0,
+                )
+            };
+            if rc != 0 {
+                return s.fail(NAME, format!("name_to_handle_at: errno {}", errno()));
+            }
+            let by_handle = |fh: &[u8]| -> i32 {
+                let root = cstr(cgroup2_root());
+                // SAFETY: valid C string and handle buffer; fds closed by exit.
+                unsafe {
+                    let m = libc::open(root.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                    let fd =
+                        libc::syscall(libc::SYS_open_by_handle_at, m, fh.as_ptr(), libc::O_RDONLY);
+                    if fd < 0 { errno() } else { 0 }
+                }
+            };
+            let glob = format!("{}/**", victim.display());
+            let pol = file_policy(&d, "cgroup-secrets", &glob, "deny", None);
+            let ev = d.join("events.jsonl");
+            let mon = attach_monitor(&pol, &cg, Some(&ev), Some("assay_file_open"));
+            std::fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+            let (_, handle) = in_child(Some(&cg), || by_handle(&fh));
+            let (_, by_name) = in_child(Some(&cg), || try_open(&target));
+            let (_, outside) = in_child(None, || by_handle(&fh));
+            // SAFETY: plain syscall on our child.
+            unsafe { libc::kill(mon.id() as i32, libc::SIGTERM) };
+            let out = mon.wait_with_output().unwrap();
+            let evs = events(&ev);
+            let matched = |m: &str| {
+                evs.iter().any(|e| {
+                    e["kind"] == "file_open"
+                        && e["rule"] == "cgroup-secrets"
+                        && e["action"] == "deny"
+                        && e["object"]["match"] == m
+                })
+            };
+            let (undecided, subtree) = (matched("undecided"), matched("subtree"));
+            let detail = format!(
+                "by handle errno {handle}, by name errno {by_name}, outside errno {outside}, \
+                 undecided event {undecided}, subtree event {subtree}, events {evs:?}, stderr {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if handle == libc::EPERM
+                && by_name == libc::EPERM
+                && outside == 0
+                && undecided
+                && subtree
+            {
                 s.pass(NAME, detail);
             } else {
                 s.fail(NAME, detail);
