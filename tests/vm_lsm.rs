@@ -2894,11 +2894,12 @@ mod suite {
             std::fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
             let (_, handle) = in_child(Some(&cg), || by_handle(&fh));
             let (_, by_name) = in_child(Some(&cg), || try_open(&target));
-            // Outside the scope the handle opens; the path the kernel gives
-            // its descriptor says whether the dentry came back disconnected
-            // (a kernel may reconnect it, or not have dropped it: then the
-            // walk judges it, and the event says `subtree`). 0: connected,
-            // 1: disconnected, 2: the open failed.
+            // Outside the scope the handle opens. The path of its descriptor
+            // is a hint of whether the dentry is still disconnected (by then
+            // it may have been reconnected: 6.1 and 6.12 showed the full path
+            // although the in-scope open was judged undecided; 5.10 keeps it
+            // connected, so the walk judges it and the event says `subtree`).
+            // 0: full path, 1: another, 2: the open failed.
             let (_, outside) = in_child(None, || {
                 let root = cstr(cgroup2_root());
                 // SAFETY: valid C string and handle buffer; fds closed by exit.
