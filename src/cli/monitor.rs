@@ -165,7 +165,8 @@ mod linux {
                 return Err(coded(
                     Status::MonitorFailed,
                     anyhow!(
-                        "assay monitor needs root, or assay installed with the capabilities it                          uses (as root: `setcap {} {exe}`); uid {uid} lacks {}",
+                        "assay monitor needs root, or assay installed with the capabilities it \
+                         uses (as root: `setcap {} {exe}`); uid {uid} lacks {}",
                         caps::setcap_spec(),
                         names.join(", ")
                     ),
