@@ -327,6 +327,69 @@ fn a_user_monitor_killed_by_its_command_stays_closed() {
     );
 }
 
+/// A user may attach to a cgroup of their own (a delegated one): the
+/// network rule holds there, with its event, and stops with the monitor.
+#[test]
+fn a_user_may_attach_to_a_cgroup_they_own() {
+    let Some(_serial) = root_test("a_user_may_attach_to_a_cgroup_they_own") else {
+        return;
+    };
+    let (s, bin) = installed("usercaps-attach");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let pol = deny_policy(&s, port);
+    let out_dir = s.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::os::unix::fs::chown(&out_dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    let events = out_dir.join("events.jsonl");
+    let cg = common::TestCgroup::new("usercaps-own");
+    std::os::unix::fs::chown(cg.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let mon = common::assay_at(&bin)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .args(["monitor", "--policy"])
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(cg.path())
+        .arg("--events")
+        .arg(&events)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let id = std::fs::metadata(cg.path()).unwrap().ino();
+    wait_for(
+        &std::path::Path::new(PINS)
+            .join(format!("cgroup-{id}-{}", mon.id()))
+            .join("assay_connect4"),
+    );
+    let r = probe_in(cg.path(), port);
+    assert_eq!(
+        (r["eperm"].as_u64(), r["ok"].as_u64()),
+        (Some(1), Some(0)),
+        "{r}"
+    );
+    // SAFETY: plain syscall on our child.
+    unsafe { libc::kill(mon.id() as i32, libc::SIGTERM) };
+    let out = mon.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let evs: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        evs.iter().any(|e| e["kind"] == "net_connect"
+            && e["rule"] == "exfil-port"
+            && e["action"] == "deny"),
+        "{evs:?} / {}",
+        text(&out.stderr)
+    );
+    // Stopped: the same connect from the cgroup goes through.
+    let r = probe_in(cg.path(), port);
+    assert_eq!(r["ok"].as_u64(), Some(1), "{r}");
+}
+
 /// Running assay with its capabilities gives a user nothing beyond
 /// confining their own command: no other user, no kept capabilities, no
 /// cgroup or pins of others, no file they could not open themselves. And
@@ -397,6 +460,7 @@ fn a_user_cannot_use_assay_beyond_their_own_command() {
     let err = text(&out.stderr);
     assert!(err.contains("setcap cap_bpf,"), "{err}");
     assert!(err.contains(&format!("uid {NOBODY} lacks")), "{err}");
+    assert!(!err.contains("  "), "one line, single spaces: {err}");
 }
 
 fn netbench() -> &'static str {
