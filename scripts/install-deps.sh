@@ -9,7 +9,7 @@ pkgs=(clang llvm libelf-dev zlib1g-dev pkg-config bpftool clang-format iproute2 
 # /usr/bin/time: peak memory in scripts/bench/; setcap: `make install`.
 pkgs+=(time libcap2-bin)
 if [[ "${1:-}" == vm ]]; then
-	pkgs+=(qemu-system-x86 busybox-static cpio zstd jq debian-archive-keyring)
+	pkgs+=(qemu-system-x86 busybox-static cpio zstd xz-utils jq debian-archive-keyring)
 fi
 
 missing=()

@@ -16,6 +16,11 @@ mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 ip link set lo up
+# The modules the host packed for this kernel (overlayfs).
+for ko in /lib/modules/"$(uname -r)"/*.ko; do
+	[ -f "$ko" ] || continue
+	insmod "$ko" || echo "assay-guest: insmod $ko failed"
+done
 
 mode=lsm
 grep -q 'assay.mode=nobpf' /proc/cmdline && mode=nobpf

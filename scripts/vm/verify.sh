@@ -86,10 +86,18 @@ apt_setup() {
 
 apt_updated=0
 # Unpacks the cloud kernel of one suite into .cache/vm/kernels/<name>/ unless
-# it is already there.
+# it is already there, with the modules the cases load (overlayfs: a stacked
+# filesystem judged by the file it really opens), uncompressed for busybox's
+# insmod, and the release name the guest finds them by.
+vm_modules=(fs/overlayfs/overlay)
 fetch_kernel() {
-	local name=$1 suite=$2 dest="$cache/kernels/$1"
-	[[ -f $dest/vmlinuz && -f $dest/config ]] && return 0
+	local name=$1 suite=$2 dest="$cache/kernels/$1" m
+	if [[ -f $dest/vmlinuz && -f $dest/config && -f $dest/release ]]; then
+		for m in "${vm_modules[@]}"; do
+			[[ -f $dest/modules/${m##*/}.ko ]] || break
+		done
+		[[ -f $dest/modules/${m##*/}.ko ]] && return 0
+	fi
 	[[ -f $keyring ]] || die "missing $keyring (apt-get install debian-archive-keyring)"
 	apt_setup
 	if [[ $apt_updated -eq 0 ]]; then
@@ -119,6 +127,20 @@ fetch_kernel() {
 	mkdir -p "$dest.tmp"
 	cp "$x"/boot/vmlinuz-* "$dest.tmp/vmlinuz"
 	cp "$x"/boot/config-* "$dest.tmp/config"
+	local release
+	release=$(basename "$(dirname "$(ls -d "$x"/lib/modules/*/kernel)")")
+	echo "$release" >"$dest.tmp/release"
+	mkdir -p "$dest.tmp/modules"
+	for m in "${vm_modules[@]}"; do
+		local ko="$x/lib/modules/$release/kernel/$m.ko"
+		if [[ -f $ko ]]; then
+			cp "$ko" "$dest.tmp/modules/"
+		elif [[ -f $ko.xz ]]; then
+			xz -dc "$ko.xz" >"$dest.tmp/modules/${m##*/}.ko"
+		else
+			die "$name: the kernel package has no $m.ko"
+		fi
+	done
 	echo "$image $(dpkg-deb -f "$dl/${image}"_*.deb Version)" >"$dest.tmp/package"
 	rm -rf "$dest" "$dl" && mv "$dest.tmp" "$dest"
 	echo "verify: cached $name: $(cat "$dest/package")" >&2
@@ -181,6 +203,14 @@ make_initramfs() {
 	cp "$assay_bin" "$dir/bin/assay"
 	cp "$suite_bin" "$dir/bin/vm_lsm"
 	cp "$here/guest-init.sh" "$dir/init"
+	# Each booted kernel's modules, under the release `uname -r` names.
+	local k name kernel _
+	for k in "${selected[@]}"; do
+		IFS='|' read -r name kernel _ <<<"$k"
+		local mdir="$dir/lib/modules/$(cat "$cache/kernels/$kernel/release")"
+		mkdir -p "$mdir"
+		cp "$cache/kernels/$kernel/modules/"*.ko "$mdir/"
+	done
 	chmod 0755 "$dir/init" "$dir/bin/"*
 	(cd "$dir" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$out"
 }
