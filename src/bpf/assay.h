@@ -22,8 +22,10 @@ enum assay_limit {
 	ASSAY_SUFFIX_LEN = 32,
 	/* Distinct suffix lengths the program tries per open. */
 	ASSAY_MAX_SUFFIX_LENS = 8,
-	/* Ancestors (directories, across mounts) a subtree rule looks at. */
+	/* Ancestors (directories, across mounts) a subtree rule looks at
+	 * without bpf_loop (before Linux 5.17), and with it. */
 	ASSAY_MAX_DEPTH = 32,
+	ASSAY_MAX_WALK = 65536,
 	/* `dir/name` pairs (DirAndBasename globs), one bit each in a mask. */
 	ASSAY_MAX_PAIRS = 64,
 	/* Anchored globs (a `*` directory in an absolute path), one bit each. */

@@ -26,6 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile struct file_event file_event_layout;
 
 #define EPERM 1
+#define ENOMEM 12
 
 /* The scope: tasks whose cgroup at `target_level` is `target_cgid`. */
 const volatile __u64 target_cgid;
@@ -67,9 +68,12 @@ struct {
 	__type(value, struct file_rule);
 } inodes SEC(".maps");
 
+/* Subtree roots, and the roots of the filesystems mounted below them (a
+ * host may have thousands: allocated as filled). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct inode_key);
 	__type(value, struct file_rule);
 } subtrees SEC(".maps");
@@ -223,50 +227,97 @@ static __always_inline int cross_mount(struct dentry **d, struct mount **mnt, __
 }
 
 /*
- * Walks the ancestors of `d` (its parent first) looking for a subtree root.
- * At a filesystem's root it continues at the mountpoint of the mount the file
- * was opened through, so a filesystem mounted below a protected directory is
- * covered too. The walk through the dentry tree itself ignores bind mounts:
- * a file reached through a bind mount still has its real ancestors.
+ * One step of the walk over the ancestors of a file looking for a subtree
+ * root: from `*d` to its parent. At a filesystem's root it continues at the
+ * mountpoint of the mount the file was opened through, so a filesystem
+ * mounted below a protected directory is covered too. The walk through the
+ * dentry tree itself ignores bind mounts: a file reached through a bind
+ * mount still has its real ancestors. Returns 0 to go on, 1 at the top of
+ * the tree, 2 when nothing further up can change the verdict.
  */
-static __always_inline void check_subtrees(struct verdict *v, struct mount *mnt, struct dentry *d,
-					   __u32 dev)
+static __always_inline int subtree_step(struct verdict *v, struct dentry **d, struct mount **mnt,
+					struct inode_key *k)
 {
+	struct dentry *parent = BPF_CORE_READ(*d, d_parent);
 	const struct file_rule *r;
-	struct inode_key k = {};
-	struct dentry *parent;
-	int i, crossed, stop = 0;
+	int crossed;
 
-	/* Unrolled: no back-edges for the verifier of any kernel to refuse. */
-#pragma clang loop unroll(full)
-	for (i = 0; i < ASSAY_MAX_DEPTH; i++) {
-		if (stop)
-			continue;
-		parent = BPF_CORE_READ(d, d_parent);
-		if (parent == d) {
-			/* A filesystem root: cross to where it is mounted. */
-			crossed = cross_mount(&parent, &mnt, &dev);
-			if (crossed <= 0) {
-				v->undecided |= crossed < 0;
-				stop = 1;
-				continue;
-			}
-		}
-		d = parent;
-		k.ino = BPF_CORE_READ(d, d_inode, i_ino);
-		k.dev = dev;
-		r = bpf_map_lookup_elem(&subtrees, &k);
-		if (r) {
-			consider(v, r, ASSAY_MATCH_SUBTREE);
-			/* Nothing outranks it (an exemption only lifts gated rules,
-			 * never this one); an outer root may, so walk on. */
-			if (v->found && v->action == ASSAY_ACT_TRIGGER_KILL)
-				stop = 2;
+	if (parent == *d) {
+		/* A filesystem root: cross to where it is mounted. */
+		crossed = cross_mount(&parent, mnt, &k->dev);
+		if (crossed <= 0) {
+			v->undecided |= crossed < 0;
+			return 1;
 		}
 	}
+	*d = parent;
+	k->ino = BPF_CORE_READ(parent, d_inode, i_ino);
+	r = bpf_map_lookup_elem(&subtrees, k);
+	if (r) {
+		consider(v, r, ASSAY_MATCH_SUBTREE);
+		/* Nothing outranks it (an exemption only lifts gated rules,
+		 * never this one); an outer root may, so walk on. */
+		if (v->found && v->action == ASSAY_ACT_TRIGGER_KILL)
+			return 2;
+	}
+	return 0;
+}
+
+/* The walk without loops, for kernels without bpf_loop (before 5.17):
+ * ASSAY_MAX_DEPTH ancestors, unrolled (no back-edges for any verifier to
+ * refuse). */
+static __always_inline void check_subtrees_unrolled(struct verdict *v, struct mount *mnt,
+						    struct dentry *d, __u32 dev)
+{
+	struct inode_key k = {.dev = dev};
+	int i, stop = 0;
+
+#pragma clang loop unroll(full)
+	for (i = 0; i < ASSAY_MAX_DEPTH; i++)
+		if (!stop)
+			stop = subtree_step(v, &d, &mnt, &k);
 	/* Deeper than the walk: an attacker can make any depth (mkdir -p). */
 	if (!stop)
 		v->undecided = 1;
+}
+
+/* The state of the bpf_loop walk, on the caller's stack. */
+struct subtree_walk {
+	struct verdict *v;
+	struct dentry *d;
+	struct mount *mnt;
+	struct inode_key k;
+	__u32 stop;
+};
+
+static long subtree_walk_step(__u64 index, void *ctx)
+{
+	struct subtree_walk *w = ctx;
+
+	w->stop = subtree_step(w->v, &w->d, &w->mnt, &w->k);
+	/* bpf_loop takes 0 (go on) or 1 (stop) only. */
+	return w->stop ? 1 : 0;
+}
+
+/* The walk with bpf_loop (5.17+): as deep as any path can reach (a path
+ * names at most PATH_MAX / 2 directories); deeper still is undecided. */
+static __always_inline void check_subtrees_looped(struct verdict *v, struct mount *mnt,
+						  struct dentry *d, __u32 dev)
+{
+	struct subtree_walk w = {.v = v, .d = d, .mnt = mnt, .k = {.dev = dev}};
+
+	bpf_loop(ASSAY_MAX_WALK, subtree_walk_step, &w, 0);
+	if (!w.stop)
+		v->undecided = 1;
+}
+
+static __always_inline void check_subtrees(struct verdict *v, struct mount *mnt, struct dentry *d,
+					   __u32 dev, int looped)
+{
+	if (looped)
+		check_subtrees_looped(v, mnt, d, dev);
+	else
+		check_subtrees_unrolled(v, mnt, d, dev);
 }
 
 static __always_inline void anchor_hit(__u64 *hit, struct dentry *d, __u32 dev, __u32 depth,
@@ -419,7 +470,7 @@ union lookup_key {
 /* Every form, for the file at dentry `d` (inode `inode`) reached through
  * mount `mnt`. */
 static __always_inline void judge_file(struct verdict *v, struct dentry *d, struct inode *inode,
-				       struct mount *mnt, union lookup_key *key)
+				       struct mount *mnt, union lookup_key *key, int looped)
 {
 	struct name_key *nk = &key->name;
 	struct name_rule *base = NULL, *dir = NULL;
@@ -473,7 +524,7 @@ static __always_inline void judge_file(struct verdict *v, struct dentry *d, stru
 			check_suffixes(v, d, len, &key->suffix);
 	}
 	if (have_subtrees && !(v->found && v->action == ASSAY_ACT_TRIGGER_KILL))
-		check_subtrees(v, mnt, d, dev);
+		check_subtrees(v, mnt, d, dev, looped);
 	if (pattern_depth && !(v->found && v->action == ASSAY_ACT_TRIGGER_KILL))
 		check_patterns(v, mnt, d, dev, nk);
 }
@@ -487,7 +538,7 @@ static __always_inline void judge_file(struct verdict *v, struct dentry *d, stru
  * rules are keyed by inode and follow.
  */
 static __always_inline void judge_dir(struct verdict *v, struct dentry *d, struct mount *mnt,
-				      union lookup_key *key)
+				      union lookup_key *key, int looped)
 {
 	struct name_key *nk = &key->name;
 	struct dentry *up = d;
@@ -503,7 +554,7 @@ static __always_inline void judge_dir(struct verdict *v, struct dentry *d, struc
 	}
 	if (have_subtrees) {
 		consider(v, bpf_map_lookup_elem(&subtrees, &ik), ASSAY_MATCH_SUBTREE);
-		check_subtrees(v, mnt, d, ik.dev);
+		check_subtrees(v, mnt, d, ik.dev, looped);
 	}
 	if (have_dirnames || pattern_depth) {
 		read_name(nk->name, d);
@@ -590,13 +641,51 @@ static __always_inline void report(__u32 kind, struct dentry *d, struct inode *i
 	bpf_ringbuf_submit(ev, 0);
 }
 
+/* The `n`th dentry of `inode` (its names: hardlinks give a file several).
+ * `d_alias` sits in a union at the start of `d_u`. */
+static __always_inline struct dentry *alias_of(struct inode *inode, int n)
+{
+	struct hlist_node *node = BPF_CORE_READ(inode, i_dentry.first);
+
+	if (n && node)
+		node = BPF_CORE_READ(node, next);
+	return node ? (void *)node - bpf_core_field_offset(struct dentry, d_u) : NULL;
+}
+
+/*
+ * An open through a path whose dentry is not the opened inode's: a stacked
+ * filesystem opening the real file under its own path (overlayfs before
+ * Linux 6.7; from 6.7 the path is the real one). The overlay's own file was
+ * judged by the overlay's path when it was opened, just before; this open is
+ * judged by the real file's names, with no mount to cross (the real
+ * filesystem's root is the top: a protected directory's mounts are subtree
+ * roots of their own, see fileguard.rs).
+ */
+static __always_inline int stacked(struct dentry *d, struct inode *inode)
+{
+	return BPF_CORE_READ(d, d_inode) != inode && have_placed_forms();
+}
+
+static __always_inline int finish_open(struct file *file, struct verdict *v)
+{
+	settle(v);
+	if (!v->found)
+		return 0;
+	report(ASSAY_EV_FILE_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_inode),
+	       &file->f_path, v);
+	return v->action >= ASSAY_ACT_DENY ? -EPERM : 0;
+}
+
+/* Before Linux 5.17: everything on the stack, the walk unrolled, one name of
+ * a stacked file judged (a second is undecided). */
 SEC("lsm/file_open")
 int BPF_PROG(assay_file_open, struct file *file, int ret)
 {
+	struct mount *mnt = mount_of(BPF_CORE_READ(file, f_path.mnt));
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	struct verdict v = {};
 	union lookup_key key;
-	struct dentry *d;
-	struct inode *inode;
 
 	/* An earlier LSM already refused: keep its answer. */
 	if (ret)
@@ -604,15 +693,72 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 	/* Out of scope: one helper call and a compare. */
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
+	if (stacked(d, inode)) {
+		v.undecided = alias_of(inode, 1) != NULL;
+		d = alias_of(inode, 0);
+		mnt = NULL;
+	}
+	if (d)
+		judge_file(&v, d, inode, mnt, &key, 0);
+	else
+		v.undecided = 1;
+	return finish_open(file, &v);
+}
 
-	d = BPF_CORE_READ(file, f_path.dentry);
-	inode = BPF_CORE_READ(file, f_inode);
-	judge_file(&v, d, inode, mount_of(BPF_CORE_READ(file, f_path.mnt)), &key);
-	settle(&v);
-	if (!v.found)
+/*
+ * From Linux 5.17 the verdict and key live in task storage (a task runs one
+ * open at a time; the stack is left to the bpf_loop walk), and a stacked
+ * file's first two names are judged (a third is undecided).
+ */
+struct open_scratch {
+	union lookup_key key;
+	struct verdict v;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct open_scratch);
+} open_scratch SEC(".maps");
+
+SEC("lsm/file_open")
+int BPF_PROG(assay_file_open_loop, struct file *file, int ret)
+{
+	struct mount *mnt = mount_of(BPF_CORE_READ(file, f_path.mnt));
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry), *dd;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	struct open_scratch *s;
+	int i, n = 1;
+
+	if (ret)
+		return ret;
+	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
-	report(ASSAY_EV_FILE_OPEN, d, inode, &file->f_path, &v);
-	return v.action >= ASSAY_ACT_DENY ? -EPERM : 0;
+	s = bpf_task_storage_get(&open_scratch, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	/* No memory for the judgement: the open cannot be judged. */
+	if (!s)
+		return -ENOMEM;
+	__builtin_memset(&s->v, 0, sizeof(s->v));
+	if (stacked(d, inode)) {
+		n = 2;
+		s->v.undecided =
+		    alias_of(inode, 1) && BPF_CORE_READ(alias_of(inode, 1), d_u.d_alias.next);
+		mnt = NULL;
+	}
+	/* A loop, not inlined copies: one judgement is ~10,000 instructions. */
+#pragma clang loop unroll(disable)
+	for (i = 0; i < 2; i++) {
+		if (i >= n)
+			break;
+		dd = n == 1 ? d : alias_of(inode, i);
+		if (dd)
+			judge_file(&s->v, dd, inode, mnt, &s->key, 1);
+		else if (!i)
+			s->v.undecided = 1;
+	}
+	return finish_open(file, &s->v);
 }
 
 /*
@@ -643,7 +789,7 @@ struct {
  * would replace a protected file with one of the caller's).
  */
 static __always_inline int guard_move(__u32 kind, struct dentry *d, struct mount *mnt,
-				      struct verdict *v, union lookup_key *key)
+				      struct verdict *v, union lookup_key *key, int looped)
 {
 	struct inode *inode = BPF_CORE_READ(d, d_inode);
 
@@ -652,9 +798,9 @@ static __always_inline int guard_move(__u32 kind, struct dentry *d, struct mount
 		return 0;
 	__builtin_memset(v, 0, sizeof(*v));
 	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFDIR)
-		judge_dir(v, d, mnt, key);
+		judge_dir(v, d, mnt, key, looped);
 	else
-		judge_file(v, d, inode, mnt, key);
+		judge_file(v, d, inode, mnt, key, looped);
 	settle(v);
 	if (!v->found || v->action < ASSAY_ACT_DENY)
 		return 0;
@@ -664,7 +810,7 @@ static __always_inline int guard_move(__u32 kind, struct dentry *d, struct mount
 
 /* `a`, then `b` when given, with the CPU's scratch (see move_scratch). */
 static __always_inline int guard_moves(__u32 kind, struct mount *mnt, struct dentry *a,
-				       struct dentry *b)
+				       struct dentry *b, int looped)
 {
 	struct move_scratch *s;
 	struct dentry *d;
@@ -685,7 +831,7 @@ static __always_inline int guard_moves(__u32 kind, struct mount *mnt, struct den
 				break;
 			d = i ? b : a;
 			if (d)
-				ret = guard_move(kind, d, mnt, &s->v, &s->key);
+				ret = guard_move(kind, d, mnt, &s->v, &s->key, looped);
 		}
 	}
 	__sync_fetch_and_add(&s->busy, -1);
@@ -695,25 +841,51 @@ static __always_inline int guard_moves(__u32 kind, struct mount *mnt, struct den
 /* A link must stay on its mount (EXDEV), so `new_dir`'s mount is the file's.
  * The earlier programs' answer needs no check: a refusal there ends the
  * chain before this one runs. */
-SEC("lsm/path_link")
-int BPF_PROG(assay_path_link, struct dentry *old_dentry, const struct path *new_dir,
-	     struct dentry *new_dentry)
+static __always_inline int guard_link(struct dentry *old_dentry, const struct path *new_dir,
+				      int looped)
 {
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
 	return guard_moves(ASSAY_EV_FILE_LINK, mount_of(BPF_CORE_READ(new_dir, mnt)), old_dentry,
-			   NULL);
+			   NULL, looped);
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(assay_path_link, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry)
+{
+	return guard_link(old_dentry, new_dir, 0);
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(assay_path_link_loop, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry)
+{
+	return guard_link(old_dentry, new_dir, 1);
 }
 
 /* Renames stay on one mount too. RENAME_EXCHANGE moves both: the target is
  * judged like the source (before Linux 6.0 the hook is also called for the
  * exchange's other direction). */
-SEC("lsm/path_rename")
-int BPF_PROG(assay_path_rename, const struct path *old_dir, struct dentry *old_dentry,
-	     const struct path *new_dir, struct dentry *new_dentry)
+static __always_inline int guard_rename(const struct path *old_dir, struct dentry *old_dentry,
+					struct dentry *new_dentry, int looped)
 {
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
 	return guard_moves(ASSAY_EV_FILE_RENAME, mount_of(BPF_CORE_READ(old_dir, mnt)), old_dentry,
-			   new_dentry);
+			   new_dentry, looped);
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(assay_path_rename, const struct path *old_dir, struct dentry *old_dentry,
+	     const struct path *new_dir, struct dentry *new_dentry)
+{
+	return guard_rename(old_dir, old_dentry, new_dentry, 0);
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(assay_path_rename_loop, const struct path *old_dir, struct dentry *old_dentry,
+	     const struct path *new_dir, struct dentry *new_dentry)
+{
+	return guard_rename(old_dir, old_dentry, new_dentry, 1);
 }

@@ -75,6 +75,15 @@ pub fn parse_cgroup2_mount(mountinfo: &str) -> Option<String> {
     })
 }
 
+/// Every mount point in `/proc/self/mountinfo` text, in the file's order
+/// (parents before the mounts on them).
+pub fn parse_mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(unescape_octal))
+        .collect()
+}
+
 fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -393,6 +402,15 @@ mod tests {
         let t = "9:name=systemd:/\n4:memory:/x\n0::/user.slice/app.scope\n";
         assert_eq!(parse_cgroup_v2(t).as_deref(), Some("/user.slice/app.scope"));
         assert_eq!(parse_cgroup_v2("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn mount_points_from_mountinfo() {
+        let m = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                 31 22 0:28 / /data/my\\040m rw,relatime - tmpfs tmpfs rw\n\
+                 32 22 0:29 /sub /tmp/b rw - tmpfs tmpfs rw\n";
+        assert_eq!(parse_mount_points(m), ["/", "/data/my m", "/tmp/b"]);
+        assert!(parse_mount_points("").is_empty());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   plus the entry `(inode of p's directory, basename)` so a file created
 //!   after start, or a replacement renamed over `p`, is matched by name.
 //! - `Subtree(d)`: the inode of `d`; the program walks the opened file's
-//!   ancestors (up to [`MAX_DEPTH`], crossing mounts upward).
+//!   ancestors (up to [`MAX_WALK`] with `bpf_loop`, [`MAX_DEPTH`] without,
+//!   crossing mounts upward; deeper is undecided).
 //! - `Basename(n)`, `InDirNamed(d)`, `DirAndBasename{dir, name}`: the opened
 //!   file's name and its parent directory's name, compared whole.
 //! - `Suffix(s)`: the last `len(s)` bytes of the opened file's name.
@@ -56,6 +57,7 @@ const _: () = {
     assert!(MAX_SUFFIX_LENS == limit::ASSAY_MAX_SUFFIX_LENS.0 as usize);
     assert!(MAX_PAIRS == limit::ASSAY_MAX_PAIRS.0 as usize);
     assert!(MAX_DEPTH == limit::ASSAY_MAX_DEPTH.0 as usize);
+    assert!(MAX_WALK == limit::ASSAY_MAX_WALK.0 as usize);
     assert!(MAX_PATTERN_DEPTH == limit::ASSAY_MAX_PATTERN_DEPTH.0 as usize);
     assert!(MAX_PATTERNS == limit::ASSAY_MAX_PATTERNS.0 as usize);
     assert!(MAX_GATED == limit::ASSAY_MAX_GATED.0 as usize);
@@ -211,6 +213,7 @@ pub struct FileGuard {
     prog_id: u32,
     /// Whether events carry the full path (the kernel allows bpf_d_path).
     paths: bool,
+    walk: Walk,
 }
 
 /// Whether `bpf` is in the kernel's active LSM list (securityfs).
@@ -257,6 +260,49 @@ fn bytes<T: plain::Plain>(v: &T) -> &[u8] {
     unsafe { plain::as_bytes(v) }
 }
 
+/// How the program walks a file's ancestors (`fileguard.bpf.c` has both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Unrolled, [`MAX_DEPTH`] ancestors; deeper files are undecided
+    /// (kernels before 5.17).
+    Unrolled,
+    /// `bpf_loop`, [`MAX_WALK`] ancestors: deeper than any path can name.
+    Looped,
+}
+
+impl Walk {
+    /// Asks the kernel for `bpf_loop` (5.17) and task storage (5.11), which
+    /// the looped programs need.
+    pub fn probe() -> Walk {
+        use libbpf_rs::libbpf_sys as sys;
+        // SAFETY: probes with no options; each loads and closes a tiny
+        // program or map.
+        let (helper, storage) = unsafe {
+            (
+                sys::libbpf_probe_bpf_helper(
+                    sys::BPF_PROG_TYPE_SOCKET_FILTER,
+                    sys::BPF_FUNC_loop,
+                    std::ptr::null(),
+                ),
+                sys::libbpf_probe_bpf_map_type(sys::BPF_MAP_TYPE_TASK_STORAGE, std::ptr::null()),
+            )
+        };
+        if helper == 1 && storage == 1 {
+            Walk::Looped
+        } else {
+            Walk::Unrolled
+        }
+    }
+
+    /// The deepest ancestor the walk reaches.
+    pub fn depth(self) -> usize {
+        match self {
+            Walk::Unrolled => MAX_DEPTH,
+            Walk::Looped => MAX_WALK,
+        }
+    }
+}
+
 impl FileGuard {
     /// Loads and attaches file enforcement for `rules` (the file_open ones;
     /// indices are positions in `rules`) in `scope`. Events go to `shared`
@@ -290,6 +336,23 @@ impl FileGuard {
         let mut open = FileguardSkelBuilder::default()
             .open(&mut storage)
             .map_err(bpf("opening the fileguard BPF object"))?;
+        // One set of programs loads; the other's map must not be created
+        // (task storage does not exist before 5.11).
+        let walk = Walk::probe();
+        let looped = walk == Walk::Looped;
+        {
+            let p = &mut open.progs;
+            p.assay_file_open.set_autoload(!looped);
+            p.assay_path_link.set_autoload(!looped);
+            p.assay_path_rename.set_autoload(!looped);
+            p.assay_file_open_loop.set_autoload(looped);
+            p.assay_path_link_loop.set_autoload(looped);
+            p.assay_path_rename_loop.set_autoload(looped);
+        }
+        open.maps
+            .open_scratch
+            .set_autocreate(looped)
+            .map_err(bpf("configuring the fileguard maps"))?;
         let ro = open
             .maps
             .rodata_data
@@ -347,17 +410,21 @@ impl FileGuard {
         };
         keys.refresh()?;
         let p = &skel.progs;
-        let prog_id = libbpf_rs::Program::id_from_fd(p.assay_file_open.as_fd())
+        let (open_prog, link_prog, rename_prog) = match walk {
+            Walk::Unrolled => (&p.assay_file_open, &p.assay_path_link, &p.assay_path_rename),
+            Walk::Looped => (
+                &p.assay_file_open_loop,
+                &p.assay_path_link_loop,
+                &p.assay_path_rename_loop,
+            ),
+        };
+        let prog_id = libbpf_rs::Program::id_from_fd(open_prog.as_fd())
             .map_err(bpf("reading the program's id"))?;
         let mut links = Vec::with_capacity(LINK_PINS.len());
         for (name, prog, what) in [
-            (LINK_PINS[0], &p.assay_file_open, "attaching lsm/file_open"),
-            (LINK_PINS[1], &p.assay_path_link, "attaching lsm/path_link"),
-            (
-                LINK_PINS[2],
-                &p.assay_path_rename,
-                "attaching lsm/path_rename",
-            ),
+            (LINK_PINS[0], open_prog, "attaching lsm/file_open"),
+            (LINK_PINS[1], link_prog, "attaching lsm/path_link"),
+            (LINK_PINS[2], rename_prog, "attaching lsm/path_rename"),
         ] {
             links.push((name, prog.attach_lsm().map_err(bpf(what))?));
         }
@@ -368,6 +435,7 @@ impl FileGuard {
             shared: shared.clone(),
             prog_id,
             paths,
+            walk,
         })
     }
 
@@ -403,6 +471,11 @@ impl FileGuard {
     /// without it they carry its basename, device and inode.
     pub fn reports_paths(&self) -> bool {
         self.paths
+    }
+
+    /// How deep the loaded programs look for a file's ancestors.
+    pub fn walk(&self) -> Walk {
+        self.walk
     }
 
     /// Detaches now (see `NetGuard::detach`).
@@ -624,6 +697,21 @@ impl Keys {
                 Some((bit, depth)) => *anchors.entry((i, depth)).or_insert(0) |= 1 << bit,
             }
         }
+        // A filesystem mounted inside a protected directory is protected
+        // wherever it is reached (a bind mount of it elsewhere, an overlay
+        // over it): its root is a subtree root of the same rules. The walk
+        // crosses mounts only through the path a file was opened by.
+        let mount_points = std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|t| crate::kill_switch::procfs::parse_mount_points(&t))
+            .unwrap_or_default();
+        for (root, k) in &self.plan.subtrees {
+            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+            for m in nested_mounts(&root, &mount_points) {
+                if let Ok(i) = KernelInode::of(&m, true) {
+                    roots.entry(i).or_default().merge(*k);
+                }
+            }
+        }
         for (i, k) in roots {
             let key = types::inode_key {
                 ino: i.ino,
@@ -645,9 +733,24 @@ impl Keys {
     }
 }
 
+/// The mount points strictly below `root` (mountinfo paths are absolute and
+/// canonical, like the policy's once resolved).
+fn nested_mounts<'a>(
+    root: &'a Path,
+    mount_points: &'a [String],
+) -> impl Iterator<Item = PathBuf> + 'a {
+    mount_points
+        .iter()
+        .map(PathBuf::from)
+        .filter(move |m| m != root && m.starts_with(root))
+}
+
 /// An inotify watch on the directories of a [`FileGuard`]'s literal paths.
 pub struct PathWatch {
     fd: OwnedFd,
+    /// `/proc/self/mountinfo`, which polls as changed when the mount table
+    /// does (a filesystem mounted inside a subtree root joins its rules).
+    mounts: Option<std::fs::File>,
 }
 
 impl PathWatch {
@@ -692,20 +795,32 @@ impl PathWatch {
                 }
             }
         }
-        Ok(PathWatch { fd })
+        let mounts = if plan.subtrees.is_empty() {
+            None
+        } else {
+            Some(std::fs::File::open("/proc/self/mountinfo")?)
+        };
+        Ok(PathWatch { fd, mounts })
     }
 
     /// Waits up to `timeout` for a change; true when something changed (the
     /// caller re-arms with [`FileGuard::watch`] and calls `refresh`).
     pub fn wait(&self, timeout: std::time::Duration) -> std::io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfds = [
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.mounts.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLPRI,
+                revents: 0,
+            },
+        ];
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        // SAFETY: two pollfds (a negative fd is ignored by poll).
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             return if e.kind() == std::io::ErrorKind::Interrupted {
@@ -786,6 +901,16 @@ mod tests {
             ..KeyRules::default()
         };
         assert_eq!((file_rule(k).rule_idx, file_rule(k).action), (7, 3));
+    }
+
+    #[test]
+    fn nested_mounts_are_strictly_below_the_root() {
+        let points: Vec<String> = ["/", "/data", "/data/m", "/data/m/n", "/database", "/tmp/b"]
+            .map(String::from)
+            .to_vec();
+        let got: Vec<PathBuf> = nested_mounts(Path::new("/data"), &points).collect();
+        assert_eq!(got, [PathBuf::from("/data/m"), PathBuf::from("/data/m/n")]);
+        assert_eq!(nested_mounts(Path::new("/"), &points).count(), 5);
     }
 
     #[test]

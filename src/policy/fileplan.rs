@@ -19,8 +19,11 @@ pub const SUFFIX_MAX: usize = 32;
 pub const MAX_SUFFIX_LENS: usize = 8;
 /// `**/<dir>/<name>` pairs across all rules.
 pub const MAX_PAIRS: usize = 64;
-/// Ancestors a subtree rule looks at (directories, across mounts).
+/// Ancestors a subtree rule looks at (directories, across mounts) on
+/// kernels without `bpf_loop` (before 5.17); deeper files are undecided.
 pub const MAX_DEPTH: usize = 32;
+/// The same with `bpf_loop`: more than any path names (PATH_MAX / 2).
+pub const MAX_WALK: usize = 65536;
 /// Components of an anchored glob after its directory.
 pub const MAX_PATTERN_DEPTH: usize = super::glob::MAX_ANCHORED_DEPTH;
 /// Anchored globs (`/home/*/.aws/credentials`) across all rules.
