@@ -19,6 +19,10 @@ pub enum Status {
     Critical = 3,
     High = 4,
     Medium = 5,
+    /// Low-severity findings (e.g. `--fail-on low`, `--fail-on source_error`).
+    Low = 6,
+    /// Informational findings (`--fail-on info`, `--fail-on any`).
+    Info = 7,
     /// Discovery found servers not managed by assay.
     Unmanaged = 10,
     /// Discovery found remote servers without authentication.
@@ -30,13 +34,15 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 10] = [
+    pub const ALL: [Status; 12] = [
         Status::Ok,
         Status::Error,
         Status::ConfigInvalid,
         Status::Critical,
         Status::High,
         Status::Medium,
+        Status::Low,
+        Status::Info,
         Status::Unmanaged,
         Status::NoAuth,
         Status::KillFailed,
@@ -55,6 +61,8 @@ impl Status {
             Status::Critical => "critical findings, or a tool call denied by policy",
             Status::High => "high-severity findings",
             Status::Medium => "medium-severity findings",
+            Status::Low => "low-severity findings",
+            Status::Info => "informational findings",
             Status::Unmanaged => "discovery found unmanaged MCP servers",
             Status::NoAuth => "discovery found remote MCP servers without authentication",
             Status::KillFailed => "a target process survived or could not be signalled",
@@ -62,13 +70,15 @@ impl Status {
         }
     }
 
-    /// The severity gate code for findings of this severity (info/low do not gate).
+    /// The gate code for findings of this severity. Never `Ok`: a gate that
+    /// tripped must fail the run, whatever severity tripped it.
     pub fn for_severity(s: Severity) -> Status {
         match s {
             Severity::Critical => Status::Critical,
             Severity::High => Status::High,
             Severity::Medium => Status::Medium,
-            Severity::Low | Severity::Info => Status::Ok,
+            Severity::Low => Status::Low,
+            Severity::Info => Status::Info,
         }
     }
 }
@@ -108,7 +118,8 @@ pub enum Outcome {
 /// The single mapping from outcome to exit code.
 ///
 /// For findings, several trips can apply at once; the most important wins, in
-/// the order 3 (critical), 4 (high), 5 (medium), 10 (unmanaged), 11 (no auth).
+/// the order 3 (critical), 4 (high), 5 (medium), 6 (low), 7 (info),
+/// 10 (unmanaged), 11 (no auth).
 pub fn exit_status(outcome: &Outcome) -> u8 {
     match outcome {
         Outcome::Success => Status::Ok.code(),
@@ -120,7 +131,6 @@ pub fn exit_status(outcome: &Outcome) -> u8 {
                 Trip::Unmanaged => Status::Unmanaged,
                 Trip::NoAuth => Status::NoAuth,
             })
-            .filter(|s| *s != Status::Ok)
             .min()
             .unwrap_or(Status::Ok)
             .code(),
@@ -216,16 +226,30 @@ mod tests {
     #[test]
     fn codes_match_the_documented_table() {
         let codes: Vec<u8> = Status::ALL.iter().map(|s| s.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 10, 11, 30, 40]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 30, 40]);
     }
 
     #[test]
     fn no_trips_is_success() {
         assert_eq!(exit_status(&Outcome::Findings(vec![])), 0);
-        assert_eq!(
-            exit_status(&Outcome::Findings(vec![Trip::Severity(Severity::Low)])),
-            0
-        );
+    }
+
+    #[test]
+    fn every_severity_that_trips_fails_the_run() {
+        for (s, code) in [
+            (Severity::Critical, 3),
+            (Severity::High, 4),
+            (Severity::Medium, 5),
+            (Severity::Low, 6),
+            (Severity::Info, 7),
+        ] {
+            assert_eq!(
+                exit_status(&Outcome::Findings(vec![Trip::Severity(s)])),
+                code
+            );
+        }
+        let trips = vec![Trip::Unmanaged, Trip::Severity(Severity::Info)];
+        assert_eq!(exit_status(&Outcome::Findings(trips)), 7);
     }
 
     #[test]

@@ -352,11 +352,14 @@ fn gates_and_exit_codes() {
     assert_eq!(code(&["--fail-on", "high"]), Some(4));
     assert_eq!(code(&["--fail-on-severity", "medium"]), Some(4));
     assert_eq!(code(&["--fail-on", "critical"]), Some(0));
-    assert_eq!(
-        code(&["--fail-on", "unpinned_package"]),
-        Some(0),
-        "low findings have no gate code"
-    );
+    // Every accepted value can trip: low and info have codes of their own.
+    assert_eq!(code(&["--fail-on", "unpinned_package"]), Some(6));
+    assert_eq!(code(&["--fail-on", "source_error"]), Some(6));
+    assert_eq!(code(&["--fail-on", "disabled_server"]), Some(7));
+    assert_eq!(code(&["--fail-on", "low"]), Some(4), "worst finding wins");
+    assert_eq!(code(&["--fail-on", "info"]), Some(4));
+    assert_eq!(code(&["--fail-on-severity", "low"]), Some(4));
+    assert_eq!(code(&["--fail-on", "any"]), Some(4));
     assert_eq!(
         code(&["--fail-on", "high", "--fail-on", "unmanaged_server"]),
         Some(4)
@@ -367,6 +370,33 @@ fn gates_and_exit_codes() {
     assert!(bad.stdout.is_empty(), "nothing half-written");
     let missing = run_assay(&["discover", "--home", "/nonexistent/home/dir"]);
     assert_eq!(missing.status.code(), Some(2));
+}
+
+/// A config assay cannot parse hides its servers: a gate on unmanaged
+/// servers alone passes, so `source_error` must be able to fail the run.
+#[test]
+fn an_unreadable_config_can_fail_the_gate() {
+    let home = tempfile::tempdir().unwrap();
+    fs::create_dir(home.path().join(".cursor")).unwrap();
+    fs::write(
+        home.path().join(".cursor/mcp.json"),
+        "{\"mcpServers\": {\"x\": {\"command\": \"npx\",}\n",
+    )
+    .unwrap();
+    let code = |extra: &[&str]| {
+        let h = home.path().to_str().unwrap();
+        run_assay(&[&["discover", "--home", h, "--format", "json"], extra].concat())
+            .status
+            .code()
+    };
+    assert_eq!(code(&["--fail-on", "unmanaged_server"]), Some(0));
+    let gated = ["--fail-on", "unmanaged_server", "--fail-on", "source_error"];
+    assert_eq!(code(&gated), Some(6));
+    assert_eq!(code(&["--fail-on", "low"]), Some(6));
+    assert_eq!(code(&["--fail-on", "info"]), Some(6));
+    assert_eq!(code(&["--fail-on-severity", "low"]), Some(6));
+    assert_eq!(code(&["--fail-on", "any"]), Some(6));
+    assert_eq!(code(&["--fail-on", "medium"]), Some(0));
 }
 
 #[test]

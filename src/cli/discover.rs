@@ -28,10 +28,16 @@ OS's path conventions) and nothing else of the machine unless asked
 and /home.
 
 Gates: --fail-on unmanaged_server exits 10 when any server is unmanaged,
---fail-on no_auth 11; any other rule id exits with its findings' severity
-code (3 critical, 4 high, 5 medium); --fail-on SEVERITY (or
---fail-on-severity) exits 3/4/5 for findings at or above it. When several
-trip, the lowest code wins: 3 < 4 < 5 < 10 < 11. Without a gate: exit 0.")]
+--fail-on no_auth 11; any other rule id (source_error: a config that could
+not be read, whose servers may be hidden) exits with its findings' severity
+code (3 critical, 4 high, 5 medium, 6 low, 7 info); --fail-on SEVERITY (or
+--fail-on-severity) exits with that code for findings at or above it;
+--fail-on any trips on every finding. When several trip, the lowest code
+wins: 3 < 4 < 5 < 6 < 7 < 10 < 11. A gate that trips never exits 0.
+
+Exit codes: 0 no gate tripped, 1 runtime error, 2 invalid command line or
+policy, 3-7 findings by severity, 10 unmanaged servers, 11 servers without
+authentication.")]
 pub struct Args {
     /// Scan this machine: this user's configs, managed files, processes (default).
     #[arg(long)]
@@ -62,7 +68,8 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub os: Option<OsArg>,
     /// Fail (non-zero exit) on a finding kind (unmanaged_server, no_auth,
-    /// secret_in_config, ...) or a severity (critical, high, medium, low). Repeatable.
+    /// secret_in_config, source_error, ...), a severity (critical, high,
+    /// medium, low, info) or `any` finding. Repeatable.
     #[arg(long = "fail-on", value_name = "RULE|SEVERITY")]
     pub fail_on: Vec<String>,
     /// Fail on findings at or above this severity (same as --fail-on SEVERITY).
@@ -82,13 +89,15 @@ pub struct Args {
 pub enum Gate {
     Rule(Rule),
     AtLeast(Severity),
+    /// `--fail-on any`: every finding trips, at its own severity.
+    Any,
 }
 
 /// A `--fail-on` value that is neither a rule nor a severity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown --fail-on value `{0}`: expected a rule ({rules}) or a severity (critical, high, \
-     medium, low, info)",
+    "unknown --fail-on value `{0}`: expected a rule ({rules}), a severity (critical, high, \
+     medium, low, info) or `any`",
     rules = rule_ids()
 )]
 pub struct UnknownGate(pub String);
@@ -99,6 +108,9 @@ fn rule_ids() -> String {
 }
 
 pub fn parse_gate(s: &str) -> Result<Gate, UnknownGate> {
+    if s.eq_ignore_ascii_case("any") {
+        return Ok(Gate::Any);
+    }
     if let Some(r) = Rule::parse(s) {
         return Ok(Gate::Rule(r));
     }
@@ -122,6 +134,7 @@ pub fn trips(report: &Report, gates: &[Gate]) -> Vec<Trip> {
                     _ => Trip::Severity(f.severity),
                 }),
                 Gate::AtLeast(s) if f.severity >= *s => out.push(Trip::Severity(f.severity)),
+                Gate::Any => out.push(Trip::Severity(f.severity)),
                 _ => {}
             }
         }
@@ -346,6 +359,34 @@ mod tests {
             "no such finding"
         );
         assert_eq!(code(&[Gate::AtLeast(Severity::Critical)]), 0);
+    }
+
+    /// Every value `--fail-on` accepts can fail a run: each rule on its
+    /// own finding, each severity and `any` on a finding of that severity.
+    #[test]
+    fn every_accepted_gate_can_trip() {
+        let mut values: Vec<String> = Rule::ALL.iter().map(|r| r.id().to_string()).collect();
+        values.extend(Severity::ALL.iter().map(|s| s.as_str().to_string()));
+        values.push("any".into());
+        for v in &values {
+            let gate = parse_gate(v).unwrap();
+            let findings: Vec<(Rule, Severity)> = match gate {
+                Gate::Rule(r) => vec![(r, r.max_severity())],
+                Gate::AtLeast(s) => vec![(Rule::SourceError, s)],
+                Gate::Any => vec![(Rule::DisabledServer, Severity::Info)],
+            };
+            let r = report_with(findings);
+            let code = exit_status(&Outcome::Findings(trips(&r, &[gate])));
+            assert_ne!(code, 0, "--fail-on {v} did not trip");
+        }
+        let r = report_with(vec![(Rule::SourceError, Severity::Low)]);
+        let code = |g: &[Gate]| exit_status(&Outcome::Findings(trips(&r, g)));
+        assert_eq!(code(&[Gate::Rule(Rule::SourceError)]), 6);
+        assert_eq!(code(&[Gate::AtLeast(Severity::Info)]), 6);
+        assert_eq!(code(&[Gate::Rule(Rule::UnmanagedServer)]), 0);
+        let r = report_with(vec![(Rule::DisabledServer, Severity::Info)]);
+        assert_eq!(exit_status(&Outcome::Findings(trips(&r, &[Gate::Any]))), 7);
+        assert_eq!(parse_gate("ANY"), Ok(Gate::Any));
     }
 
     #[test]
