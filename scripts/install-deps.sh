@@ -12,20 +12,46 @@ if [[ "${1:-}" == vm ]]; then
 	pkgs+=(qemu-system-x86 busybox-static cpio zstd xz-utils jq debian-archive-keyring)
 fi
 
+# Microsoft's SARIF validator, run by tests/discover.rs on assay's SARIF.
+# It is an npm package; node and npm come from Debian unless already there.
+SARIF_MULTITOOL=@microsoft/sarif-multitool@5.7.0
+if ! command -v npm >/dev/null 2>&1; then
+	pkgs+=(nodejs npm)
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
 		missing+=("$p")
 	fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+need_multitool=0
+command -v sarif-multitool >/dev/null 2>&1 || need_multitool=1
+[[ ${#missing[@]} -eq 0 && $need_multitool -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
-	echo "install-deps: missing packages: ${missing[*]}" >&2
-	echo "install-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+	[[ ${#missing[@]} -gt 0 ]] && echo "install-deps: missing packages: ${missing[*]}" >&2
+	[[ $need_multitool -eq 1 ]] && echo "install-deps: missing: sarif-multitool (npm install -g $SARIF_MULTITOOL)" >&2
+	echo "install-deps: run as root" >&2
 	exit 1
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [[ ${#missing[@]} -gt 0 ]]; then
+	echo "install-deps: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [[ $need_multitool -eq 1 ]]; then
+	echo "install-deps: installing $SARIF_MULTITOOL (npm)" >&2
+	# Newer npm skips install scripts unless allowed; the platform package's
+	# only script makes its binary executable, which is redone below anyway.
+	npm install -g --no-fund --no-audit --allow-scripts=@microsoft/sarif-multitool-linux \
+		"$SARIF_MULTITOOL" >/dev/null
+	bin=$(npm root -g)/@microsoft/sarif-multitool/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
+	[[ -f $bin ]] || bin=$(npm root -g)/@microsoft/sarif-multitool-linux/Sarif.Multitool
+	[[ -f $bin ]] && chmod u+x "$bin"
+	command -v sarif-multitool >/dev/null 2>&1 || {
+		echo "install-deps: sarif-multitool is not on PATH after npm install" >&2
+		exit 1
+	}
+fi

@@ -444,7 +444,10 @@ fn sarif_is_valid_against_the_official_schema() {
 
     let run = &sarif["runs"][0];
     assert_eq!(sarif["version"], "2.1.0");
-    assert_eq!(run["originalUriBaseIds"]["DISCOVERY_ROOT"]["uri"], "mcp://");
+    let root = run["originalUriBaseIds"]["DISCOVERY_ROOT"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(root.starts_with("file:///"), "{root}");
     let results = run["results"].as_array().unwrap();
     assert!(
         results
@@ -455,12 +458,12 @@ fn sarif_is_valid_against_the_official_schema() {
         .iter()
         .find(|r| {
             r["ruleId"] == "discovery/unmanaged-server"
-                && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-                    == "mcp://claude-desktop/filesystem"
+                && r["properties"]["mcp_uri"] == "mcp://claude-desktop/filesystem"
         })
         .expect("unmanaged filesystem server");
     let loc = &unmanaged["locations"][0]["physicalLocation"]["artifactLocation"];
     assert_eq!(loc["uriBaseId"], "DISCOVERY_ROOT");
+    assert_eq!(loc["uri"], ".config/Claude/claude_desktop_config.json");
     assert_eq!(
         unmanaged["properties"]["server_cmd"],
         "npx -y @modelcontextprotocol/server-filesystem /home/u/docs"
@@ -481,8 +484,9 @@ fn sarif_is_valid_against_the_official_schema() {
     }
     // A finding about the Cursor copy of the server points at Cursor.
     assert!(results.iter().any(
-        |r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-            == "mcp://cursor/remote-insecure"
+        |r| r["properties"]["mcp_uri"] == "mcp://cursor/remote-insecure"
+            && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                == ".cursor/mcp.json"
             && r["ruleId"] == "discovery/insecure-transport"
     ));
 }
@@ -844,4 +848,290 @@ fn local_mode_honours_environment_overrides() {
     // Round trip of the typed DTOs.
     let again: ReportV1 = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(again, r);
+}
+
+/// Microsoft's SARIF validator (`sarif-multitool`, npm, installed by
+/// scripts/install-deps.sh). Its absence skips on a laptop and fails in CI.
+fn multitool() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("sarif-multitool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "sarif-multitool is not installed: run scripts/install-deps.sh"
+        );
+        eprintln!("SKIP: sarif-multitool is not installed (scripts/install-deps.sh)");
+    }
+    found
+}
+
+/// Run the validator on a SARIF document; its findings as
+/// (level, rule id, message arguments).
+fn multitool_validate(tool: &Path, sarif: &[u8]) -> Vec<(String, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.sarif");
+    let output = dir.path().join("out.sarif");
+    fs::write(&input, sarif).unwrap();
+    let out = std::process::Command::new(tool)
+        .arg("validate")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        // .NET without ICU installed: invariant culture is enough here.
+        .env("DOTNET_SYSTEM_GLOBALIZATION_INVARIANT", "1")
+        .output()
+        .expect("sarif-multitool runs");
+    let log = fs::read(&output).unwrap_or_else(|_| {
+        panic!(
+            "sarif-multitool wrote no log: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let log: serde_json::Value = serde_json::from_slice(&log).unwrap();
+    let mut found = Vec::new();
+    for run in log["runs"].as_array().unwrap() {
+        for r in run["results"].as_array().into_iter().flatten() {
+            found.push((
+                r["level"].as_str().unwrap_or("warning").to_string(),
+                r["ruleId"].as_str().unwrap_or("").to_string(),
+                r["message"]["arguments"].to_string(),
+            ));
+        }
+    }
+    found
+}
+
+/// Zero errors and zero warnings, save SARIF2005 (no `informationUri`):
+/// assay has no public home page to name, and an invented one would be worse.
+#[track_caller]
+fn assert_multitool_clean(tool: &Path, sarif: &[u8]) {
+    let found: Vec<_> = multitool_validate(tool, sarif)
+        .into_iter()
+        .filter(|(level, rule, _)| {
+            matches!(level.as_str(), "error" | "warning") && rule != "SARIF2005"
+        })
+        .collect();
+    assert!(found.is_empty(), "sarif-multitool: {found:#?}");
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Every physical location resolves, through `DISCOVERY_ROOT` when it has
+/// it, to an existing file on this machine; a server's region is the line
+/// that names it. Returns the root directory.
+#[track_caller]
+fn assert_locations_resolve(sarif: &serde_json::Value) -> PathBuf {
+    let run = &sarif["runs"][0];
+    let root_uri = run["originalUriBaseIds"]["DISCOVERY_ROOT"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(root_uri.starts_with("file:///") && root_uri.ends_with('/'));
+    let root = PathBuf::from(percent_decode(&root_uri["file://".len()..]));
+    let mut checked = 0;
+    for r in run["results"].as_array().unwrap() {
+        let primary = r["locations"].as_array().into_iter().flatten();
+        let related = r["relatedLocations"].as_array().into_iter().flatten();
+        for loc in primary.chain(related) {
+            let Some(art) = loc["physicalLocation"]["artifactLocation"].as_object() else {
+                assert_eq!(r["properties"]["origin"], "process", "{r}");
+                assert!(
+                    loc["logicalLocations"][0]["fullyQualifiedName"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("mcp://")
+                );
+                continue;
+            };
+            let uri = art["uri"].as_str().unwrap();
+            let path = if art.get("uriBaseId").is_some() {
+                assert_eq!(art["uriBaseId"], "DISCOVERY_ROOT");
+                assert!(!uri.contains(':'), "relative: {uri}");
+                root.join(percent_decode(uri))
+            } else {
+                assert!(uri.starts_with("file:///"), "{uri}");
+                PathBuf::from(percent_decode(&uri["file://".len()..]))
+            };
+            assert!(path.exists(), "{uri} -> {} does not exist", path.display());
+            let region = &loc["physicalLocation"]["region"];
+            let line = region["startLine"].as_u64().expect("region") as usize;
+            if r["properties"]["origin"] == "config" && path.is_file() {
+                let name = loc["logicalLocations"][0]["fullyQualifiedName"]
+                    .as_str()
+                    .map(|m| percent_decode(m.rsplit('/').next().unwrap()));
+                let text = fs::read_to_string(&path).unwrap();
+                let at = text.lines().nth(line - 1).unwrap_or("");
+                if let Some(name) = name {
+                    assert!(at.contains(&name), "{uri}:{line} `{at}` lacks {name}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+    root
+}
+
+#[test]
+fn sarif_passes_microsofts_validator_for_absolute_relative_and_symlinked_homes() {
+    let Some(tool) = multitool() else { return };
+    // Absolute home with a system root outside it.
+    let home = fixture_home("home-all");
+    let out = run_all(home.path(), &["--format", "sarif"]);
+    assert_exit(&out, 0);
+    assert_multitool_clean(&tool, &out.stdout);
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = assert_locations_resolve(&sarif);
+    assert_eq!(root, fs::canonicalize(home.path()).unwrap());
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let fs_server = results
+        .iter()
+        .find(|r| r["properties"]["mcp_uri"] == "mcp://claude-desktop/filesystem")
+        .unwrap();
+    let loc = &fs_server["locations"][0];
+    assert_eq!(
+        loc["physicalLocation"]["artifactLocation"]["uri"],
+        ".config/Claude/claude_desktop_config.json"
+    );
+    assert_eq!(loc["physicalLocation"]["region"]["startLine"], 3);
+    assert_eq!(
+        loc["logicalLocations"][0]["fullyQualifiedName"],
+        "mcp://claude-desktop/filesystem"
+    );
+    // A parse error is placed at the error's position.
+    let parse = results
+        .iter()
+        .find(|r| {
+            r["ruleId"] == "discovery/source-error"
+                && r["message"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("line 5 column 1")
+        })
+        .expect("parse error result");
+    assert_eq!(
+        parse["locations"][0]["physicalLocation"]["region"],
+        serde_json::json!({"startLine": 5, "startColumn": 1})
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r["partialFingerprints"]["assayFinding/v1"].is_string())
+    );
+
+    // Relative home: the root is where it really is, not file:///<relative>.
+    let parent = tempfile::tempdir().unwrap();
+    copy_dir(
+        &fixtures().join("home-all"),
+        &parent.path().join("home"),
+        &parent.path().join("home"),
+    );
+    let rel = run(assay()
+        .current_dir(parent.path())
+        .args(["discover", "--home", "home", "--format", "sarif"]));
+    assert_exit(&rel, 0);
+    assert_multitool_clean(&tool, &rel.stdout);
+    let rel_sarif: serde_json::Value = serde_json::from_slice(&rel.stdout).unwrap();
+    let real = fs::canonicalize(parent.path().join("home")).unwrap();
+    assert_eq!(assert_locations_resolve(&rel_sarif), real);
+
+    // Symlinked home: the root is the real directory; fingerprints do not
+    // depend on how the home was named.
+    let link = parent.path().join("link");
+    std::os::unix::fs::symlink(parent.path().join("home"), &link).unwrap();
+    let sym = run_assay(&[
+        "discover",
+        "--home",
+        link.to_str().unwrap(),
+        "--format",
+        "sarif",
+    ]);
+    assert_exit(&sym, 0);
+    assert_multitool_clean(&tool, &sym.stdout);
+    let sym_sarif: serde_json::Value = serde_json::from_slice(&sym.stdout).unwrap();
+    assert_eq!(assert_locations_resolve(&sym_sarif), real);
+    let prints = |s: &serde_json::Value| -> Vec<serde_json::Value> {
+        s["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["partialFingerprints"].clone())
+            .collect()
+    };
+    assert_eq!(prints(&sym_sarif), prints(&rel_sarif));
+}
+
+#[test]
+fn sarif_of_a_process_only_server_has_no_file_link() {
+    let Some(tool) = multitool() else { return };
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new("bash")
+        .args(["-c", "exec -a mcp-server-sarifonly sleep 300"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .starts_with(b"mcp-server-sarifonly")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let home = tempfile::tempdir().unwrap();
+    let out = run_assay(&[
+        "discover",
+        "--home",
+        home.path().to_str().unwrap(),
+        "--processes",
+        "--format",
+        "sarif",
+    ]);
+    // SAFETY: the test's own process group.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let _ = child.wait();
+    assert_exit(&out, 0);
+    assert_multitool_clean(&tool, &out.stdout);
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["properties"]["pid"] == pid)
+        .expect("a result for the process");
+    assert_eq!(r["properties"]["origin"], "process");
+    let loc = &r["locations"][0];
+    assert!(loc.get("physicalLocation").is_none(), "{loc}");
+    assert_eq!(
+        loc["logicalLocations"][0]["fullyQualifiedName"],
+        "mcp://process/mcp-server-sarifonly"
+    );
+    assert!(
+        loc["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("running process")
+    );
 }

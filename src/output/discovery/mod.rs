@@ -1,6 +1,7 @@
 //! Renderers for `assay discover`: one module per format.
 
 pub mod json;
+pub mod position;
 pub mod sarif;
 pub mod table;
 

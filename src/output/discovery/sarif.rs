@@ -1,14 +1,26 @@
-//! `assay discover --format sarif`: SARIF 2.1.0.
+//! `assay discover --format sarif`: SARIF 2.1.0, placed where code scanning
+//! can annotate it.
 //!
-//! One rule per finding kind (`discovery/<kebab-id>`); a finding about a
-//! server points at the artifact `mcp://<client>/<server>` relative to the
-//! `DISCOVERY_ROOT` base id (defined in `originalUriBaseIds`), with the
-//! config file as a related location; `properties.server_cmd` carries the
-//! redacted launch line. Source errors point at the config file itself.
+//! One rule per finding kind (`discovery/<kebab-id>`). A result's primary
+//! location is the config file, relative to the `DISCOVERY_ROOT` base id
+//! (the scanned home, or `/` for several homes, declared as an absolute
+//! `file:` URI in `originalUriBaseIds`), with the region of the server's
+//! entry, or of a parse error. The server's `mcp://<client>/<server>`
+//! identity is a logical location and `properties.mcp_uri`;
+//! `properties.server_cmd` carries the redacted launch line. A result known
+//! only from a running process has a logical location alone (no file), and
+//! says so. Files outside the root get absolute `file:` URIs.
+//!
+//! Rendering is pure ([`to_value`]); [`Places::gather`] does the file
+//! system work (absolute and symlink-resolved roots, config texts).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::discovery::{Finding, Report, Rule};
+use super::position;
+use crate::discovery::{Finding, Location, Report, Rule, SourceStatus};
 use crate::severity::Severity;
 
 pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -56,7 +68,7 @@ fn seg(s: &str) -> String {
     out
 }
 
-fn file_uri(p: &std::path::Path) -> String {
+fn file_uri(p: &Path) -> String {
     let text = p.display().to_string().replace('\\', "/");
     let encoded: Vec<String> = text.split('/').map(seg).collect();
     let joined = encoded.join("/");
@@ -67,9 +79,126 @@ fn file_uri(p: &std::path::Path) -> String {
     }
 }
 
+/// A path relative to the root as a relative URI reference.
+fn relative_uri(p: &Path) -> String {
+    let parts: Vec<String> = p
+        .components()
+        .map(|c| seg(&c.as_os_str().to_string_lossy()))
+        .collect();
+    parts.join("/")
+}
+
+/// How a config file is named in the SARIF document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    pub uri: String,
+    /// `uri` is relative to `DISCOVERY_ROOT`.
+    pub relative: bool,
+}
+
+/// What rendering needs from the file system: the root, each reported
+/// file's URI, and the text of the files whose entries get regions.
+#[derive(Debug, Clone, Default)]
+pub struct Places {
+    /// `DISCOVERY_ROOT`: an absolute `file:` URI ending in `/`.
+    pub root_uri: String,
+    pub files: BTreeMap<PathBuf, FileRef>,
+    pub texts: BTreeMap<PathBuf, String>,
+}
+
+impl Places {
+    /// Resolve the report's paths against `cwd` (relative `--home`) and
+    /// symlinks, so URIs name the real place; read the config texts.
+    pub fn gather(r: &Report, cwd: &Path) -> Places {
+        let absolute = |p: &Path| {
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                cwd.join(p)
+            };
+            std::fs::canonicalize(&abs).unwrap_or(abs)
+        };
+        // One home is the root; several (--all-users) share `/`.
+        let (given, root) = match r.scan.homes.as_slice() {
+            [(home, _)] => (Some(home.clone()), absolute(home)),
+            _ => (None, PathBuf::from("/")),
+        };
+        let mut root_uri = file_uri(&root);
+        if !root_uri.ends_with('/') {
+            root_uri.push('/');
+        }
+        let mut places = Places {
+            root_uri,
+            ..Places::default()
+        };
+        let mut paths: Vec<&Path> = r.sources.iter().map(|s| s.path.as_path()).collect();
+        paths.extend(r.findings.iter().filter_map(|f| f.path.as_deref()));
+        for sv in &r.servers {
+            paths.extend(sv.locations.iter().map(|l| l.path.as_path()));
+        }
+        for p in paths {
+            if places.files.contains_key(p) {
+                continue;
+            }
+            let under = |rel: &Path| !rel.as_os_str().is_empty();
+            let rel = given
+                .as_deref()
+                .and_then(|g| p.strip_prefix(g).ok())
+                .filter(|rel| under(rel))
+                .map(Path::to_path_buf)
+                .or_else(|| {
+                    let abs = absolute(p);
+                    abs.strip_prefix(&root)
+                        .ok()
+                        .filter(|rel| under(rel))
+                        .map(Path::to_path_buf)
+                });
+            let file = match rel {
+                Some(rel) => FileRef {
+                    uri: relative_uri(&rel),
+                    relative: true,
+                },
+                None => FileRef {
+                    uri: file_uri(&absolute(p)),
+                    relative: false,
+                },
+            };
+            places.files.insert(p.to_path_buf(), file);
+        }
+        let readable =
+            |st: &SourceStatus| matches!(st, SourceStatus::Found | SourceStatus::ParseError { .. });
+        for s in r.sources.iter().filter(|s| readable(&s.status)) {
+            if let Ok(text) = std::fs::read_to_string(&s.path) {
+                places.texts.insert(s.path.clone(), text);
+            }
+        }
+        places
+    }
+
+    fn artifact(&self, p: &Path) -> Value {
+        match self.files.get(p) {
+            Some(FileRef {
+                uri,
+                relative: true,
+            }) => json!({ "uri": uri, "uriBaseId": ROOT_ID }),
+            Some(FileRef { uri, .. }) => json!({ "uri": uri }),
+            None => json!({ "uri": file_uri(p) }),
+        }
+    }
+
+    fn uri(&self, p: &Path) -> String {
+        self.files
+            .get(p)
+            .map_or_else(|| file_uri(p), |f| f.uri.clone())
+    }
+}
+
+/// The base id every relative URI is resolved against.
+pub const ROOT_ID: &str = "DISCOVERY_ROOT";
+
 /// `mcp://<client>/<server>` for a finding: the location it concerns when
 /// it has one, else the server's id.
-fn artifact_uri(r: &Report, f: &Finding) -> Option<String> {
+fn mcp_uri(r: &Report, f: &Finding) -> Option<String> {
     let id = f.server_id.as_deref()?;
     let server = r.server(id);
     if let (Some(client), Some(path), Some(sv)) = (f.client, f.path.as_ref(), server) {
@@ -85,7 +214,166 @@ fn artifact_uri(r: &Report, f: &Finding) -> Option<String> {
     Some(format!("mcp://{}/{}", seg(client), seg(name)))
 }
 
-pub fn to_value(r: &Report) -> Value {
+/// The region of a server's entry in its config file. A file whose entry
+/// cannot be found is annotated from its first line, so the result still
+/// lands on the right file.
+fn entry_region(r: &Report, places: &Places, loc: &Location) -> Value {
+    let format = r
+        .sources
+        .iter()
+        .find(|s| s.path == loc.path)
+        .map_or("json", |s| s.format);
+    let project = loc.project.as_ref().map(|p| p.display().to_string());
+    let found = places
+        .texts
+        .get(&loc.path)
+        .and_then(|t| position::entry(t, format, &loc.name, project.as_deref()));
+    match found {
+        Some(p) => json!({ "startLine": p.line, "startColumn": p.column }),
+        None => json!({ "startLine": 1 }),
+    }
+}
+
+/// The region of a source error: the parse error's position, else the
+/// whole file from its first line (unreadable, too large).
+fn source_region(r: &Report, path: &Path) -> Value {
+    let status = r.sources.iter().find(|s| s.path == path).map(|s| &s.status);
+    match status {
+        Some(SourceStatus::ParseError { line, column, .. }) if *line > 0 => {
+            json!({ "startLine": line, "startColumn": (*column).max(1) })
+        }
+        _ => json!({ "startLine": 1 }),
+    }
+}
+
+fn logical(mcp: &str, server_id: &str) -> Value {
+    json!([{
+        "name": server_id,
+        "fullyQualifiedName": mcp,
+        "kind": "resource"
+    }])
+}
+
+fn result(r: &Report, places: &Places, f: &Finding) -> Value {
+    let rule_index = Rule::ALL.iter().position(|x| *x == f.rule).unwrap_or(0);
+    let server = f.server_id.as_deref().and_then(|id| r.server(id));
+    let mcp = mcp_uri(r, f);
+    // The config place the finding concerns: its own, else (unless it came
+    // from a process) the server's first.
+    let place: Option<&Location> = server.and_then(|sv| match (&f.path, f.client) {
+        (Some(path), client) => sv
+            .locations
+            .iter()
+            .find(|l| &l.path == path && client.is_none_or(|c| c == l.client)),
+        (None, _) if f.pid.is_none() => sv.locations.first(),
+        (None, _) => None,
+    });
+    let mut props = serde_json::Map::new();
+    props.insert("severity".into(), json!(f.severity.as_str()));
+    props.insert(
+        "security-severity".into(),
+        json!(security_severity(f.severity)),
+    );
+    if let Some(sv) = server {
+        props.insert("server_cmd".into(), json!(sv.command_line));
+        props.insert("server_id".into(), json!(sv.id));
+        props.insert("transport".into(), json!(sv.transport.kind()));
+    }
+    if let Some(m) = &mcp {
+        props.insert("mcp_uri".into(), json!(m));
+    }
+    if let Some(e) = &f.evidence {
+        props.insert("evidence".into(), json!(e));
+    }
+    if let Some(p) = f.pid {
+        props.insert("pid".into(), json!(p));
+    }
+    let (location, fingerprint_place) = match (place, &f.path, &mcp) {
+        (Some(loc), _, _) => {
+            let mut l = json!({
+                "physicalLocation": {
+                    "artifactLocation": places.artifact(&loc.path),
+                    "region": entry_region(r, places, loc),
+                }
+            });
+            if let Some(m) = &mcp {
+                l["logicalLocations"] = logical(m, f.server_id.as_deref().unwrap_or(""));
+            }
+            props.insert("origin".into(), json!("config"));
+            (Some(l), places.uri(&loc.path))
+        }
+        (None, Some(path), _) => {
+            props.insert("origin".into(), json!("config_file"));
+            let l = json!({
+                "physicalLocation": {
+                    "artifactLocation": places.artifact(path),
+                    "region": source_region(r, path),
+                }
+            });
+            (Some(l), places.uri(path))
+        }
+        (None, None, Some(m)) => {
+            // Seen only as a running process: no file to point at.
+            props.insert("origin".into(), json!("process"));
+            let what = match f.pid {
+                Some(pid) => format!("running process (pid {pid}); no config file names it"),
+                None => "running process; no config file names it".to_string(),
+            };
+            let l = json!({
+                "logicalLocations": logical(m, f.server_id.as_deref().unwrap_or("")),
+                "message": { "text": what },
+            });
+            (Some(l), m.clone())
+        }
+        (None, None, None) => (None, String::new()),
+    };
+    let fingerprint = format!(
+        "{:016x}",
+        crate::discovery::fnv1a(&format!(
+            "{}\0{}\0{}\0{}",
+            f.rule.id(),
+            f.server_id.as_deref().unwrap_or(""),
+            f.client.unwrap_or(""),
+            fingerprint_place
+        ))
+    );
+    let mut out = json!({
+        "ruleId": f.rule.sarif_id(),
+        "ruleIndex": rule_index,
+        "level": level(f.severity),
+        "message": { "text": f.message },
+        "partialFingerprints": { "assayFinding/v1": fingerprint },
+        "properties": Value::Object(props),
+    });
+    if let Some(l) = location {
+        out["locations"] = json!([l]);
+    }
+    // The server's other config places, so each can be found from the alert.
+    if let Some(sv) = server {
+        let related: Vec<Value> = sv
+            .locations
+            .iter()
+            .filter(|l| Some(*l) != place)
+            .enumerate()
+            .map(|(i, l)| {
+                json!({
+                    "id": i + 1,
+                    "physicalLocation": {
+                        "artifactLocation": places.artifact(&l.path),
+                        "region": entry_region(r, places, l),
+                    },
+                    "message": { "text": format!("also configured in {} as `{}`", l.client, l.name) }
+                })
+            })
+            .collect();
+        if !related.is_empty() {
+            out["relatedLocations"] = json!(related);
+        }
+    }
+    out
+}
+
+pub fn to_value(r: &Report, places: &Places) -> Value {
     let rules: Vec<Value> = Rule::ALL
         .iter()
         .map(|rule| {
@@ -104,74 +392,7 @@ pub fn to_value(r: &Report) -> Value {
             })
         })
         .collect();
-    let results: Vec<Value> = r
-        .findings
-        .iter()
-        .map(|f| {
-            let rule_index = Rule::ALL.iter().position(|x| *x == f.rule).unwrap_or(0);
-            let server = f.server_id.as_deref().and_then(|id| r.server(id));
-            let mut props = serde_json::Map::new();
-            props.insert("severity".into(), json!(f.severity.as_str()));
-            props.insert("security-severity".into(), json!(security_severity(f.severity)));
-            if let Some(sv) = server {
-                props.insert("server_cmd".into(), json!(sv.command_line));
-                props.insert("server_id".into(), json!(sv.id));
-                props.insert("transport".into(), json!(sv.transport.kind()));
-            }
-            if let Some(e) = &f.evidence {
-                props.insert("evidence".into(), json!(e));
-            }
-            if let Some(p) = f.pid {
-                props.insert("pid".into(), json!(p));
-            }
-            let mut result = json!({
-                "ruleId": f.rule.sarif_id(),
-                "ruleIndex": rule_index,
-                "level": level(f.severity),
-                "message": { "text": f.message },
-                "partialFingerprints": {
-                    "assayFinding/v1": format!(
-                        "{:016x}",
-                        crate::discovery::fnv1a(&format!(
-                            "{}\0{}\0{}\0{}",
-                            f.rule.id(),
-                            f.server_id.as_deref().unwrap_or(""),
-                            f.client.unwrap_or(""),
-                            f.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-                        ))
-                    )
-                },
-                "properties": Value::Object(props),
-            });
-            let location = match artifact_uri(r, f) {
-                Some(uri) => json!({
-                    "physicalLocation": {
-                        "artifactLocation": { "uri": uri, "uriBaseId": "DISCOVERY_ROOT" }
-                    },
-                    "logicalLocations": [{
-                        "name": f.server_id.as_deref().unwrap_or(""),
-                        "kind": "module"
-                    }]
-                }),
-                None => json!({
-                    "physicalLocation": {
-                        "artifactLocation": {
-                            "uri": f.path.as_deref().map(file_uri).unwrap_or_else(|| "mcp://unknown".into())
-                        }
-                    }
-                }),
-            };
-            result["locations"] = json!([location]);
-            if let (Some(path), Some(_)) = (&f.path, &f.server_id) {
-                result["relatedLocations"] = json!([{
-                    "id": 0,
-                    "physicalLocation": { "artifactLocation": { "uri": file_uri(path) } },
-                    "message": { "text": format!("configured in {}", path.display()) }
-                }]);
-            }
-            result
-        })
-        .collect();
+    let results: Vec<Value> = r.findings.iter().map(|f| result(r, places, f)).collect();
     json!({
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -185,9 +406,9 @@ pub fn to_value(r: &Report) -> Value {
                 }
             },
             "originalUriBaseIds": {
-                "DISCOVERY_ROOT": {
-                    "uri": "mcp://",
-                    "description": { "text": "MCP servers by client: mcp://<client>/<server>" }
+                ROOT_ID: {
+                    "uri": places.root_uri,
+                    "description": { "text": "The scanned home directory (/ for several homes); server identities are mcp://<client>/<server>" }
                 }
             },
             "columnKind": "unicodeCodePoints",
@@ -197,7 +418,8 @@ pub fn to_value(r: &Report) -> Value {
 }
 
 pub fn render(r: &Report) -> anyhow::Result<String> {
-    crate::output::to_json_pretty(&to_value(r))
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    crate::output::to_json_pretty(&to_value(r, &Places::gather(r, &cwd)))
 }
 
 #[cfg(test)]
