@@ -31,10 +31,14 @@ pub enum Status {
     KillFailed = 30,
     /// The monitor could not load or attach an enforcement.
     MonitorFailed = 40,
+    /// `monitor`: the command to wrap exists but could not be executed (as `env`).
+    CannotExecute = 126,
+    /// `monitor`: the command to wrap was not found (as `env`, `timeout`).
+    CommandNotFound = 127,
 }
 
 impl Status {
-    pub const ALL: [Status; 12] = [
+    pub const ALL: [Status; 14] = [
         Status::Ok,
         Status::Error,
         Status::ConfigInvalid,
@@ -47,6 +51,8 @@ impl Status {
         Status::NoAuth,
         Status::KillFailed,
         Status::MonitorFailed,
+        Status::CannotExecute,
+        Status::CommandNotFound,
     ];
 
     pub fn code(self) -> u8 {
@@ -67,6 +73,8 @@ impl Status {
             Status::NoAuth => "discovery found remote MCP servers without authentication",
             Status::KillFailed => "a target process survived or could not be signalled",
             Status::MonitorFailed => "an enforcement could not be loaded or attached",
+            Status::CannotExecute => "monitor: the command was found but could not be executed",
+            Status::CommandNotFound => "monitor: the command was not found",
         }
     }
 
@@ -226,7 +234,7 @@ mod tests {
     #[test]
     fn codes_match_the_documented_table() {
         let codes: Vec<u8> = Status::ALL.iter().map(|s| s.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 30, 40]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 30, 40, 126, 127]);
     }
 
     #[test]

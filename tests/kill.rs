@@ -484,9 +484,9 @@ fn a_missing_pid_is_exit_30() {
     // And in the table, a clear message.
     let out = run_assay(&["kill", "--pid", &pid]);
     assert_eq!(out.status.code(), Some(30));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains(&format!("error: pid {pid}: no such process")),
+        text.contains(&format!("assay: error: pid {pid}: no such process")),
         "{text}"
     );
 }
@@ -661,7 +661,7 @@ fn a_cgroup_holding_assays_own_parent_is_refused() {
     // bash joins the cgroup, then runs assay against it: assay's parent is
     // inside, so freezing or cgroup.kill would take out the caller.
     let script = format!(
-        "echo $$ > {cg}/cgroup.procs; {bin} kill --cgroup {cg} --mode immediate; echo \"rc=$?\"",
+        "echo $$ > {cg}/cgroup.procs; {bin} kill --cgroup {cg} --mode immediate 2>&1; echo \"rc=$?\"",
         cg = cg.path().display(),
         bin = common::assay_bin().display()
     );
@@ -669,7 +669,11 @@ fn a_cgroup_holding_assays_own_parent_is_refused() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "bash survived: {text}");
     assert!(text.contains("refusing to freeze or kill it"), "{text}");
-    assert!(text.trim_end().ends_with("rc=30"), "{text}");
+    assert!(text.contains("assay: error: "), "{text}");
+    assert!(
+        text.trim_end().ends_with("rc=2"),
+        "refused, nothing signalled: {text}"
+    );
     assert_eq!(
         std::fs::read_to_string(cg.path().join("cgroup.freeze"))
             .unwrap()

@@ -31,25 +31,110 @@ fn sarif_is_refused_before_anything_is_killed() {
     child.wait().unwrap();
 }
 
+/// A target that must not be touched is a usage error: nothing was
+/// signalled, so not the kill failure (30) it used to be. Errors go to
+/// stderr with the one prefix every command uses.
 #[test]
-fn init_and_missing_pids_are_exit_30() {
-    let out = run_assay(&["kill", "--pid", "1"]);
+fn refused_targets_are_usage_errors() {
+    let refused = |args: &[&str], says: &str| {
+        let out = run_assay(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("assay: error: "), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    refused(&["kill", "--pid", "1"], "pid 1: refusing to kill init");
+    refused(&["kill", "--pid", "0"], "pid 0: not a process id");
+    refused(&["kill", "--pid", "-5"], "pid -5: not a process id");
+    refused(&["kill", "--pid=-5"], "pid -5: not a process id");
+    refused(&["kill", "--pid", "-5", "--format", "json"], "pid -5");
+    // assay's own parent (this test).
+    let me = std::process::id().to_string();
+    refused(
+        &["kill", "--pid", &me],
+        "refusing to kill assay itself or one of its ancestors",
+    );
+    // kthreadd, where this kernel has it as pid 2 (not in a pid namespace).
+    let stat = std::fs::read_to_string("/proc/2/stat").unwrap_or_default();
+    if stat.contains("(kthreadd)") {
+        refused(&["kill", "--pid", "2"], "a kernel thread");
+    }
+    // One refused target refuses the request: the other is left running.
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    refused(
+        &["kill", "--pid", &child.id().to_string(), "--pid", "1"],
+        "pid 1",
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_missing_pid_is_exit_30_with_the_error_on_stderr() {
+    let out = run_assay(&["kill", "--pid", "2147483647"]);
     assert_eq!(out.status.code(), Some(30));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("pid 1: refusing to kill init"));
-    let out = run_assay(&["kill", "--pid", "0"]);
-    assert_eq!(out.status.code(), Some(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("assay: error: pid 2147483647: no such process"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("error"), "errors are not on stdout: {text}");
     let out = run_assay(&["kill", "--pid", "2147483647", "--format", "json"]);
     assert_eq!(out.status.code(), Some(30));
     let r: assay::kill_switch::KillReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.errors, ["pid 2147483647: no such process"]);
     assert!(r.incident_dir.is_none(), "no capture asked, no incident");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("assay: error: pid 2147483647"));
 }
 
 #[test]
-fn a_cgroup_that_is_not_one_is_exit_30() {
+fn a_cgroup_that_is_not_one_is_a_usage_error() {
     let out = run_assay(&["kill", "--cgroup", "/definitely-not-a-cgroup-assay"]);
-    assert_eq!(out.status.code(), Some(30));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not a cgroup v2 directory"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("assay: error: "), "{err}");
+    assert!(err.contains("not a cgroup v2 directory"), "{err}");
+}
+
+#[test]
+fn help_lists_exit_codes_and_documents_every_flag() {
+    for cmd in [
+        &["kill"][..],
+        &["monitor"],
+        &["discover"],
+        &["policy", "validate"],
+        &["policy", "check"],
+    ] {
+        let out = run_assay(&[cmd, &["--help"]].concat());
+        assert_exit(&out, 0);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Exit codes:"), "{cmd:?}: {help}");
+        // In the options list, every flag line is followed by text on the
+        // same or the next line.
+        let lines: Vec<&str> = help
+            .lines()
+            .skip_while(|l| *l != "Options:")
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .collect();
+        assert!(lines.len() > 3, "{cmd:?}: {help}");
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            let is_flag =
+                t.starts_with("--") || (t.starts_with('-') && t.chars().nth(2) == Some(','));
+            if !is_flag {
+                continue;
+            }
+            let described = t.contains("  ")
+                || lines.get(i + 1).is_some_and(|n| {
+                    n.starts_with("          ") && !n.trim_start().starts_with('-')
+                });
+            assert!(described, "{cmd:?}: `{t}` has no help text");
+        }
+    }
 }
 
 #[test]
@@ -129,4 +214,45 @@ fn policy_kill_switch_block_sets_the_defaults_and_flags_win() {
     assert_eq!(r.request.mode, assay::kill_switch::report::Mode::Graceful);
     assert_eq!(r.request.grace_ms, 200);
     assert!(!r.request.capture && r.incident_dir.is_none());
+}
+
+/// A target that leads neither its process group nor its session and owns
+/// no cgroup cannot have its double-forked daemons attributed: say so.
+#[test]
+fn a_target_without_group_session_or_cgroup_gets_a_double_fork_warning() {
+    use std::os::unix::process::CommandExt;
+    const WARNING: &str = "double-forked cannot be attributed";
+    // Shares this test's process group, session and cgroup.
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let out = run_assay(&[
+        "kill",
+        "--pid",
+        &child.id().to_string(),
+        "--mode",
+        "immediate",
+    ]);
+    assert_exit(&out, 0);
+    child.wait().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("assay: warning: ") && err.contains(WARNING),
+        "{err}"
+    );
+    // Leads its own process group: its daemons keep that group.
+    let mut child = Command::new("sleep")
+        .arg("1000")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let out = run_assay(&[
+        "kill",
+        "--pid",
+        &child.id().to_string(),
+        "--mode",
+        "immediate",
+    ]);
+    assert_exit(&out, 0);
+    child.wait().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(WARNING), "{err}");
 }

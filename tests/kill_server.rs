@@ -139,7 +139,7 @@ fn unknown_ids_and_unconfirmed_all_are_refused() {
     .unwrap();
     let out = assay_in(&h, &["kill", "--server-id", "cursor/nope"]);
     assert_eq!(out.status.code(), Some(30));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(
         text.contains("server cursor/nope: no such server id"),
         "{text}"
@@ -158,4 +158,31 @@ fn unknown_ids_and_unconfirmed_all_are_refused() {
     // --all needs --yes, checked before anything runs.
     let out = assay_in(&h, &["kill", "--all"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `kill --all --yes` with nothing running succeeds, so fleet scripts can
+/// run it again and again. Discovery reads every process of the machine, so
+/// the run is in a fresh pid namespace with its own /proc (root).
+#[test]
+fn kill_all_with_nothing_running_is_success() {
+    if !common::require_root("kill_all_with_nothing_running_is_success") {
+        return;
+    }
+    let h = home("all-none");
+    let out = common::run(
+        std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(common::assay_bin())
+            .args(["kill", "--all", "--yes"])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("NO_COLOR", "1")
+            .env("HOME", &h.0),
+    );
+    common::assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no running MCP server; nothing to kill"),
+        "{text}"
+    );
 }

@@ -837,3 +837,79 @@ fn events_keep_flowing_during_a_graceful_kill() {
     assert_eq!(summary["dropped"], 0, "{summary}");
     assert_eq!(summary["kills"], 1, "{summary}");
 }
+
+/// A command that cannot be started is told apart from the command's own
+/// exit 1, as `env` and `timeout` do: 127 not found, 126 not executable.
+#[test]
+fn a_command_that_cannot_start_exits_127_or_126() {
+    if !common::require_root("a_command_that_cannot_start_exits_127_or_126") {
+        return;
+    }
+    let s = Scratch::new("nocmd");
+    let pol = s.file("p.yaml", &policy(&deny_port(9)));
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .args(["--", "/no/such/cmd"]));
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("assay: error: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let plain = s.file("not-executable", "#!/bin/sh\nexit 0\n");
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--")
+        .arg(&plain));
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+}
+
+/// A bad `--cgroup` or a second `--daemon` is a usage error (2), not a
+/// failed attach (40), and nothing is loaded.
+#[test]
+fn a_bad_cgroup_or_a_second_daemon_is_a_usage_error() {
+    if !common::require_root("a_bad_cgroup_or_a_second_daemon_is_a_usage_error") {
+        return;
+    }
+    let s = Scratch::new("badcg");
+    let pol = s.file("p.yaml", &policy(&deny_port(9)));
+    for cg in [PathBuf::from("/no/such/cgroup"), s.0.clone()] {
+        let out = run(assay()
+            .arg("monitor")
+            .arg("--policy")
+            .arg(&pol)
+            .arg("--cgroup")
+            .arg(&cg));
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("--cgroup"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let cg = test_cgroup("second-daemon");
+    // A pid file naming a live process (this test) stands for a running monitor.
+    let pid_file = s.file("m.pid", &format!("{}\n", std::process::id()));
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(cg.path())
+        .arg("--daemon")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--log-file")
+        .arg(s.path("m.log")));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("running"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!s.path("m.log").exists(), "nothing started");
+}

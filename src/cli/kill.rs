@@ -20,6 +20,15 @@ pub enum ModeArg {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Errors and warnings go to stderr, prefixed `assay: error:` / `assay: warning:`.
+
+Exit codes: 0 every identified process is gone (also: --all found nothing
+running), 1 runtime error, 2 usage error (no target, a refused target: pid 1,
+a kernel thread, assay or its ancestors, a pid <= 0, the root cgroup or one
+assay runs in, a path that is not a cgroup; an invalid --policy): nothing was
+signalled, 30 a process survived or could not be signalled, or a target does
+not exist or is not running.")]
 #[command(group(
     clap::ArgGroup::new("target")
         .required(true)
@@ -29,7 +38,8 @@ pub enum ModeArg {
 pub struct Args {
     /// Process to stop (repeatable). Its whole tree goes too unless
     /// --no-kill-children.
-    #[arg(long, value_name = "PID")]
+    // Negative numbers are values, so `--pid -5` is refused as `--pid=-5` is.
+    #[arg(long, value_name = "PID", allow_negative_numbers = true)]
     pub pid: Vec<i32>,
     /// A cgroup v2 to stop entirely: a path on the cgroup2 mount, or relative
     /// to it as /proc/PID/cgroup shows it (repeatable).
@@ -189,13 +199,9 @@ pub fn server_targets(args: &Args, report: &discovery::Report) -> Vec<Target> {
         }
     }
     if args.all {
-        let running = report.running();
-        if running.is_empty() {
-            out.push(Target::Unresolved(
-                "--all: discovery found no running MCP server; nothing was killed".to_string(),
-            ));
-        }
-        for (id, pids) in running {
+        // Nothing running is not a failed target: `--all` is for fleet
+        // scripts, which must be able to run it again and again.
+        for (id, pids) in report.running() {
             if !out
                 .iter()
                 .any(|t| matches!(t, Target::Server { id: x, .. } if x == id))
@@ -231,6 +237,19 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
         let found = discovery::discover(&opts, None);
         req.targets.extend(server_targets(&args, &found));
     }
+    let refused = kill_switch::refusals(&req);
+    if !refused.is_empty() {
+        // Nothing has been signalled: a usage error, not a failed kill.
+        return Err(Coded::new(Status::ConfigInvalid, anyhow::anyhow!(refused.join("; "))).into());
+    }
+    if args.all && req.targets.is_empty() {
+        let line = "--all: discovery found no running MCP server; nothing to kill";
+        match g.format {
+            output::Format::Table => output::emit(&format!("{line}\n"))?,
+            output::Format::Json => eprintln!("assay: {line}"),
+        }
+        return Ok(Outcome::Kill { all_gone: true });
+    }
     let report = kill_switch::execute(&req);
     let t = &report.timings;
     crate::debug!(
@@ -245,6 +264,12 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
         t.total_ms
     );
     output::emit(&output::kill::render(&report, g.format, g.style())?)?;
+    for w in output::kill::warnings(&report) {
+        eprintln!("assay: warning: {w}");
+    }
+    for e in output::kill::errors(&report) {
+        eprintln!("assay: error: {e}");
+    }
     Ok(Outcome::Kill {
         all_gone: report.all_gone(),
     })
@@ -318,8 +343,10 @@ mod tests {
         );
         report.servers.iter_mut().for_each(|s| s.pids.clear());
         let args = parse(&["--all", "--yes"]).unwrap();
-        assert!(
-            matches!(&server_targets(&args, &report)[..], [Target::Unresolved(m)] if m.contains("no running MCP server"))
+        assert_eq!(
+            server_targets(&args, &report),
+            [],
+            "nothing running is no error"
         );
         assert!(parse(&["--all"]).is_err(), "--all requires --yes");
     }
@@ -352,6 +379,8 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&["--mode", "immediate"]).is_err());
         assert!(parse(&["--pid", "1", "--pid", "2", "--cgroup", "/x"]).is_ok());
+        assert_eq!(parse(&["--pid", "-5"]).unwrap().pid, [-5]);
+        assert_eq!(parse(&["--pid=-5"]).unwrap().pid, [-5]);
     }
 
     #[test]

@@ -11,7 +11,13 @@ use crate::exit::Outcome;
     after_help = "Wrapper mode (what goes into an MCP client's config):\n  \
     assay monitor --policy /etc/assay/policy.yaml -- npx -y @modelcontextprotocol/server-filesystem /srv\n\
 Attach mode:\n  assay monitor --policy P --cgroup /sys/fs/cgroup/system.slice/mcp.service\n\
-Remove pinned enforcement:\n  assay monitor --unpin /sys/fs/bpf/assay"
+Remove pinned enforcement:\n  assay monitor --unpin /sys/fs/bpf/assay\n\n\
+Exit codes: wrapper mode exits with the command's status (128+N if signal N\n\
+killed it); 0 attach mode, --unpin, --cleanup ended normally; 1 runtime error;\n\
+2 invalid policy or command line (also: --cgroup not a cgroup v2 directory,\n\
+--daemon with a pid file naming a live monitor); 40 an enforcement could not\n\
+be loaded or attached; 126 the command could not be executed; 127 the\n\
+command was not found."
 )]
 pub struct Args {
     /// Policy file whose `runtime_monitor` rules are enforced.
@@ -34,6 +40,8 @@ pub struct Args {
     /// Attach mode only: run in the background with a pid file and a log file.
     #[arg(long, requires = "cgroup")]
     pub daemon: bool,
+    /// With --daemon: where the background monitor writes its pid (removed
+    /// when it exits). A pid file naming a live monitor is refused (exit 2).
     #[arg(
         long,
         value_name = "FILE",
@@ -41,6 +49,8 @@ pub struct Args {
         requires = "daemon"
     )]
     pub pid_file: PathBuf,
+    /// With --daemon: where the background monitor's stderr (notices,
+    /// summary) and, without --events, its events go (appended).
     #[arg(
         long,
         value_name = "FILE",
@@ -135,6 +145,20 @@ mod linux {
     fn session_status(e: &SessionError) -> Status {
         match e {
             SessionError::PinTriggerKill(_) | SessionError::PinFiles => Status::ConfigInvalid,
+            // As `env` and `timeout` do, so the command's own 1 stays its own.
+            SessionError::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Status::CommandNotFound
+            }
+            SessionError::Spawn { source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied
+                    || source.raw_os_error() == Some(libc::ENOEXEC)
+                    || source.raw_os_error() == Some(libc::EISDIR) =>
+            {
+                Status::CannotExecute
+            }
+            SessionError::Daemon(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Status::ConfigInvalid
+            }
             SessionError::Unenforceable { .. }
             | SessionError::Plan(_)
             | SessionError::Cgroup(_)
@@ -180,6 +204,7 @@ mod linux {
             return cleanup(&args);
         }
         let path = args.policy.clone().expect("clap requires --policy");
+        preflight(&args)?;
         let target = match (args.cgroup.clone(), args.command.is_empty()) {
             (Some(cgroup), _) => Target::Attach {
                 cgroup,
@@ -238,6 +263,38 @@ mod linux {
         })
     }
 
+    /// Usage errors that must not look like a failed attach (40): a
+    /// `--cgroup` that is not a cgroup v2 directory, a `--daemon` whose pid
+    /// file names a live monitor.
+    fn preflight(args: &Args) -> anyhow::Result<()> {
+        if let Some(cg) = &args.cgroup {
+            if !cg.join("cgroup.procs").is_file() {
+                let why = if cg.is_dir() {
+                    "not a cgroup v2 directory (no cgroup.procs)"
+                } else {
+                    "no such directory"
+                };
+                return Err(coded(
+                    Status::ConfigInvalid,
+                    anyhow!("--cgroup {}: {why}", cg.display()),
+                ));
+            }
+        }
+        if args.daemon {
+            if let Some(pid) = crate::monitor::daemon::live_pid(&args.pid_file) {
+                return Err(coded(
+                    Status::ConfigInvalid,
+                    anyhow!(
+                        "--daemon: {} names a monitor that is running (pid {pid}); stop it \
+                         or give another --pid-file",
+                        args.pid_file.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A user (file capabilities) may confine their own command, or attach
     /// to a cgroup they own: nothing that acts beyond that.
     fn only_your_own(args: &Args, uid: u32) -> anyhow::Result<()> {
@@ -261,7 +318,12 @@ mod linux {
         if let Some(cg) = &args.cgroup {
             use std::os::unix::fs::MetadataExt;
             let owner = std::fs::metadata(cg)
-                .map_err(|e| coded(Status::MonitorFailed, anyhow!("{}: {e}", cg.display())))?
+                .map_err(|e| {
+                    coded(
+                        Status::ConfigInvalid,
+                        anyhow!("--cgroup {}: {e}", cg.display()),
+                    )
+                })?
                 .uid();
             if owner != uid {
                 return refuse(format!(

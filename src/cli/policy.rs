@@ -21,7 +21,8 @@ pub struct Args {
 pub enum Command {
     /// Validate policy files; every problem is reported as file:line:column.
     ///
-    /// Exit 0 when every file is valid, 2 when any is not.
+    /// Exit codes: 0 every file is valid, 1 runtime error, 2 any file is
+    /// invalid (or the command line is).
     Validate {
         /// Output format: table (a line per file) or json (one document)
         /// [default: table].
@@ -33,9 +34,10 @@ pub enum Command {
     /// Decide tool calls (JSON lines on stdin) against a policy's tools and schemas.
     ///
     /// Each input line is {"tool": "...", "arguments": {...}} (optional "id",
-    /// echoed back). One JSON decision per line goes to stdout. Exit 0 when
-    /// every call is allowed, 3 when any is denied, 2 on a malformed line or
-    /// an invalid policy.
+    /// echoed back). One JSON decision per line goes to stdout.
+    ///
+    /// Exit codes: 0 every call is allowed, 1 runtime error, 2 a malformed
+    /// line or an invalid policy, 3 a call was denied.
     Check {
         /// Output format: decisions are JSON lines either way (table or
         /// json) [default: table].

@@ -41,6 +41,54 @@ fn protected(scan: &HashMap<i32, Stat>) -> HashSet<i32> {
     p
 }
 
+/// Targets that must not be acted on at all: not a process id, init, a
+/// kernel thread, assay or one of its ancestors, the root cgroup, a cgroup
+/// assay runs in, a path that is not a cgroup. Checked before anything is
+/// signalled, so a caller can refuse the whole request as a usage error.
+pub fn refusals(req: &KillRequest) -> Vec<String> {
+    let scan = scan_map();
+    let protected = protected(&scan);
+    let mut out = Vec::new();
+    for t in &req.targets {
+        let pids: &[i32] = match t {
+            Target::Pid(p) => std::slice::from_ref(p),
+            Target::Pids(ps) => ps,
+            Target::Cgroup(c) => {
+                if let Ok(mount) = cgroup::mount() {
+                    match cgroup::resolve(&mount, c) {
+                        Ok(dir)
+                            if cgroup::contains_pid(&mount, &dir, std::process::id() as i32)
+                                || cgroup::procs(&dir, true)
+                                    .is_ok_and(|ps| ps.iter().any(|p| protected.contains(p))) =>
+                        {
+                            out.push(cgroup::CgroupError::ContainsSelf(dir).to_string())
+                        }
+                        Ok(_) => {}
+                        Err(e) => out.push(e.to_string()),
+                    }
+                }
+                continue;
+            }
+            Target::Server { .. } | Target::Unresolved(_) => continue,
+        };
+        for &p in pids {
+            match scan.get(&p) {
+                _ if p <= 0 => out.push(format!("pid {p}: not a process id")),
+                _ if p == 1 => out.push("pid 1: refusing to kill init".into()),
+                _ if protected.contains(&p) => out.push(format!(
+                    "pid {p}: refusing to kill assay itself or one of its ancestors"
+                )),
+                Some(s) if s.is_kernel_thread() => out.push(format!(
+                    "pid {p} ({}): a kernel thread, not a process that can be killed",
+                    s.comm
+                )),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// Grow `members` (pid -> start time) with the processes that belong to the
 /// tree: children by parent pid, and processes whose session or process group
 /// is led by a member. A leader id counts when the leader is still that member
@@ -465,8 +513,22 @@ impl Run<'_> {
         }
         let seeds = self.seed_processes(pids, scan0);
         if self.req.kill_children {
-            if let Ok(m) = &mount {
-                self.add_owned_leaves(m, &seeds, scan0);
+            let owners = match &mount {
+                Ok(m) => self.add_owned_leaves(m, &seeds, scan0),
+                Err(_) => Vec::new(),
+            };
+            for s in &seeds {
+                // A double-forked daemon is reparented away; only a session,
+                // process group or cgroup the target leads still ties it to
+                // the target, and this one has none of them.
+                if s.pgrp != s.pid && s.session != s.pid && !owners.contains(&s.pid) {
+                    self.r.notes.push(format!(
+                        "pid {} ({}) leads neither its process group nor its session and has no \
+                         cgroup of its own: processes it double-forked cannot be attributed to it \
+                         and are not killed",
+                        s.pid, s.comm
+                    ));
+                }
             }
         }
         self.r.method.frozen_cgroups = self.frozen_dirs.clone();
@@ -540,14 +602,23 @@ impl Run<'_> {
     }
 
     /// With the tree, a seed's own leaf cgroup is frozen and killed too.
-    fn add_owned_leaves(&mut self, mount: &Path, seeds: &[Stat], scan0: &HashMap<i32, Stat>) {
+    /// Returns the seeds that own a leaf.
+    fn add_owned_leaves(
+        &mut self,
+        mount: &Path,
+        seeds: &[Stat],
+        scan0: &HashMap<i32, Stat>,
+    ) -> Vec<i32> {
+        let mut owners = Vec::new();
         for s in seeds {
             if let Some(dir) = owned_leaf(mount, s.pid, scan0, &self.protected) {
+                owners.push(s.pid);
                 if !self.frozen_dirs.contains(&dir) {
                     self.frozen_dirs.push(dir);
                 }
             }
         }
+        owners
     }
 
     /// Freezes each target cgroup not frozen yet; a freeze that fails or

@@ -152,6 +152,20 @@ impl Defaults {
     }
 }
 
+/// Targets of `req` that must not be acted on (see `engine::refusals`);
+/// empty when the request may proceed.
+pub fn refusals(req: &KillRequest) -> Vec<String> {
+    #[cfg(target_os = "linux")]
+    {
+        engine::refusals(req)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = req;
+        Vec::new()
+    }
+}
+
 /// Kill what `req` names and report what happened to every process. Never
 /// panics on bad targets: a pid that does not exist or cannot be signalled is
 /// a per-target error in the report, and `all_gone()` is false.

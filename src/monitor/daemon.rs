@@ -17,6 +17,17 @@ impl Drop for PidFile {
     }
 }
 
+/// The pid a pid file names, when that process is alive.
+pub fn live_pid(pid_file: &Path) -> Option<i32> {
+    let pid = fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    // SAFETY: signal 0 only checks for existence.
+    (pid > 0 && unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+}
+
 /// Fork into the background: the parent exits 0 at once (without running
 /// destructors: the child owns every attached program), the child starts a
 /// new session, writes `pid_file`, and sends stdout/stderr to `log_file`.
@@ -28,19 +39,14 @@ pub fn daemonize(pid_file: &Path, log_file: &Path) -> io::Result<PidFile> {
         .open(log_file)?;
     let null = OpenOptions::new().read(true).open("/dev/null")?;
     // Refuse early when another monitor holds the pid file.
-    if let Ok(old) = fs::read_to_string(pid_file) {
-        if let Ok(pid) = old.trim().parse::<i32>() {
-            // SAFETY: signal 0 only checks for existence.
-            if pid > 0 && unsafe { libc::kill(pid, 0) } == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
-                        "{}: a monitor is already running as pid {pid}",
-                        pid_file.display()
-                    ),
-                ));
-            }
-        }
+    if let Some(pid) = live_pid(pid_file) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{}: a monitor is already running as pid {pid}",
+                pid_file.display()
+            ),
+        ));
     }
     // SAFETY: single-threaded at this point (documented precondition).
     match unsafe { libc::fork() } {

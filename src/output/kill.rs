@@ -12,6 +12,27 @@ pub fn render(r: &KillReport, format: Format, style: Style) -> anyhow::Result<St
     }
 }
 
+/// The report's errors, one line each, for stderr (`errors` and
+/// `warnings` are printed there by the command line, in every format).
+pub fn errors(r: &KillReport) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .processes
+        .iter()
+        .filter(|p| p.fate != Fate::Gone)
+        .filter_map(|p| p.message.clone())
+        .collect();
+    out.extend(r.errors.iter().cloned());
+    if let Some(e) = &r.incident_error {
+        out.push(format!("incident not written: {e}"));
+    }
+    out
+}
+
+/// Things worth knowing that did not make the kill fail.
+pub fn warnings(r: &KillReport) -> Vec<String> {
+    r.notes.clone()
+}
+
 fn via(v: Via) -> &'static str {
     match v {
         Via::Target => "target",
@@ -67,24 +88,8 @@ pub fn table(r: &KillReport, s: Style) -> String {
             ));
         }
     }
-    for p in &r.processes {
-        if p.fate != Fate::Gone {
-            if let Some(m) = &p.message {
-                out.push_str(&format!("{} {m}\n", s.red("error:")));
-            }
-        }
-    }
-    for e in &r.errors {
-        out.push_str(&format!("{} {e}\n", s.red("error:")));
-    }
-    for n in &r.notes {
-        out.push_str(&format!("{} {n}\n", s.yellow("note:")));
-    }
-    if let Some(d) = &r.incident_dir {
+    if let (Some(d), None) = (&r.incident_dir, &r.incident_error) {
         out.push_str(&format!("incident: {}\n", d.display()));
-    }
-    if let Some(e) = &r.incident_error {
-        out.push_str(&format!("{} {e}\n", s.red("incident not written:")));
     }
     let gone = r.processes.iter().filter(|p| p.fate == Fate::Gone).count();
     let summary = format!(
