@@ -56,6 +56,8 @@ install: build
 	install -D -m 0755 target/release/assay $(DESTDIR)$(PREFIX)/bin/assay
 	install -D -m 0644 policies/production-hardened.yaml \
 		$(DESTDIR)$(PREFIX)/share/assay/policies/production-hardened.yaml
+	install -d $(DESTDIR)$(PREFIX)/share/assay/schemas
+	install -m 0644 schemas/*.json $(DESTDIR)$(PREFIX)/share/assay/schemas/
 	@if [ "$$(id -u)" = 0 ]; then \
 		setcap $(CAPS) $(DESTDIR)$(PREFIX)/bin/assay && \
 		echo "assay: file capabilities set: ordinary users can run assay monitor"; \

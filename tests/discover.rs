@@ -72,7 +72,7 @@ const SECRETS: &[&str] = &[
 fn every_client_is_found_with_exact_servers() {
     let home = fixture_home("home-all");
     let r = json_report(home.path());
-    assert_eq!(r.schema_version, "1");
+    assert_eq!(r.schema, "assay.discover/v1");
 
     let ids: BTreeSet<&str> = r.servers.iter().map(|s| s.id.as_str()).collect();
     let expected: BTreeSet<&str> = [

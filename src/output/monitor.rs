@@ -13,7 +13,9 @@ use crate::monitor::failclosed::Owner;
 use crate::monitor::session::Tidy;
 use crate::time::rfc3339;
 
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+pub const EVENT_SCHEMA: &str = "assay.monitor.event/v1";
+/// The `schema` of the exit summary (`--format json`).
+pub const SUMMARY_SCHEMA: &str = "assay.monitor.summary/v1";
 
 fn protocol_name(p: u32) -> &'static str {
     match p as i32 {
@@ -50,7 +52,7 @@ struct FileObject<'a> {
 #[serde(untagged)]
 enum Dto<'a> {
     File {
-        v: u32,
+        schema: &'static str,
         time: String,
         kind: &'static str,
         rule: &'a str,
@@ -63,14 +65,14 @@ enum Dto<'a> {
         object: FileObject<'a>,
     },
     Drops {
-        v: u32,
+        schema: &'static str,
         time: String,
         kind: &'static str,
         dropped: u64,
         total_dropped: u64,
     },
     Kill {
-        v: u32,
+        schema: &'static str,
         time: String,
         kind: &'static str,
         rule: &'a str,
@@ -80,14 +82,14 @@ enum Dto<'a> {
         error: Option<&'a str>,
     },
     Unknown {
-        v: u32,
+        schema: &'static str,
         time: String,
         kind: &'static str,
         bpf_kind: u32,
         bytes: usize,
     },
     Tamper {
-        v: u32,
+        schema: &'static str,
         time: String,
         kind: &'static str,
         operation: &'static str,
@@ -159,11 +161,11 @@ fn socket_type_name(t: u64) -> &'static str {
 /// Net events (the hot path) go through the direct writer, the rest through
 /// their serde DTO.
 fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
-    let v = EVENT_SCHEMA_VERSION;
+    let schema = EVENT_SCHEMA;
     let dto = match ev {
         Event::Net(n) => return w.write(out, n),
         Event::File(f) => Dto::File {
-            v,
+            schema,
             time: rfc3339(f.time_ns),
             kind: f.op.kind(),
             rule: &f.rule,
@@ -186,14 +188,14 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
             new,
             total,
         } => Dto::Drops {
-            v,
+            schema,
             time: rfc3339(*time_ns),
             kind: "drops",
             dropped: *new,
             total_dropped: *total,
         },
         Event::Kill(k) => Dto::Kill {
-            v,
+            schema,
             time: rfc3339(k.time_ns),
             kind: "kill",
             rule: &k.rule,
@@ -203,7 +205,7 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
             error: k.error.as_deref(),
         },
         Event::Tamper(t) => Dto::Tamper {
-            v,
+            schema,
             time: rfc3339(t.time_ns),
             kind: "tamper",
             operation: t.guard.as_str(),
@@ -215,7 +217,7 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
             object: tamper_object(t),
         },
         Event::Unknown { time_ns, kind, len } => Dto::Unknown {
-            v,
+            schema,
             time: rfc3339(*time_ns),
             kind: "unknown",
             bpf_kind: *kind,
@@ -288,8 +290,8 @@ impl NetWriter {
     }
 
     fn write(&mut self, out: &mut Vec<u8>, n: &NetEvent) {
-        out.extend_from_slice(b"{\"v\":");
-        push_u64(out, u64::from(EVENT_SCHEMA_VERSION));
+        out.extend_from_slice(b"{\"schema\":");
+        push_str(out, EVENT_SCHEMA);
         out.extend_from_slice(b",\"time\":");
         self.time(out, n.time_ns);
         out.extend_from_slice(match n.hook {
@@ -444,13 +446,13 @@ pub fn summary_text(s: &Summary, style: Style) -> String {
 pub fn summary_json(s: &Summary) -> String {
     #[derive(Serialize)]
     struct V1<'a> {
-        v: u32,
+        schema: &'static str,
         kind: &'static str,
         #[serde(flatten)]
         summary: &'a Summary,
     }
     let mut j = serde_json::to_string(&V1 {
-        v: EVENT_SCHEMA_VERSION,
+        schema: SUMMARY_SCHEMA,
         kind: "summary",
         summary: s,
     })
@@ -543,7 +545,7 @@ mod tests {
         assert_eq!(
             j,
             serde_json::json!({
-                "v": 1, "time": "1970-01-01T00:00:00.000000000Z", "kind": "net_connect",
+                "schema": "assay.monitor.event/v1", "time": "1970-01-01T00:00:00.000000000Z", "kind": "net_connect",
                 "rule": "no-admin-ports", "severity": "high", "action": "deny",
                 "also_matched": ["egress"], "pid": 11, "tgid": 10, "comm": "cu\"rl",
                 "cgroup_id": 99,
@@ -641,7 +643,7 @@ mod tests {
         assert_eq!(
             j,
             serde_json::json!({
-                "v": 1, "time": "1970-01-01T00:00:00.000000000Z", "kind": "file_open",
+                "schema": "assay.monitor.event/v1", "time": "1970-01-01T00:00:00.000000000Z", "kind": "file_open",
                 "rule": "creds", "severity": "critical", "action": "deny", "pid": 5,
                 "tgid": 5, "comm": "cat", "cgroup_id": 7,
                 "object": {"dev": 8388609, "ino": 1234, "name": "shadow", "path": "/etc/shadow",
@@ -739,7 +741,7 @@ mod tests {
     #[test]
     fn summary_json_schema() {
         let j: serde_json::Value = serde_json::from_str(&summary_json(&summary())).unwrap();
-        assert_eq!(j["v"], 1);
+        assert_eq!(j["schema"], "assay.monitor.summary/v1");
         assert_eq!(j["kind"], "summary");
         assert_eq!(j["delivered"], 10);
         assert_eq!(j["dropped"], 2);

@@ -150,8 +150,12 @@ pub fn validate_table(results: &[FileResult], style: Style) -> String {
     s
 }
 
+/// The `schema` of every `policy check` decision line.
+pub const CHECK_SCHEMA: &str = "assay.policy.check/v1";
+
 #[derive(Serialize)]
 struct DecisionLine<'a> {
+    schema: &'static str,
     line: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a serde_json::Value>,
@@ -165,7 +169,12 @@ pub fn decision_line(
     id: Option<&serde_json::Value>,
     decision: &Decision,
 ) -> anyhow::Result<String> {
-    let mut s = serde_json::to_string(&DecisionLine { line, id, decision })?;
+    let mut s = serde_json::to_string(&DecisionLine {
+        schema: CHECK_SCHEMA,
+        line,
+        id,
+        decision,
+    })?;
     s.push('\n');
     Ok(s)
 }
@@ -187,7 +196,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"line": 3, "id": "a", "allowed": false, "tool": "exec",
+            serde_json::json!({"schema": "assay.policy.check/v1", "line": 3, "id": "a",
+                "allowed": false, "tool": "exec",
                 "reasons": [{"kind": "deny_list"}]})
         );
     }

@@ -1,4 +1,5 @@
-//! `assay discover --format json`: schema version 1.
+//! `assay discover --format json`: schema `assay.discover/v1`
+//! (`schemas/assay.discover.v1.json`).
 //!
 //! These DTOs are the public, versioned contract; they are separate from the
 //! internal [`Report`] so internals can change without breaking consumers.
@@ -13,12 +14,13 @@ use crate::discovery::{
     SourceStatus, Transport,
 };
 
-pub const SCHEMA_VERSION: &str = "1";
+/// The document's `schema`: name and version, as every JSON output has.
+pub const SCHEMA: &str = "assay.discover/v1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportV1 {
-    pub schema_version: String,
+    pub schema: String,
     pub tool: Tool,
     pub scan: Scan,
     pub summary: Summary,
@@ -205,7 +207,7 @@ fn s(p: &std::path::Path) -> String {
 pub fn to_dto(r: &Report) -> ReportV1 {
     let (process_scan, processes) = processes_v1(&r.processes);
     ReportV1 {
-        schema_version: SCHEMA_VERSION.into(),
+        schema: SCHEMA.into(),
         tool: Tool {
             name: "assay".into(),
             version: env!("CARGO_PKG_VERSION").into(),
