@@ -1135,3 +1135,26 @@ fn sarif_of_a_process_only_server_has_no_file_link() {
             .contains("running process")
     );
 }
+
+/// Piped, the table cuts nothing (a parse error keeps its position, a long
+/// command line its end); `--color always` colours even then.
+#[test]
+fn piped_tables_are_never_cut_and_color_can_be_forced() {
+    let home = fixture_home("home-all");
+    let out = run_all(home.path(), &[]);
+    assert_exit(&out, 0);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('…'), "{text}");
+    for row in ["parse_error", "low       source_error"] {
+        let parse = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(row) && l.contains("amazon"))
+            .expect(row);
+        assert!(parse.contains("at line 5 column 1"), "{parse}");
+    }
+    assert!(!text.contains("\x1b["), "no colour when piped");
+    let out = run_all(home.path(), &["--color", "always"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b["));
+    let out = run_all(home.path(), &["--color", "always", "--no-color"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\x1b["));
+}

@@ -343,6 +343,14 @@ fn attach_mode_enforces_on_an_existing_cgroup_until_sigint() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(out.is_empty(), "events went to --events: {out}");
     assert!(err.contains("assay monitor summary"), "{err}");
+    // Without -v, attach mode says what it enforces on which cgroup.
+    assert!(
+        err.contains(&format!(
+            "assay: enforcing 1 network rule(s) on cgroup {}",
+            cg.path().display()
+        )),
+        "{err}"
+    );
     let evs = json_lines(&std::fs::read_to_string(&events).unwrap());
     assert!(
         evs.iter()
@@ -912,4 +920,28 @@ fn a_bad_cgroup_or_a_second_daemon_is_a_usage_error() {
         text(&out.stderr)
     );
     assert!(!s.path("m.log").exists(), "nothing started");
+}
+
+/// Attaching to the cgroup2 root puts the whole host in scope: assay warns
+/// before anything is attached. (An invalid policy then stops the run, so
+/// this test never enforces anything on the host.)
+#[test]
+fn attaching_to_the_cgroup2_root_warns_first() {
+    if !common::require_root("attaching_to_the_cgroup2_root_warns_first") {
+        return;
+    }
+    let root = common::cgroup2_mount().expect("cgroup2 mounted");
+    let s = Scratch::new("rootcg");
+    let pol = s.file("bad.yaml", "version: \"2.0\"\nbogus: 1\n");
+    let out = run(assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--cgroup")
+        .arg(&root));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let warn = err.find("assay: warning: --cgroup").expect(&err);
+    assert!(err[warn..].contains("every process on this host"), "{err}");
+    assert!(warn < err.find("bogus").expect(&err), "warned first: {err}");
 }

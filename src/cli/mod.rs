@@ -9,7 +9,7 @@ use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::exit::{self, Coded, Outcome, Status};
-use crate::output::{self, DiscoverFormat, Format, Style};
+use crate::output::{self, ColorChoice, DiscoverFormat, Format, Style};
 use crate::policy::Policy;
 
 pub mod discover;
@@ -39,7 +39,17 @@ pub struct Cli {
 /// Options every subcommand accepts, before or after its name.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalFlags {
-    /// Never colour output (also: the NO_COLOR environment variable).
+    /// When to colour output: auto (on a terminal, unless NO_COLOR is set or
+    /// TERM=dumb), always, never.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        global = true
+    )]
+    pub color: ColorChoice,
+    /// Never colour output (same as --color never).
     #[arg(long, global = true)]
     pub no_color: bool,
     /// More detail on stderr; repeat for more.
@@ -75,15 +85,22 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Global<F = Format> {
     pub format: F,
+    pub color: ColorChoice,
     pub no_color: bool,
     pub verbose: u8,
 }
 
 impl<F> Global<F> {
-    /// Table styles for stdout.
+    /// Table styles for stdout: tables fit the terminal, and are never cut
+    /// when piped or with -v.
     pub fn style(&self) -> Style {
         Style {
-            color: output::use_color(self.no_color),
+            color: output::use_color(self.color, self.no_color),
+            width: if self.verbose > 0 {
+                None
+            } else {
+                output::stdout_width()
+            },
         }
     }
 }
@@ -92,6 +109,7 @@ impl GlobalFlags {
     fn with<F>(&self, format: F) -> Global<F> {
         Global {
             format,
+            color: self.color,
             no_color: self.no_color,
             verbose: self.verbose,
         }
@@ -324,6 +342,16 @@ mod tests {
             panic!()
         };
         assert_eq!((g.format, g.no_color, g.verbose), (Format::Json, false, 2));
+        assert_eq!(g.color, ColorChoice::Auto);
+        let Ok(Run::Discover(_, g)) = run(&["--color", "always", "discover"]) else {
+            panic!()
+        };
+        assert_eq!(g.color, ColorChoice::Always);
+        let Ok(Run::Discover(_, g)) = run(&["discover", "--color=never"]) else {
+            panic!()
+        };
+        assert_eq!(g.color, ColorChoice::Never);
+        assert!(run(&["discover", "--color", "sometimes"]).is_err());
     }
 
     #[test]

@@ -132,7 +132,7 @@ mod linux {
         self, Config, DaemonFiles, KillSwitch, Notice, Session, SessionError, SinkFactory, Target,
     };
     use crate::output::monitor as render;
-    use crate::output::{Format, Style, use_color};
+    use crate::output::{Format, Style};
     use crate::policy::model::Policy;
 
     fn coded(status: Status, e: impl Into<anyhow::Error>) -> anyhow::Error {
@@ -174,7 +174,8 @@ mod linux {
     fn stderr_style(g: &Global) -> Style {
         use std::io::IsTerminal;
         Style {
-            color: use_color(g.no_color) && io::stderr().is_terminal(),
+            color: crate::output::color_for(g.color, g.no_color, io::stderr().is_terminal()),
+            width: None,
         }
     }
 
@@ -245,7 +246,8 @@ mod linux {
         };
         let style = stderr_style(g);
         let allow_degraded = args.allow_degraded;
-        let notices = Box::new(move |n: Notice| notice(&n, style, allow_degraded));
+        let attach = args.cgroup.is_some();
+        let notices = Box::new(move |n: Notice| notice(&n, style, allow_degraded, attach));
         let events = EventsTo::of(&args).factory();
         let session = Session::new(config, kill_switch(&policy), events, notices);
         let ended = session.run().map_err(|e| {
@@ -260,6 +262,31 @@ mod linux {
         }
         Ok(Outcome::Monitor {
             status: ended.status,
+        })
+    }
+
+    fn enforcing_text(net_rules: usize, file_rules: bool) -> String {
+        let net = format!("{net_rules} network rule(s)");
+        if file_rules {
+            format!("{net} and the file rules")
+        } else {
+            net
+        }
+    }
+
+    /// The warning for attaching to the cgroup2 root: every process of the
+    /// host is then in scope.
+    pub(super) fn root_warning(cgroup: &Path, mount: &Path) -> Option<String> {
+        let same = |a: &Path, b: &Path| {
+            let c = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            c(a) == c(b)
+        };
+        same(cgroup, mount).then(|| {
+            format!(
+                "--cgroup {} is the cgroup2 root: the policy applies to every process on this \
+                 host",
+                cgroup.display()
+            )
         })
     }
 
@@ -278,6 +305,10 @@ mod linux {
                     Status::ConfigInvalid,
                     anyhow!("--cgroup {}: {why}", cg.display()),
                 ));
+            }
+            let mount = crate::monitor::cgroup::cgroup2_mount();
+            if let Some(w) = mount.ok().and_then(|m| root_warning(cg, &m)) {
+                eprintln!("assay: warning: {w}");
             }
         }
         if args.daemon {
@@ -378,7 +409,9 @@ mod linux {
         crate::policy::load(path).map_err(|e| coded(Status::ConfigInvalid, e))
     }
 
-    fn notice(n: &Notice, style: Style, allow_degraded: bool) {
+    /// `attach`: attach mode, which says on stderr what it enforces where
+    /// (wrapper mode keeps quiet: its stderr is the MCP client's log).
+    fn notice(n: &Notice, style: Style, allow_degraded: bool, attach: bool) {
         match n {
             Notice::Degraded(list) => {
                 eprint!("{}", render::unenforced_text(list, style, allow_degraded));
@@ -387,11 +420,18 @@ mod linux {
                 "assay: note: rule `{rule}`: {}: {why}; watched, enforced once it exists",
                 path.display()
             ),
-            Notice::Enforcing { net_rules, scope } => crate::debug!(
-                1,
-                "enforcing {net_rules} network rule(s) on {}",
-                scope.display()
-            ),
+            Notice::Enforcing {
+                net_rules,
+                file_rules,
+                scope,
+            } => {
+                let what = enforcing_text(*net_rules, *file_rules);
+                if attach {
+                    eprintln!("assay: enforcing {what} on cgroup {}", scope.display());
+                } else {
+                    crate::debug!(1, "enforcing {what} on {}", scope.display());
+                }
+            }
             Notice::StaysPinned(dir) => eprintln!(
                 "assay: enforcement stays pinned in {}; `assay monitor --unpin {}` removes it",
                 dir.display(),

@@ -93,6 +93,8 @@ pub enum Notice {
     /// Enforcement is attached and the event threads run.
     Enforcing {
         net_rules: usize,
+        /// File rules are enforced too (BPF LSM).
+        file_rules: bool,
         scope: PathBuf,
     },
     /// Attach mode with `--pin`: enforcement stays after exit.
@@ -490,6 +492,7 @@ impl Session {
             .map_err(SessionError::EventThreads)?;
         (self.notices)(Notice::Enforcing {
             net_rules: mon.net_rules(),
+            file_rules: mon.enforces_files(),
             scope: scoped.path().to_path_buf(),
         });
         let changes = mon.file_changes().map_err(SessionError::Watch)?;

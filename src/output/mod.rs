@@ -34,22 +34,82 @@ pub enum DiscoverFormat {
     Sarif,
 }
 
-/// Colour on a terminal unless `NO_COLOR` is set (https://no-color.org) or
-/// `--no-color` was given.
-pub fn use_color(no_color_flag: bool) -> bool {
-    if no_color_flag {
-        return false;
-    }
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
-        return false;
-    }
-    io::stdout().is_terminal()
+/// `--color`: when to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set or `TERM` is `dumb`.
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
-/// Styles used in tables; empty strings when colour is off.
+/// Whether to colour a stream that is (or is not) a terminal. `--no-color`
+/// is `--color never`; with `auto`, `NO_COLOR` (https://no-color.org) and
+/// `TERM=dumb` turn colour off.
+pub fn color_for(choice: ColorChoice, no_color_flag: bool, is_terminal: bool) -> bool {
+    let no_color = std::env::var_os("NO_COLOR");
+    let term = std::env::var_os("TERM");
+    decide_color(
+        choice,
+        no_color_flag,
+        is_terminal,
+        no_color.as_deref(),
+        term.as_deref(),
+    )
+}
+
+/// [`color_for`] with the environment passed in.
+fn decide_color(
+    choice: ColorChoice,
+    no_color_flag: bool,
+    is_terminal: bool,
+    no_color_env: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    match choice {
+        _ if no_color_flag => false,
+        ColorChoice::Never => false,
+        ColorChoice::Always => true,
+        ColorChoice::Auto => {
+            is_terminal
+                && no_color_env.is_none_or(|v| v.is_empty())
+                && term != Some("dumb".as_ref())
+        }
+    }
+}
+
+/// Colour for stdout.
+pub fn use_color(choice: ColorChoice, no_color_flag: bool) -> bool {
+    color_for(choice, no_color_flag, io::stdout().is_terminal())
+}
+
+/// The width tables must fit: the terminal's, when stdout is one; `None`
+/// (never cut) when it is not, so pipes and files get every character.
+pub fn stdout_width() -> Option<usize> {
+    if !io::stdout().is_terminal() {
+        return None;
+    }
+    let from_env = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok());
+    #[cfg(unix)]
+    {
+        // SAFETY: TIOCGWINSZ fills a winsize we own.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0
+            && ws.ws_col > 0
+        {
+            return Some(usize::from(ws.ws_col));
+        }
+    }
+    from_env.or(Some(80))
+}
+
+/// Styles used in tables; empty strings when colour is off. `width`: the
+/// columns a table must fit (`None`: never cut a cell).
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,
+    pub width: Option<usize>,
 }
 
 impl Style {
@@ -105,10 +165,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn color_choices() {
+        use ColorChoice::*;
+        let d = |c, flag, tty, nc: Option<&str>, term: Option<&str>| {
+            decide_color(c, flag, tty, nc.map(AsRef::as_ref), term.map(AsRef::as_ref))
+        };
+        assert!(d(Auto, false, true, None, Some("xterm")));
+        assert!(!d(Auto, false, false, None, Some("xterm")), "piped");
+        assert!(!d(Auto, false, true, None, Some("dumb")), "TERM=dumb");
+        assert!(!d(Auto, false, true, Some("1"), None), "NO_COLOR");
+        assert!(d(Auto, false, true, Some(""), None), "empty NO_COLOR");
+        assert!(d(Always, false, false, Some("1"), Some("dumb")));
+        assert!(!d(Never, false, true, None, None));
+        assert!(!d(Always, true, true, None, None), "--no-color wins");
+    }
+
+    #[test]
     fn style_without_color_is_plain() {
-        let s = Style { color: false };
+        let s = Style {
+            color: false,
+            width: None,
+        };
         assert_eq!(s.red("x"), "x");
-        let s = Style { color: true };
+        let s = Style {
+            color: true,
+            width: None,
+        };
         assert_eq!(s.red("x"), "\x1b[31mx\x1b[0m");
     }
 

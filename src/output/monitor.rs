@@ -730,7 +730,13 @@ mod tests {
 
     #[test]
     fn summary_text_names_rules_drops_and_kills() {
-        let t = summary_text(&summary(), Style { color: false });
+        let t = summary_text(
+            &summary(),
+            Style {
+                color: false,
+                width: None,
+            },
+        );
         assert!(t.contains("no-admin-ports  deny"), "{t}");
         assert!(t.contains("events delivered: 10"), "{t}");
         assert!(t.contains("events dropped:   2"), "{t}");

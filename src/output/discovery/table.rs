@@ -8,7 +8,8 @@ use crate::discovery::{
 use crate::output::Style;
 use crate::severity::Severity;
 
-const MAX_CELL: usize = 72;
+/// Columns are never narrowed below this to fit a terminal.
+const MIN_FIT: usize = 12;
 
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -20,12 +21,29 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Narrow the widest columns until a line (2 indent, 2 between columns)
+/// fits `width`, none below [`MIN_FIT`].
+fn fit(w: &mut [usize], width: usize) {
+    let line = |w: &[usize]| 2 + w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+    while line(w) > width {
+        let Some((i, &widest)) = w.iter().enumerate().max_by_key(|(i, x)| (**x, *i)) else {
+            return;
+        };
+        if widest <= MIN_FIT {
+            return;
+        }
+        w[i] -= 1;
+    }
+}
+
 /// Rows of plain cells; `paint` colours a cell after padding so escape
-/// codes never disturb alignment.
+/// codes never disturb alignment. With a `width` (a terminal), cells are
+/// cut to fit it; without, nothing is cut.
 fn table(
     out: &mut String,
     header: &[&str],
     rows: &[Vec<String>],
+    width: Option<usize>,
     paint: &dyn Fn(usize, &str, &str) -> String,
 ) {
     let n = header.len();
@@ -35,6 +53,13 @@ fn table(
             w[i] = w[i].max(c.chars().count());
         }
     }
+    if let Some(width) = width {
+        fit(&mut w, width);
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().zip(&w).map(|(c, &max)| truncate(c, max)).collect())
+        .collect();
     let line = |cells: Vec<String>| {
         let mut l = String::from("  ");
         for (i, c) in cells.iter().enumerate() {
@@ -54,7 +79,7 @@ fn table(
         })
         .collect();
     let _ = writeln!(out, "{}", line(head));
-    for r in rows {
+    for r in &rows {
         let cells: Vec<String> = r
             .iter()
             .enumerate()
@@ -147,6 +172,7 @@ fn servers_section(out: &mut String, r: &Report, style: &Style) {
             "COMMAND / URL",
         ],
         &rows,
+        style.width,
         &|col, raw, padded| match col {
             usize::MAX => style.dim(padded),
             0 => style.bold(padded),
@@ -186,7 +212,7 @@ fn server_row(s: &Server) -> Vec<String> {
         } else {
             clients.join(",")
         },
-        truncate(&s.command_line, MAX_CELL),
+        s.command_line.clone(),
     ]
 }
 
@@ -222,7 +248,7 @@ fn findings_section(out: &mut String, r: &Report, style: &Style) {
                 f.severity.as_str().to_string(),
                 f.rule.id().to_string(),
                 f.server_id.clone().unwrap_or_else(|| "-".into()),
-                truncate(&detail, 110),
+                detail,
             ]
         })
         .collect();
@@ -230,6 +256,7 @@ fn findings_section(out: &mut String, r: &Report, style: &Style) {
         out,
         &["SEVERITY", "RULE", "SERVER", "DETAIL"],
         &rows,
+        style.width,
         &|col, raw, padded| match col {
             usize::MAX => style.dim(padded),
             0 => sev_paint(style, raw, padded),
@@ -263,6 +290,7 @@ fn sources_section(out: &mut String, r: &Report, style: &Style, show_absent: boo
             out,
             &["STATUS", "CLIENT", "SCOPE", "PATH", "DETAIL"],
             &rows,
+            style.width,
             &|col, raw, padded| match col {
                 usize::MAX => style.dim(padded),
                 0 if raw == "found" => style.green(padded),
@@ -316,7 +344,7 @@ fn source_row(s: &Source) -> Vec<String> {
         s.client.to_string(),
         s.scope.as_str().to_string(),
         s.path.display().to_string(),
-        truncate(&detail, 90),
+        detail,
     ]
 }
 
@@ -337,6 +365,7 @@ fn processes_section(out: &mut String, r: &Report, style: &Style) {
                 out,
                 &["PID", "PARENT", "CLIENT", "SERVER", "MANAGED", "COMMAND"],
                 &rows,
+                style.width,
                 &|col, raw, padded| match col {
                     usize::MAX => style.dim(padded),
                     4 if raw == "no" => style.yellow(padded),
@@ -376,6 +405,43 @@ fn process_row(p: &ProcessInfo) -> Vec<String> {
             .as_ref()
             .map_or("no", |m| m.as_str())
             .to_string(),
-        truncate(&p.command_line, MAX_CELL),
+        p.command_line.clone(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(width: Option<usize>) -> String {
+        let mut out = String::new();
+        let long = format!("npx -y {}", "x".repeat(200));
+        let rows = vec![
+            vec!["a".to_string(), long],
+            vec!["bb".into(), "short".into()],
+        ];
+        table(&mut out, &["ID", "COMMAND"], &rows, width, &|_, _, p| {
+            p.to_string()
+        });
+        out
+    }
+
+    #[test]
+    fn tables_fit_a_terminal_and_are_never_cut_otherwise() {
+        let piped = render(None);
+        assert!(piped.contains(&"x".repeat(200)), "{piped}");
+        let fitted = render(Some(60));
+        for l in fitted.lines() {
+            assert!(l.chars().count() <= 60, "{l}");
+        }
+        assert!(fitted.contains('…'));
+        assert!(fitted.contains("short"));
+        // Narrow terminals keep every column readable.
+        let mut w = vec![30, 30, 5];
+        fit(&mut w, 40);
+        assert_eq!(w, [15, 14, 5], "2 + 34 + 2 * 2 = 40");
+        let mut w = vec![30, 30, 5];
+        fit(&mut w, 20);
+        assert_eq!(w, [12, 12, 5], "never below MIN_FIT");
+    }
 }
