@@ -92,6 +92,7 @@ mod suite {
             e2e::disconnected_dentry(&mut s);
             e2e::file_mounts_attach(&mut s);
             e2e::file_mounts_wrapper(&mut s);
+            e2e::verdict_cache_follows_changes(&mut s);
             e2e::user_with_capabilities(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
@@ -3268,6 +3269,85 @@ mod suite {
                     NAME,
                     format!("{why}; stderr {}", String::from_utf8_lossy(&out.stderr)),
                 ),
+            }
+        }
+
+        /// The verdict cache (fileguard.bpf.c, `verdicts`) against what
+        /// changes a verdict without touching the file: renames outside the
+        /// scope moving a file (or its directory) into and out of a
+        /// protected directory after the file was opened in scope, a second
+        /// name of the same inode, and repeated opens of a denied file
+        /// (each denial its own event). Attach mode, root in scope.
+        pub fn verdict_cache_follows_changes(s: &mut Suite) {
+            const NAME: &str = "e2e/verdict-cache-follows-changes";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("cache");
+            for (f, t) in [
+                ("out/f", "s3cret-f\n"),
+                ("out/dir/g", "s3cret-g\n"),
+                ("data/h", "s3cret-h\n"),
+            ] {
+                std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+                std::fs::write(d.join(f), t).unwrap();
+            }
+            std::fs::hard_link(d.join("data/h"), d.join("out/h2")).unwrap();
+            let glob = format!("{}/data/**", d.display());
+            let pol = file_policy(&d, "data", &glob, "deny", None);
+            let ev = d.join("events.jsonl");
+            let cg = Cgroup::create("assay-e2e-cache");
+            let mon = attach_monitor(&pol, &cg, Some(&ev), Some("assay_d_instantiate"));
+            let open_in = |f: &str| in_child(Some(&cg), || try_open(d.join(f))).1;
+            let mv = |a: &str, b: &str| std::fs::rename(d.join(a), d.join(b)).unwrap();
+            let mut steps: Vec<(&str, i32, i32)> = Vec::new();
+            let mut step = |what: &'static str, f: &str, want: i32| {
+                // Twice: the second open is the one a cache would answer.
+                for _ in 0..2 {
+                    steps.push((what, open_in(f), want));
+                }
+            };
+            step("free file, before its move", "out/f", 0);
+            step("free dir's file, before its move", "out/dir/g", 0);
+            mv("out/f", "data/f");
+            mv("out/dir", "data/dir");
+            step("file moved in by a rename outside", "data/f", libc::EPERM);
+            step("file whose directory moved in", "data/dir/g", libc::EPERM);
+            mv("data/f", "out/f");
+            step("file moved back out", "out/f", 0);
+            step("second name outside the subtree", "out/h2", 0);
+            step(
+                "the same inode by its protected name",
+                "data/h",
+                libc::EPERM,
+            );
+            step("the outside name again", "out/h2", 0);
+            // SAFETY: plain syscall on our child.
+            unsafe { libc::kill(mon.id() as i32, libc::SIGTERM) };
+            let out = mon.wait_with_output().unwrap();
+            let evs = events(&ev);
+            let denials = |name: &str| {
+                evs.iter()
+                    .filter(|e| {
+                        e["kind"] == "file_open"
+                            && e["rule"] == "data"
+                            && e["action"] == "deny"
+                            && e["object"]["name"] == name
+                    })
+                    .count()
+            };
+            let wrong: Vec<_> = steps.iter().filter(|(_, got, want)| got != want).collect();
+            // Two opens each of f, g and h were denied: six events.
+            let counts = (denials("f"), denials("g"), denials("h"));
+            let detail = format!(
+                "{} opens, wrong {wrong:?}; deny events f/g/h {counts:?}; stderr {}",
+                steps.len(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if wrong.is_empty() && counts == (2, 2, 2) {
+                s.pass(NAME, detail);
+            } else {
+                s.fail(NAME, detail);
             }
         }
 

@@ -135,6 +135,11 @@ struct verdict {
 	__u8 found;
 	/* A name- or ancestor-based form could not judge the file. */
 	__u8 undecided;
+	/* The stamp the verdict was judged under (see `verdicts`): the
+	 * policy generation, and the rename and mount counts (odd: not to
+	 * be cached). */
+	__u32 gen;
+	__u64 seqs;
 	__u64 gated;
 	__u64 exempt;
 	/* Per match kind that a map lookup gives (index kind - 1; not
@@ -666,9 +671,171 @@ static __always_inline int stacked(struct dentry *d, struct inode *inode)
 	return BPF_CORE_READ(d, d_inode) != inode && have_placed_forms();
 }
 
+/*
+ * The verdict of an open, kept per inode (inode storage) so that opening the
+ * same file again costs a lookup instead of a judgement. A cached verdict
+ * holds while nothing it depends on changed:
+ * - the dentry and mount it was judged through (another name or mount of
+ *   the same inode is judged afresh; a new name that reuses a freed
+ *   dentry's address is instantiated, and `d_instantiate` drops the
+ *   inode's verdict);
+ * - the policy generation, which userspace bumps after changing the maps;
+ * - the kernel's rename and mount sequence counts: the first word of the
+ *   seqlocks `rename_lock` (written around every d_move: renames, and
+ *   reconnections of disconnected dentries) and `mount_lock` (every change
+ *   of a mount tree). A judgement stores its verdict only when the counts
+ *   were even and the same before and after it, as the kernel's own path
+ *   walks check them.
+ * Entries are written without a lock (5.10 has no spin locks for LSM
+ * programs): a tag over every field, keyed by a random value of this load,
+ * is written last and checked on read, so an entry two writers tore apart
+ * is a miss. Without the addresses of the seqlocks (kallsyms hidden) there
+ * is no cache, only the judgement.
+ */
+extern const void rename_lock __ksym __weak;
+extern const void mount_lock __ksym __weak;
+
+/* Random, per load: the key of the entries' tags. */
+const volatile __u64 cache_key;
+
+struct verdict_cache {
+	__u64 dentry;
+	__u64 mnt;
+	__u64 seqs;
+	__u32 gen;
+	__u32 rule_idx;
+	__u32 action;
+	__u32 match;
+	__u32 found;
+	__u32 _pad;
+	__u64 tag;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct verdict_cache);
+} verdicts SEC(".maps");
+
+/* The policy generation: userspace adds 1 after every change of the maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} policy_gen SEC(".maps");
+
+/* The stamp of a verdict (see `struct verdict`): the policy generation and
+ * the rename and mount counts, read together. Returns 0 (and an odd
+ * `seqs`, which no entry holds) when a change is in progress or the counts
+ * cannot be read. */
+static __always_inline int read_stamp(__u32 *gen, __u64 *seqs)
+{
+	__u32 zero = 0, rename = 1, mount = 1;
+	__u64 *g = bpf_map_lookup_elem(&policy_gen, &zero);
+
+	*seqs = 1;
+	if (!g || bpf_probe_read_kernel(&rename, sizeof(rename), &rename_lock) ||
+	    bpf_probe_read_kernel(&mount, sizeof(mount), &mount_lock) || ((rename | mount) & 1))
+		return 0;
+	/* 2^32 refreshes would wrap it: more than a monitor's lifetime. */
+	*gen = (__u32)*g;
+	*seqs = (__u64)rename << 32 | mount;
+	return 1;
+}
+
+static __always_inline __u64 mix(__u64 h, __u64 x)
+{
+	h = (h ^ x) * 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 31);
+}
+
+static __always_inline __u64 cache_tag(__u64 dentry, __u64 mnt, __u32 gen, __u64 seqs, __u64 rule,
+				       __u64 how)
+{
+	__u64 h = mix(cache_key, dentry);
+
+	h = mix(h, mnt);
+	h = mix(h, gen);
+	h = mix(h, seqs);
+	h = mix(h, rule);
+	return mix(h, how);
+}
+
+/* 1 when `file`'s inode has a verdict for the file's dentry and mount under
+ * the current stamp (put in `v`, settled); 0: judge it, and `v` holds the
+ * stamp (an odd `seqs`: do not store the result). */
+static __always_inline int cache_lookup(struct file *file, struct verdict *v)
+{
+	__u64 mnt = (__u64)mount_of(BPF_CORE_READ(file, f_path.mnt));
+	__u64 d = (__u64)BPF_CORE_READ(file, f_path.dentry);
+	struct verdict_cache *c;
+	__u64 rule, how;
+
+	v->seqs = 1;
+	if (!have_placed_forms() || !read_stamp(&v->gen, &v->seqs))
+		return 0;
+	c = bpf_inode_storage_get(&verdicts, file->f_inode, 0, 0);
+	if (!c || c->dentry != d || c->mnt != mnt || c->gen != v->gen || c->seqs != v->seqs)
+		return 0;
+	rule = (__u64)c->rule_idx << 32 | c->action;
+	how = (__u64)c->match << 32 | c->found;
+	asm volatile("" ::: "memory");
+	if (c->tag != cache_tag(d, mnt, v->gen, v->seqs, rule, how))
+		return 0;
+	v->rule_idx = rule >> 32;
+	v->action = (__u32)rule;
+	v->match = how >> 32;
+	v->found = (__u32)how;
+	return 1;
+}
+
+/* Stores a settled verdict when the stamp did not change while it was
+ * judged. */
+static __always_inline void cache_store(struct file *file, const struct verdict *v)
+{
+	__u64 mnt = (__u64)mount_of(BPF_CORE_READ(file, f_path.mnt));
+	__u64 d = (__u64)BPF_CORE_READ(file, f_path.dentry);
+	struct verdict_cache *c;
+	__u32 gen = 0;
+	__u64 seqs;
+
+	if (v->seqs & 1 || !read_stamp(&gen, &seqs) || gen != v->gen || seqs != v->seqs)
+		return;
+	c = bpf_inode_storage_get(&verdicts, file->f_inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	/* The tag last, after a compiler barrier (x86 keeps stores in order):
+	 * a reader of a half-written entry sees a tag that does not fit. */
+	c->tag = 0;
+	asm volatile("" ::: "memory");
+	c->dentry = d;
+	c->mnt = mnt;
+	c->gen = gen;
+	c->seqs = seqs;
+	c->rule_idx = v->rule_idx;
+	c->action = v->action;
+	c->match = v->match;
+	c->found = v->found;
+	asm volatile("" ::: "memory");
+	c->tag = cache_tag(d, mnt, gen, seqs, (__u64)v->rule_idx << 32 | v->action,
+			   (__u64)v->match << 32 | v->found);
+}
+
+/* A dentry now names this inode: forget the inode's verdict (the dentry may
+ * sit where a freed one of another name sat). Everywhere, not only in
+ * scope: any process can make a name. */
+SEC("lsm/d_instantiate")
+int BPF_PROG(assay_d_instantiate, struct dentry *dentry, struct inode *inode)
+{
+	if (have_placed_forms() && inode)
+		bpf_inode_storage_delete(&verdicts, inode);
+	return 0;
+}
+
 static __always_inline int finish_open(struct file *file, struct verdict *v)
 {
-	settle(v);
 	if (!v->found)
 		return 0;
 	report(ASSAY_EV_FILE_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_inode),
@@ -694,14 +861,19 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
 	if (stacked(d, inode)) {
+		v.seqs = 1;
 		v.undecided = alias_of(inode, 1) != NULL;
 		d = alias_of(inode, 0);
 		mnt = NULL;
+	} else if (cache_lookup(file, &v)) {
+		return finish_open(file, &v);
 	}
 	if (d)
 		judge_file(&v, d, inode, mnt, &key, 0);
 	else
 		v.undecided = 1;
+	settle(&v);
+	cache_store(file, &v);
 	return finish_open(file, &v);
 }
 
@@ -742,10 +914,13 @@ int BPF_PROG(assay_file_open_loop, struct file *file, int ret)
 		return -ENOMEM;
 	__builtin_memset(&s->v, 0, sizeof(s->v));
 	if (stacked(d, inode)) {
+		s->v.seqs = 1;
 		n = 2;
 		s->v.undecided =
 		    alias_of(inode, 1) && BPF_CORE_READ(alias_of(inode, 1), d_u.d_alias.next);
 		mnt = NULL;
+	} else if (cache_lookup(file, &s->v)) {
+		return finish_open(file, &s->v);
 	}
 	/* A loop, not inlined copies: one judgement is ~10,000 instructions. */
 #pragma clang loop unroll(disable)
@@ -758,6 +933,8 @@ int BPF_PROG(assay_file_open_loop, struct file *file, int ret)
 		else if (!i)
 			s->v.undecided = 1;
 	}
+	settle(&s->v);
+	cache_store(file, &s->v);
 	return finish_open(file, &s->v);
 }
 

@@ -88,7 +88,12 @@ pub enum FileGuardError {
 
 /// The file programs' link pins, next to netguard's: the open hook, and the
 /// link and rename hooks that keep files under their rules.
-pub const LINK_PINS: [&str; 3] = ["assay_file_open", "assay_path_link", "assay_path_rename"];
+pub const LINK_PINS: [&str; 4] = [
+    "assay_file_open",
+    "assay_path_link",
+    "assay_path_rename",
+    "assay_d_instantiate",
+];
 
 fn bpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> FileGuardError {
     move |source| FileGuardError::Bpf { what, source }
@@ -193,6 +198,9 @@ struct Maps {
     names: MapHandle,
     subtrees: MapHandle,
     anchors: MapHandle,
+    /// The policy generation the program's verdict cache checks: bumped
+    /// after every refresh.
+    policy_gen: MapHandle,
 }
 
 /// The keys of the literal paths: what `refresh` resolves and writes.
@@ -253,6 +261,22 @@ fn file_rule(k: KeyRules) -> types::file_rule {
         gated: k.gated,
         exempt: k.exempt,
     }
+}
+
+/// A random key for the verdict cache's tags (see `verdicts` in
+/// fileguard.bpf.c): a process in scope cannot forge an entry it cannot tag.
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // No entropy source: the time still differs per load.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return t ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_ne_bytes(b)
 }
 
 fn bytes<T: plain::Plain>(v: &T) -> &[u8] {
@@ -384,6 +408,7 @@ impl FileGuard {
         ro.pattern_deeper = plan.pattern_deeper();
         ro.pattern_at = plan.pattern_at();
         // Same length by the assertion on MAX_SUFFIX_LENS above.
+        ro.cache_key = random_u64();
         for (dst, len) in ro.suffix_lens.iter_mut().zip(plan.suffix_lens()) {
             *dst = len;
         }
@@ -403,6 +428,7 @@ impl FileGuard {
                 names: dup(&m.names)?,
                 subtrees: dup(&m.subtrees)?,
                 anchors: dup(&m.anchors)?,
+                policy_gen: dup(&m.policy_gen)?,
             },
             plan,
             resolved: BTreeMap::new(),
@@ -425,6 +451,11 @@ impl FileGuard {
             (LINK_PINS[0], open_prog, "attaching lsm/file_open"),
             (LINK_PINS[1], link_prog, "attaching lsm/path_link"),
             (LINK_PINS[2], rename_prog, "attaching lsm/path_rename"),
+            (
+                LINK_PINS[3],
+                &p.assay_d_instantiate,
+                "attaching lsm/d_instantiate",
+            ),
         ] {
             links.push((name, prog.attach_lsm().map_err(bpf(what))?));
         }
@@ -729,6 +760,17 @@ impl Keys {
             put(&maps.anchors, &key, &mask)?;
         }
         self.unresolved = unresolved;
+        // Verdicts cached under the old maps are stale now.
+        let zero = 0u32.to_ne_bytes();
+        let generation = maps
+            .policy_gen
+            .lookup(&zero, MapFlags::ANY)
+            .map_err(bpf("reading the policy generation"))?
+            .and_then(|v| v.try_into().ok())
+            .map_or(0, u64::from_ne_bytes);
+        maps.policy_gen
+            .update(&zero, &(generation + 1).to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf("bumping the policy generation"))?;
         Ok(added)
     }
 }
