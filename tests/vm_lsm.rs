@@ -90,6 +90,7 @@ mod suite {
             e2e::file_moves_wrapper(&mut s);
             e2e::file_moves_attach(&mut s);
             e2e::disconnected_dentry(&mut s);
+            e2e::disconnected_dentry_wrapper(&mut s);
             e2e::file_mounts_attach(&mut s);
             e2e::file_mounts_wrapper(&mut s);
             e2e::verdict_cache_follows_changes(&mut s);
@@ -1126,18 +1127,17 @@ mod suite {
 
     // ---- benchmark ----
 
-    fn time_opens(cg: Option<&Cgroup>, path: &Path, n: u32) -> f64 {
+    fn time_opens(cg: Option<&Cgroup>, paths: &[PathBuf], n: u32) -> f64 {
         let mut fds = [0; 2];
         // SAFETY: fds has room for two descriptors.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let path = path.to_path_buf();
+        let cs: Vec<CString> = paths.iter().map(cstr).collect();
         in_child(cg, move || {
-            let c = cstr(&path);
             let t = Instant::now();
-            for _ in 0..n {
+            for i in 0..n as usize {
                 // SAFETY: valid C string; fd closed right away.
                 unsafe {
-                    let fd = libc::open(c.as_ptr(), libc::O_RDONLY);
+                    let fd = libc::open(cs[i % cs.len()].as_ptr(), libc::O_RDONLY);
                     if fd < 0 {
                         return 1;
                     }
@@ -1170,8 +1170,15 @@ mod suite {
         const N: u32 = 2_000;
         const ROUNDS: usize = 9;
         let dir = p("bench");
-        let target = dir.join("a/b/c/d/e/target.txt");
-        write(&target);
+        // Repeated opens of a shallow and a 6-deep file (the monitor's
+        // verdict cache answers them after the first), and first opens of
+        // N different 6-deep files (every one judged).
+        let hot = [dir.join("shallow.txt"), dir.join("a/b/c/d/e/target.txt")];
+        hot.iter().for_each(write);
+        let cold: Vec<PathBuf> = (0..N)
+            .map(|i| dir.join(format!("cold/a/b/c/d/e/f{i}")))
+            .collect();
+        cold.iter().for_each(write);
         let mut rules = Vec::new();
         // 1,000 exact files.
         let forms: Vec<GlobForm> = (0..1000)
@@ -1224,9 +1231,11 @@ mod suite {
         // machine hits both sides alike.
         let (mut base_in, mut base_out, mut in_scope, mut out_scope) =
             (vec![], vec![], vec![], vec![]);
+        let (mut base_cold, mut in_cold) = (vec![], vec![]);
         for round in 0..ROUNDS {
-            base_in.push(time_opens(Some(&cg), &target, N));
-            base_out.push(time_opens(None, &target, N));
+            base_in.push(time_opens(Some(&cg), &hot, N));
+            base_out.push(time_opens(None, &hot, N));
+            base_cold.push(time_opens(Some(&cg), &cold, N));
             let guard = match FileGuard::load(&rules, &cg.scope, None) {
                 Ok(g) => g,
                 Err(e) => {
@@ -1247,9 +1256,18 @@ mod suite {
                     "ASSAY-BENCH verifier/assay_file_open-1000-inodes-50-globs-except/verified_insns {n}"
                 );
             }
-            in_scope.push(time_opens(Some(&cg), &target, N));
-            out_scope.push(time_opens(None, &target, N));
+            // First: this load has judged none of them yet.
+            in_cold.push(time_opens(Some(&cg), &cold, N));
+            in_scope.push(time_opens(Some(&cg), &hot, N));
+            out_scope.push(time_opens(None, &hot, N));
         }
+        let (base_cold, in_cold) = (median(base_cold), median(in_cold));
+        println!("ASSAY-BENCH open-close/first-open-no-program-in-cgroup-ns {base_cold:.0}");
+        println!("ASSAY-BENCH open-close/first-open-in-scope-ns {in_cold:.0}");
+        println!(
+            "ASSAY-BENCH open-close/first-open-in-scope-ratio {:.2}",
+            in_cold / base_cold
+        );
         let (base_in, base_out) = (median(base_in), median(base_out));
         let (in_scope, out_scope) = (median(in_scope), median(out_scope));
         println!("ASSAY-BENCH open-close/no-program-in-cgroup-ns {base_in:.0}");
@@ -1354,6 +1372,10 @@ mod suite {
                     for op in MOVE_OPS {
                         println!("{op} {}", move_op(op, Path::new(arg)));
                     }
+                    ExitCode::SUCCESS
+                }
+                "handle" => {
+                    handle_attempts(Path::new(arg));
                     ExitCode::SUCCESS
                 }
                 "mounts" => {
@@ -2874,6 +2896,114 @@ mod suite {
             }
         }
 
+        /// The file handle of `target` (struct file_handle: handle_bytes,
+        /// handle_type, then the handle), or None with errno set.
+        fn handle_of(target: &Path) -> Option<Vec<u8>> {
+            let mut fh = vec![0u8; 8 + 128];
+            fh[..4].copy_from_slice(&128u32.to_ne_bytes());
+            let mut mount_id: libc::c_int = 0;
+            let t = cstr(target);
+            // SAFETY: a buffer with room for the 128 bytes it says.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_name_to_handle_at,
+                    libc::AT_FDCWD,
+                    t.as_ptr(),
+                    fh.as_mut_ptr(),
+                    &mut mount_id,
+                    0,
+                )
+            };
+            (rc == 0).then_some(fh)
+        }
+
+        /// open_by_handle_at on the cgroup2 filesystem: errno, 0 when it
+        /// opened.
+        fn by_handle(fh: &[u8]) -> i32 {
+            let root = cstr(cgroup2_root());
+            // SAFETY: valid C string and handle buffer; fds closed by exit.
+            unsafe {
+                let m = libc::open(root.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                let fd = libc::syscall(libc::SYS_open_by_handle_at, m, fh.as_ptr(), libc::O_RDONLY);
+                if fd < 0 { errno() } else { 0 }
+            }
+        }
+
+        /// What the wrapped helper of [`disconnected_dentry_wrapper`] does:
+        /// the handle of `target`, the dentry cache dropped, then opens by
+        /// handle and by name; `dropped`, `by-handle` and `by-name` lines
+        /// with an errno each.
+        pub fn handle_attempts(target: &Path) {
+            let Some(fh) = handle_of(target) else {
+                println!("by-handle {}", 200 + errno().min(50));
+                return;
+            };
+            let dropped = std::fs::write("/proc/sys/vm/drop_caches", "2").is_ok();
+            println!("dropped {}", i32::from(!dropped));
+            println!("by-handle {}", by_handle(&fh));
+            println!("by-name {}", try_open(target));
+        }
+
+        /// Row 6 in wrapper mode: a wrapped command keeping every
+        /// capability (`--keep-capabilities`: CAP_DAC_READ_SEARCH for
+        /// open_by_handle_at, CAP_SYS_ADMIN for drop_caches) opens a
+        /// protected cgroupfs file by handle after dropping the dentry
+        /// cache, and by name. Both are denied with events (by handle:
+        /// `undecided` where the kernel hands back a disconnected dentry,
+        /// `subtree` where it reconnected it).
+        pub fn disconnected_dentry_wrapper(s: &mut Suite) {
+            const NAME: &str = "e2e/disconnected-dentry-wrapper";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("handle-wrap");
+            let cg = Cgroup::create("assay-e2e-handle-wrap");
+            let victim = cg.dir.path().join("victim");
+            std::fs::create_dir(&victim).unwrap();
+            let target = victim.join("cgroup.procs");
+            let glob = format!("{}/**", victim.display());
+            let pol = file_policy(&d, "cgroup-secrets", &glob, "deny", None);
+            let ev = d.join("events.jsonl");
+            let out = assay()
+                .args(["monitor", "--keep-capabilities", "--policy"])
+                .arg(&pol)
+                .arg("--events")
+                .arg(&ev)
+                .arg("--")
+                .arg(std::env::current_exe().unwrap())
+                .env("ASSAY_VM_HELPER", format!("handle:{}", target.display()))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let results = op_results(&out.stdout);
+            let got = |k: &str| results.iter().find(|(n, _)| n == k).map(|(_, e)| *e);
+            let evs = events(&ev);
+            let matched = |m: &str| {
+                evs.iter().any(|e| {
+                    e["kind"] == "file_open"
+                        && e["rule"] == "cgroup-secrets"
+                        && e["action"] == "deny"
+                        && e["object"]["match"] == m
+                })
+            };
+            let detail = format!(
+                "results {results:?}; undecided event {}, subtree event {}; events {evs:?}; \
+                 stderr {}",
+                matched("undecided"),
+                matched("subtree"),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if got("dropped") == Some(0)
+                && got("by-handle") == Some(libc::EPERM)
+                && got("by-name") == Some(libc::EPERM)
+                && matched("subtree")
+            {
+                s.pass(NAME, detail);
+            } else {
+                s.fail(NAME, detail);
+            }
+        }
+
         /// A file reached through `open_by_handle_at` after the dentry cache
         /// dropped it comes back as a disconnected dentry (its own parent,
         /// named "/"): the subtree form cannot judge it, so it is denied as
@@ -2892,34 +3022,8 @@ mod suite {
             let victim = cg.dir.path().join("victim");
             std::fs::create_dir(&victim).unwrap();
             let target = victim.join("cgroup.procs");
-            // struct file_handle: handle_bytes, handle_type, then the handle.
-            let mut fh = vec![0u8; 8 + 128];
-            fh[..4].copy_from_slice(&128u32.to_ne_bytes());
-            let mut mount_id: libc::c_int = 0;
-            let t = cstr(&target);
-            // SAFETY: a buffer with room for the 128 bytes it says.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_name_to_handle_at,
-                    libc::AT_FDCWD,
-                    t.as_ptr(),
-                    fh.as_mut_ptr(),
-                    &mut mount_id,
-                    0,
-                )
-            };
-            if rc != 0 {
+            let Some(fh) = handle_of(&target) else {
                 return s.fail(NAME, format!("name_to_handle_at: errno {}", errno()));
-            }
-            let by_handle = |fh: &[u8]| -> i32 {
-                let root = cstr(cgroup2_root());
-                // SAFETY: valid C string and handle buffer; fds closed by exit.
-                unsafe {
-                    let m = libc::open(root.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
-                    let fd =
-                        libc::syscall(libc::SYS_open_by_handle_at, m, fh.as_ptr(), libc::O_RDONLY);
-                    if fd < 0 { errno() } else { 0 }
-                }
             };
             let glob = format!("{}/**", victim.display());
             let pol = file_policy(&d, "cgroup-secrets", &glob, "deny", None);
