@@ -3,7 +3,35 @@
 # Idempotent and silent when everything is already present.
 #   scripts/install-deps.sh          build + host-test dependencies
 #   scripts/install-deps.sh vm       also what `make verify` needs (QEMU, busybox)
+#   scripts/install-deps.sh mcp      only the real MCP software the gate's end-to-end
+#                                    tests use (also part of the default)
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The tool-call gate's end-to-end tests talk to real MCP software: the Python
+# SDK (client, and a FastMCP server) in a venv, the Node filesystem server
+# under an npm prefix, both in .cache/ so nothing outside the tree changes.
+# Versions are pinned so a test run does not change under us.
+MCP_PY_VERSION=1.30.0
+MCP_FS_VERSION=2026.8.31
+install_mcp() {
+	local venv=.cache/mcp/venv npm=.cache/mcp/npm
+	if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import mcp, importlib.metadata as m; assert m.version('mcp') == '$MCP_PY_VERSION'" 2>/dev/null; then
+		echo "install-deps: installing the MCP Python SDK $MCP_PY_VERSION into $venv" >&2
+		python3 -m venv "$venv"
+		"$venv/bin/pip" install -q --disable-pip-version-check "mcp==$MCP_PY_VERSION"
+	fi
+	if [[ ! -f $npm/node_modules/@modelcontextprotocol/server-filesystem/package.json ]] ||
+		! grep -q "\"version\": \"$MCP_FS_VERSION\"" $npm/node_modules/@modelcontextprotocol/server-filesystem/package.json; then
+		echo "install-deps: installing @modelcontextprotocol/server-filesystem $MCP_FS_VERSION into $npm" >&2
+		mkdir -p "$npm"
+		npm install -s --no-audit --no-fund --prefix "$npm" "@modelcontextprotocol/server-filesystem@$MCP_FS_VERSION" >/dev/null
+	fi
+}
+if [[ "${1:-}" == mcp ]]; then
+	install_mcp
+	exit 0
+fi
 
 pkgs=(clang llvm libelf-dev zlib1g-dev pkg-config bpftool clang-format iproute2 make)
 # /usr/bin/time: peak memory in scripts/bench/; setcap: `make install`.
@@ -27,7 +55,10 @@ for p in "${pkgs[@]}"; do
 done
 need_multitool=0
 command -v sarif-multitool >/dev/null 2>&1 || need_multitool=1
-[[ ${#missing[@]} -eq 0 && $need_multitool -eq 0 ]] && exit 0
+if [[ ${#missing[@]} -eq 0 && $need_multitool -eq 0 ]]; then
+	install_mcp
+	exit 0
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
 	[[ ${#missing[@]} -gt 0 ]] && echo "install-deps: missing packages: ${missing[*]}" >&2
@@ -55,3 +86,4 @@ if [[ $need_multitool -eq 1 ]]; then
 		exit 1
 	}
 fi
+install_mcp

@@ -8,6 +8,7 @@ pub mod caps;
 pub mod cli;
 pub mod discovery;
 pub mod exit;
+pub mod gate;
 pub mod kill_switch;
 pub mod output;
 pub mod policy;

@@ -10,6 +10,7 @@ use std::io::{self, IsTerminal, Write};
 use clap::ValueEnum;
 
 pub mod discovery;
+pub mod gate;
 pub mod kill;
 #[cfg(all(target_os = "linux", feature = "monitor"))]
 pub mod monitor;

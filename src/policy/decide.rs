@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jsonschema::Validator;
 use serde::Serialize;
 
-use super::model::Policy;
+use super::model::{Policy, Tools};
 use super::schema::{self, SchemaError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,29 +45,39 @@ pub struct GateError {
     pub source: SchemaError,
 }
 
-/// Compiled schemas of a policy, for judging many calls.
-pub struct Gate<'p> {
-    policy: &'p Policy,
-    validators: BTreeMap<&'p str, Validator>,
+/// Compiled schemas of a policy, for judging many calls. It owns what it
+/// needs, so the stdio gate's threads can share it.
+pub struct Gate {
+    tools: Tools,
+    validators: BTreeMap<String, Validator>,
 }
 
-impl<'p> Gate<'p> {
+impl Gate {
     /// Compile every schema once. The loader already compiled them, so this
     /// only fails for a `Policy` built by hand with a broken schema.
-    pub fn new(policy: &'p Policy) -> Result<Gate<'p>, GateError> {
+    pub fn new(policy: &Policy) -> Result<Gate, GateError> {
         let mut validators = BTreeMap::new();
         for (tool, s) in &policy.schemas {
             let v = schema::compile(s).map_err(|source| GateError {
                 tool: tool.clone(),
                 source,
             })?;
-            validators.insert(tool.as_str(), v);
+            validators.insert(tool.clone(), v);
         }
-        Ok(Gate { policy, validators })
+        Ok(Gate {
+            tools: policy.tools.clone(),
+            validators,
+        })
+    }
+
+    /// Whether `tools.allow`/`tools.deny` let this tool be called at all
+    /// (its schema aside): what a filtered `tools/list` shows.
+    pub fn listed(&self, tool: &str) -> bool {
+        list_reasons(&self.tools, tool).is_empty()
     }
 
     pub fn decide(&self, tool: &str, arguments: &serde_json::Value) -> Decision {
-        let mut reasons = list_reasons(self.policy, tool);
+        let mut reasons = list_reasons(&self.tools, tool);
         if reasons.is_empty() {
             if let Some(v) = self.validators.get(tool) {
                 reasons.extend(schema_reasons(v, arguments));
@@ -81,11 +91,11 @@ impl<'p> Gate<'p> {
     }
 }
 
-fn list_reasons(policy: &Policy, tool: &str) -> Vec<Reason> {
-    if policy.tools.deny.iter().any(|t| t == tool) {
+fn list_reasons(tools: &Tools, tool: &str) -> Vec<Reason> {
+    if tools.deny.iter().any(|t| t == tool) {
         return vec![Reason::DenyList];
     }
-    match &policy.tools.allow {
+    match &tools.allow {
         Some(allow) if !allow.iter().any(|t| t == tool) => vec![Reason::NotInAllowList],
         _ => Vec::new(),
     }
@@ -105,7 +115,7 @@ fn schema_reasons(v: &Validator, arguments: &serde_json::Value) -> Vec<Reason> {
 /// Judge one tool call. Compiles only this tool's schema; to judge many
 /// calls, build a [`Gate`] once.
 pub fn decide(policy: &Policy, tool: &str, arguments: &serde_json::Value) -> Decision {
-    let mut reasons = list_reasons(policy, tool);
+    let mut reasons = list_reasons(&policy.tools, tool);
     if reasons.is_empty() {
         if let Some(s) = policy.schemas.get(tool) {
             match schema::compile(s) {
