@@ -596,6 +596,7 @@ fn library_call_for_a_rule_records_the_rule() {
         capture_state: true,
         output_dir: s.path("incidents"),
         triggers: vec![],
+        tool_denials: None,
     };
     let mut child = bash("sleep 1000 & wait").spawn().unwrap();
     let top = ident(child.id() as i32);

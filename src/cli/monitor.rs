@@ -1,4 +1,5 @@
-//! `assay monitor`: enforce a policy's `runtime_monitor` rules in the kernel.
+//! `assay monitor`: enforce a policy's `runtime_monitor` rules in the kernel,
+//! and its `tools`/`schemas` on the wrapped server's stdio (the gate).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,7 +12,9 @@ use crate::exit::Outcome;
     after_help = "Wrapper mode (what goes into an MCP client's config):\n  \
     assay monitor --policy /etc/assay/policy.yaml -- npx -y @modelcontextprotocol/server-filesystem /srv\n\
 Attach mode:\n  assay monitor --policy P --cgroup /sys/fs/cgroup/system.slice/mcp.service\n\
-Remove pinned enforcement:\n  assay monitor --unpin /sys/fs/bpf/assay\n\n\
+Remove pinned enforcement:\n  assay monitor --unpin /sys/fs/bpf/assay\n\
+The tool-call gate alone (no privileges, no BPF):\n  \
+assay monitor --gate-only --policy P -- uvx mcp-server-fetch\n\n\
 Exit codes: wrapper mode exits with the command's status (128+N if signal N\n\
 killed it); 0 attach mode, --unpin, --cleanup ended normally; 1 runtime error;\n\
 2 invalid policy or command line (also: --cgroup not a cgroup v2 directory,\n\
@@ -86,6 +89,15 @@ pub struct Args {
     /// killed, and the pins that kept enforcing removed.
     #[arg(long, conflicts_with_all = ["cgroup", "command", "daemon", "pin", "unpin"])]
     pub cleanup: bool,
+    /// Wrapper mode: run only the tool-call gate (the policy's `tools` and
+    /// `schemas` judged on the command's stdio), without the kernel rules:
+    /// no privileges, no BPF, any OS assay builds on.
+    #[arg(long, conflicts_with_all = ["cgroup", "daemon", "pin", "unpin", "cleanup", "user", "keep_capabilities", "pass_fd"])]
+    pub gate_only: bool,
+    /// Leave the tools the policy denies in `tools/list` answers (their
+    /// calls are still refused).
+    #[arg(long, conflicts_with = "cgroup")]
+    pub show_denied_tools: bool,
     /// Ring buffer size in bytes (a power of two, at least 4096).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub ringbuf_bytes: u32,
@@ -96,18 +108,115 @@ pub struct Args {
 
 #[cfg(all(target_os = "linux", feature = "monitor"))]
 pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
+    if args.gate_only {
+        return gate::run(args);
+    }
     linux::run(args, g)
 }
 
 #[cfg(not(all(target_os = "linux", feature = "monitor")))]
-pub fn run(_args: Args, _g: &Global) -> anyhow::Result<Outcome> {
+pub fn run(args: Args, _g: &Global) -> anyhow::Result<Outcome> {
+    #[cfg(unix)]
+    if args.gate_only {
+        return gate::run(args);
+    }
+    let _ = args;
     Err(crate::exit::Coded::new(
         crate::exit::Status::MonitorFailed,
         anyhow::anyhow!(
-            "this build of assay has no runtime monitor (it needs Linux and the `monitor` feature)"
+            "this build of assay has no runtime monitor (it needs Linux and the `monitor` \
+             feature); `--gate-only` runs the tool-call gate alone"
         ),
     )
     .into())
+}
+
+#[cfg(unix)]
+mod gate {
+    //! `--gate-only`: the tool-call gate around the command, nothing else.
+
+    use std::fs::File;
+    use std::io::{self, Write};
+    use std::sync::Mutex;
+
+    use anyhow::anyhow;
+
+    use super::Args;
+    use crate::exit::{Coded, Outcome, Status};
+    use crate::gate::{self, run::Options};
+    use crate::output::gate::tool_call_json;
+
+    fn coded(status: Status, e: impl Into<anyhow::Error>) -> anyhow::Error {
+        Coded::new(status, e).into()
+    }
+
+    pub fn run(args: Args) -> anyhow::Result<Outcome> {
+        let path = args.policy.clone().expect("clap requires --policy");
+        let policy = crate::policy::load(&path).map_err(|e| coded(Status::ConfigInvalid, e))?;
+        if args.command.is_empty() {
+            return Err(coded(
+                Status::ConfigInvalid,
+                anyhow!("--gate-only: give the server's command (`-- COMMAND ARGS...`)"),
+            ));
+        }
+        if !gate::wanted(&policy) {
+            return Err(coded(
+                Status::ConfigInvalid,
+                anyhow!(
+                    "{}: --gate-only: the policy has no `tools` or `schemas` to enforce",
+                    path.display()
+                ),
+            ));
+        }
+        let judge = gate::judge_for(&policy, args.show_denied_tools)
+            .map_err(|e| coded(Status::ConfigInvalid, e))?;
+        let kill_after = gate::kill_after(&policy);
+        // Events go to stderr unless --events: stdout is the MCP transport.
+        let sink: Box<dyn Write + Send> = match &args.events {
+            Some(p) => Box::new(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| anyhow!("opening the events file {}: {e}", p.display()))?,
+            ),
+            None => Box::new(io::stderr()),
+        };
+        let sink = Mutex::new(sink);
+        let on_event = Box::new(move |ev: &gate::ToolCallEvent| {
+            let mut line = tool_call_json(ev);
+            line.push('\n');
+            let mut w = sink.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = w.write_all(line.as_bytes());
+            let _ = w.flush();
+        });
+        let kill = Box::new(|pid: u32| {
+            eprintln!("assay: repeated tool-call refusals: killing the server (pid {pid})");
+            // SAFETY: plain syscall on our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        });
+        let ran = gate::run::run(
+            Options {
+                command: args.command,
+                judge,
+                kill_after,
+            },
+            on_event,
+            kill,
+        )
+        .map_err(|e| anyhow!("running the command behind the gate: {e}"))?;
+        eprintln!(
+            "assay: gate: {} tool call(s), {} refused{}",
+            ran.calls,
+            ran.denied,
+            if ran.killed {
+                "; the server was killed for repeated refusals"
+            } else {
+                ""
+            }
+        );
+        Ok(Outcome::Monitor { status: ran.status })
+    }
 }
 
 #[cfg(all(target_os = "linux", feature = "monitor"))]

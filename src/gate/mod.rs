@@ -49,6 +49,16 @@ pub fn wanted(policy: &Policy) -> bool {
     policy.tools.allow.is_some() || !policy.tools.deny.is_empty() || !policy.schemas.is_empty()
 }
 
+/// Refusals after which the policy has the server killed
+/// (`kill_switch.triggers: [{on_tool_denials: N}]`); None: never.
+pub fn kill_after(policy: &Policy) -> Option<u32> {
+    let ks = policy.kill_switch.as_ref()?;
+    if !ks.enabled {
+        return None;
+    }
+    ks.tool_denials.as_ref().map(|t| t.count)
+}
+
 /// The judge for a policy; `show_denied`: leave `tools/list` answers whole.
 pub fn judge_for(policy: &Policy, show_denied: bool) -> Result<Arc<Judge>, GateError> {
     Ok(Arc::new(Judge::new(Gate::new(policy)?, !show_denied)))

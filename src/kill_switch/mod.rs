@@ -208,6 +208,7 @@ mod tests {
             capture_state: true,
             output_dir: PathBuf::from("/var/lib/assay/incidents"),
             triggers: vec![],
+            tool_denials: None,
         };
         let d = Defaults::from_config(Some(&c));
         assert_eq!(d.mode, KillMode::Immediate);

@@ -99,6 +99,7 @@ mod tests {
                 on_rule: "slow".into(),
                 mode: KillMode::Graceful,
             }],
+            tool_denials: None,
         }
     }
 

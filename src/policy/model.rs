@@ -82,6 +82,17 @@ pub struct KillSwitchConfig {
     pub capture_state: bool,
     pub output_dir: PathBuf,
     pub triggers: Vec<KillTrigger>,
+    /// `triggers: [{on_tool_denials: N}]`: the tool-call gate kills the
+    /// server at its N-th refused call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_denials: Option<ToolDenials>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ToolDenials {
+    /// Refusals that trigger the kill (at least 1).
+    pub count: u32,
+    pub mode: KillMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

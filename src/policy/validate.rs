@@ -352,9 +352,13 @@ fn policy(cx: &mut Ctx, root: &Node, source: &Path) -> Option<Policy> {
         _ => Vec::new(),
     };
     let monitor_ok = !matches!(monitor, Some(None));
+    let gated = tools
+        .as_ref()
+        .is_none_or(|t| t.allow.is_some() || !t.deny.is_empty())
+        || schemas.as_ref().is_none_or(|s| !s.is_empty());
     let kill_switch = f
         .get("kill_switch")
-        .map(|n| kill_switch(cx, n, &rules, monitor_ok));
+        .map(|n| kill_switch(cx, n, &rules, monitor_ok, gated));
     // A trigger_kill rule without an enabled kill switch would only deny:
     // a weaker rule than the one written.
     if let Some(Some(m)) = &monitor {
@@ -698,6 +702,7 @@ fn kill_switch(
     node: &Node,
     rules: &[&Rule],
     rules_known: bool,
+    gated: bool,
 ) -> Option<KillSwitchConfig> {
     let f = mapping(
         cx,
@@ -764,9 +769,23 @@ fn kill_switch(
         }),
     };
     let triggers = match f.get("triggers") {
-        None => Some(Vec::new()),
-        Some(n) => triggers(cx, n, rules, rules_known),
+        None => Some((Vec::new(), None)),
+        Some(n) => triggers(cx, n, rules, rules_known, gated),
     };
+    let (triggers, tool_denials) = match triggers {
+        Some((t, d)) => (Some(t), Some(d)),
+        None => (None, None),
+    };
+    // Like a trigger_kill rule: with the kill switch off it would only
+    // refuse, a weaker rule than the one written.
+    if let (Some(Some(_)), Some(false)) = (tool_denials, enabled) {
+        let pos = f.get("enabled").map_or(node.pos, |n| n.pos);
+        cx.err(
+            pos,
+            "kill_switch.triggers has on_tool_denials but kill_switch.enabled is false; \
+             enable the kill switch or remove the trigger",
+        );
+    }
     Some(KillSwitchConfig {
         enabled: enabled?,
         mode: mode?,
@@ -775,7 +794,50 @@ fn kill_switch(
         capture_state: capture_state?,
         output_dir: output_dir?,
         triggers: triggers?,
+        tool_denials: tool_denials?,
     })
+}
+
+/// Largest `on_tool_denials`: beyond it the trigger could never be meant.
+const MAX_TOOL_DENIALS: i128 = 1_000_000;
+
+/// `{on_tool_denials: N, mode}`: `gated` says whether the policy has the
+/// `tools` or `schemas` that make refusals at all.
+fn tool_denials_trigger(
+    cx: &mut Ctx,
+    node: &Node,
+    mode: KillMode,
+    gated: bool,
+) -> Option<ToolDenials> {
+    let count = match node.scalar() {
+        Some((Scalar::Int(i), _)) if (1..=MAX_TOOL_DENIALS).contains(&i) => i as u32,
+        Some((Scalar::Int(i), _)) => {
+            cx.err(
+                node.pos,
+                format!("on_tool_denials {i} is out of range (1..={MAX_TOOL_DENIALS})"),
+            );
+            return None;
+        }
+        _ => {
+            cx.err(
+                node.pos,
+                format!(
+                    "on_tool_denials must be a number of refused tool calls, found {}",
+                    node.type_name()
+                ),
+            );
+            return None;
+        }
+    };
+    if !gated {
+        cx.err(
+            node.pos,
+            "on_tool_denials needs `tools` or `schemas` in the policy: without them no tool \
+             call is ever refused",
+        );
+        return None;
+    }
+    Some(ToolDenials { count, mode })
 }
 
 fn triggers(
@@ -783,18 +845,45 @@ fn triggers(
     node: &Node,
     rules: &[&Rule],
     rules_known: bool,
-) -> Option<Vec<KillTrigger>> {
+    gated: bool,
+) -> Option<(Vec<KillTrigger>, Option<ToolDenials>)> {
     let items = list(cx, node, "kill_switch.triggers")?;
     let mut out: Vec<KillTrigger> = Vec::new();
+    let mut denials: Option<ToolDenials> = None;
     let mut ok = true;
     for item in items {
-        let Some(f) = mapping(cx, item, "a kill_switch trigger", &["on_rule", "mode"]) else {
+        let Some(f) = mapping(
+            cx,
+            item,
+            "a kill_switch trigger",
+            &["on_rule", "on_tool_denials", "mode"],
+        ) else {
             ok = false;
             continue;
         };
         let mode = f.get("mode").map_or(Some(KillMode::Immediate), |n| {
             kill_mode(cx, n, "trigger mode")
         });
+        if let Some(n) = f.get("on_tool_denials") {
+            if f.get("on_rule").is_some() {
+                cx.err(
+                    item.pos,
+                    "a trigger has either on_rule or on_tool_denials, not both",
+                );
+                ok = false;
+                continue;
+            }
+            if denials.is_some() {
+                cx.err(n.pos, "more than one on_tool_denials trigger");
+                ok = false;
+                continue;
+            }
+            match mode.and_then(|m| tool_denials_trigger(cx, n, m, gated)) {
+                Some(d) => denials = Some(d),
+                None => ok = false,
+            }
+            continue;
+        }
         let on_rule = required(cx, &f, "on_rule", item, "a kill_switch trigger")
             .and_then(|n| non_empty_string(cx, n, "on_rule").map(|s| (s, n.pos)));
         let (Some((id, pos)), Some(mode)) = (on_rule, mode) else {
@@ -836,7 +925,7 @@ fn triggers(
         }
         out.push(KillTrigger { on_rule: id, mode });
     }
-    ok.then_some(out)
+    ok.then_some((out, denials))
 }
 
 fn runtime_monitor(cx: &mut Ctx, node: &Node) -> Option<RuntimeMonitor> {
@@ -1236,5 +1325,66 @@ mod tests {
         assert!(!valid_id("Bad"));
         assert!(!valid_id("-x"));
         assert!(!valid_id("a b"));
+    }
+
+    #[test]
+    fn tool_denial_triggers_are_validated_like_other_triggers() {
+        let load = |ks: &str, tools: &str| {
+            let text = format!("version: \"2.0\"\n{tools}kill_switch:\n{ks}");
+            super::super::load_str(&text, std::path::Path::new("p.yaml"))
+        };
+        let tools = "tools:\n  deny: [exec]\n";
+        let p = load(
+            "  enabled: true\n  triggers:\n    - on_tool_denials: 3\n      mode: graceful\n",
+            tools,
+        )
+        .unwrap();
+        assert_eq!(
+            p.kill_switch.unwrap().tool_denials,
+            Some(ToolDenials {
+                count: 3,
+                mode: KillMode::Graceful
+            })
+        );
+        let err = |ks: &str, tools: &str| load(ks, tools).unwrap_err().to_string();
+        let e = err(
+            "  enabled: true\n  triggers:\n    - on_tool_denials: 0\n",
+            tools,
+        );
+        assert!(
+            e.starts_with("p.yaml:7:24: on_tool_denials 0 is out of range"),
+            "{e}"
+        );
+        let e = err(
+            "  enabled: true\n  triggers:\n    - on_tool_denials: x\n",
+            tools,
+        );
+        assert!(e.contains("must be a number of refused tool calls"), "{e}");
+        let e = err(
+            "  enabled: true\n  triggers:\n    - on_tool_denials: 2\n",
+            "",
+        );
+        assert!(
+            e.starts_with("p.yaml:5:24: on_tool_denials needs `tools`"),
+            "{e}"
+        );
+        let e = err(
+            "  enabled: false\n  triggers:\n    - on_tool_denials: 2\n",
+            tools,
+        );
+        assert!(
+            e.starts_with("p.yaml:5:12: kill_switch.triggers has on_tool_denials but"),
+            "{e}"
+        );
+        let e = err(
+            "  enabled: true\n  triggers:\n    - {on_tool_denials: 2}\n    - {on_tool_denials: 3}\n",
+            tools,
+        );
+        assert!(e.contains("more than one on_tool_denials trigger"), "{e}");
+        let e = err(
+            "  enabled: true\n  triggers:\n    - {on_tool_denials: 2, on_rule: r}\n",
+            tools,
+        );
+        assert!(e.contains("either on_rule or on_tool_denials"), "{e}");
     }
 }
