@@ -108,7 +108,7 @@ pub struct Args {
 
 #[cfg(all(target_os = "linux", feature = "monitor"))]
 pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
-    if args.gate_only {
+    if args.gate_only || gate::only_gate(&args) {
         return gate::run(args);
     }
     linux::run(args, g)
@@ -148,6 +148,35 @@ mod gate {
 
     fn coded(status: Status, e: impl Into<anyhow::Error>) -> anyhow::Error {
         Coded::new(status, e).into()
+    }
+
+    /// Wrapper mode with a policy that has tool rules and no kernel rules
+    /// to enforce: the gate alone, which needs no privileges (said on
+    /// stderr). Any problem loading the policy is left to the full path to
+    /// report.
+    #[cfg(all(target_os = "linux", feature = "monitor"))]
+    pub fn only_gate(args: &Args) -> bool {
+        let (Some(path), false, None) = (&args.policy, args.command.is_empty(), &args.cgroup)
+        else {
+            return false;
+        };
+        if args.unpin.is_some() || args.cleanup {
+            return false;
+        }
+        let Ok(policy) = crate::policy::load(path) else {
+            return false;
+        };
+        let no_rules =
+            crate::monitor::session::runtime_rules(&policy, args.ignore_disabled).is_err();
+        if no_rules && gate::wanted(&policy) {
+            eprintln!(
+                "assay: note: {}: no runtime_monitor rules to enforce; running the tool-call \
+                 gate alone",
+                path.display()
+            );
+            return true;
+        }
+        false
     }
 
     pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -190,11 +219,7 @@ mod gate {
             let _ = w.write_all(line.as_bytes());
             let _ = w.flush();
         });
-        let kill = Box::new(|pid: u32| {
-            eprintln!("assay: repeated tool-call refusals: killing the server (pid {pid})");
-            // SAFETY: plain syscall on our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        });
+        let kill = killer(&policy);
         let ran = gate::run::run(
             Options {
                 command: args.command,
@@ -217,6 +242,35 @@ mod gate {
         );
         Ok(Outcome::Monitor { status: ran.status })
     }
+
+    /// The kill switch for `on_tool_denials`: the server's whole tree, in
+    /// the trigger's mode, evidence captured first.
+    fn killer(policy: &crate::policy::model::Policy) -> gate::run::Kill {
+        let mode = policy
+            .kill_switch
+            .as_ref()
+            .and_then(|k| k.tool_denials)
+            .map(|t| t.mode);
+        let kills = crate::kill_switch::rule::RuleKills::from_policy(policy);
+        Box::new(move |pid: u32| {
+            let (Some(mode), Ok(kills)) = (mode, kills) else {
+                return;
+            };
+            eprintln!("assay: repeated tool-call refusals: killing the server (pid {pid})");
+            let report = kills.kill_in(
+                gate::TRIGGER,
+                mode,
+                crate::kill_switch::Target::Pid(pid as i32),
+                "the tool-call gate refused the policy's limit of calls",
+            );
+            if let Some(dir) = &report.incident_dir {
+                eprintln!("assay: incident record: {}", dir.display());
+            }
+            for e in report.errors.iter().chain(&report.incident_error) {
+                eprintln!("assay: kill: {e}");
+            }
+        })
+    }
 }
 
 #[cfg(all(target_os = "linux", feature = "monitor"))]
@@ -226,6 +280,7 @@ mod linux {
     use std::fs::File;
     use std::io::{self, Write};
     use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
 
     use anyhow::anyhow;
 
@@ -235,10 +290,11 @@ mod linux {
     use crate::exit::{Coded, Outcome, Status};
     use crate::kill_switch::Target as KillTarget;
     use crate::kill_switch::rule::RuleKills;
-    use crate::monitor::events::{KillDone, KillOrder, KillUnit, Sink, Summary};
+    use crate::monitor::events::{KillDone, KillOrder, KillUnit, Killer, Sink, Summary};
     use crate::monitor::privilege::{self, Invoker, PrivilegeError, RunAs, UserSpec};
     use crate::monitor::session::{
-        self, Config, DaemonFiles, KillSwitch, Notice, Session, SessionError, SinkFactory, Target,
+        self, Config, DaemonFiles, GateWrap, KillSwitch, Notice, Session, SessionError,
+        SinkFactory, Target,
     };
     use crate::output::monitor as render;
     use crate::output::{Format, Style};
@@ -341,7 +397,19 @@ mod linux {
         let policy = load_policy(&path)?;
         let rules = session::runtime_rules(&policy, args.ignore_disabled)
             .map_err(|e| coded(Status::ConfigInvalid, e))?;
+        let gate = match &target {
+            Target::Wrap { .. } if crate::gate::wanted(&policy) => Some(GateWrap {
+                setup: crate::gate::Setup {
+                    judge: crate::gate::judge_for(&policy, args.show_denied_tools)
+                        .map_err(|e| coded(Status::ConfigInvalid, e))?,
+                    kill_after: crate::gate::kill_after(&policy),
+                },
+                kill: gate_kill(&policy),
+            }),
+            _ => None,
+        };
         let config = Config {
+            gate,
             rules,
             target,
             ringbuf_bytes: args.ringbuf_bytes,
@@ -564,6 +632,16 @@ mod linux {
                     ""
                 }
             ),
+            Notice::Gate(c) => eprintln!(
+                "assay: gate: {} tool call(s), {} refused{}",
+                c.calls,
+                c.denied,
+                if c.killed {
+                    "; the server was killed for repeated refusals"
+                } else {
+                    ""
+                }
+            ),
             Notice::Warning(w) => eprintln!("assay: warning: {w}"),
         }
     }
@@ -638,6 +716,25 @@ mod linux {
                 error: report.errors.first().cloned().or(report.incident_error),
             }
         }))
+    }
+
+    /// The kill switch for the gate's `on_tool_denials`, in its mode.
+    fn gate_kill(policy: &Policy) -> Option<Arc<Mutex<Killer>>> {
+        let mode = policy.kill_switch.as_ref()?.tool_denials?.mode;
+        let kills = RuleKills::from_policy(policy).ok()?;
+        let killer: Killer = Box::new(move |o: &KillOrder| {
+            let target = match &o.unit {
+                KillUnit::Cgroup(cg) => KillTarget::Cgroup(cg.clone()),
+                KillUnit::Tree(pid) => KillTarget::Pid(*pid as i32),
+            };
+            let report = kills.kill_in(&o.rule, mode, target, &o.detail);
+            KillDone {
+                all_gone: report.all_gone,
+                incident: report.incident_dir.map(|p| p.display().to_string()),
+                error: report.errors.first().cloned().or(report.incident_error),
+            }
+        });
+        Some(Arc::new(Mutex::new(killer)))
     }
 
     fn cleanup(args: &Args) -> anyhow::Result<Outcome> {

@@ -49,6 +49,10 @@ pub fn wanted(policy: &Policy) -> bool {
     policy.tools.allow.is_some() || !policy.tools.deny.is_empty() || !policy.schemas.is_empty()
 }
 
+/// The name the kill trigger goes by where a rule id would be (kill events,
+/// incident records).
+pub const TRIGGER: &str = "on_tool_denials";
+
 /// Refusals after which the policy has the server killed
 /// (`kill_switch.triggers: [{on_tool_denials: N}]`); None: never.
 pub fn kill_after(policy: &Policy) -> Option<u32> {
@@ -57,6 +61,21 @@ pub fn kill_after(policy: &Policy) -> Option<u32> {
         return None;
     }
     ks.tool_denials.as_ref().map(|t| t.count)
+}
+
+/// What the monitor's wrapper mode needs to run the gate.
+#[derive(Clone)]
+pub struct Setup {
+    pub judge: Arc<Judge>,
+    pub kill_after: Option<u32>,
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("kill_after", &self.kill_after)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The judge for a policy; `show_denied`: leave `tools/list` answers whole.

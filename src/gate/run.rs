@@ -31,9 +31,12 @@ const FORWARDED: [libc::c_int; 7] = [
 /// How long the server's output may still flow after it exited (a child it
 /// left behind may hold the pipe open).
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long a kill the trigger started may take to finish: the longest grace
+/// period a policy may set, and a minute for the capture.
+const KILL_WAIT: Duration = Duration::from_millis(crate::policy::MAX_GRACE_PERIOD_MS + 60_000);
 
 /// Called with the command's pid when repeated refusals trip the kill.
-pub type Kill = Box<dyn FnMut(u32) + Send>;
+pub type Kill = Box<dyn FnOnce(u32) + Send>;
 
 pub struct Options {
     pub command: Vec<OsString>,
@@ -73,8 +76,8 @@ fn dup(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<File> {
 /// Runs the command behind the gate until it exits.
 pub fn run(
     opts: Options,
-    mut on_event: Box<dyn FnMut(&ToolCallEvent) + Send>,
-    mut kill: Kill,
+    on_event: Box<dyn FnMut(&ToolCallEvent) + Send>,
+    kill: Kill,
 ) -> io::Result<Ran> {
     let (prog, rest) = opts
         .command
@@ -108,18 +111,85 @@ pub fn run(
     }
     let mut child = cmd.spawn()?;
     let pid = child.id();
-    let server_in = child.stdin.take().expect("piped");
-    let server_out = child.stdout.take().expect("piped");
-    let client_in = dup(io::stdin().as_fd())?;
-    let client_out = Arc::new(Mutex::new(dup(io::stdout().as_fd())?));
-
     let forward_to = Arc::new(AtomicI32::new(pid as i32));
     spawn_signal_thread(set, forward_to.clone())?;
+    let relaying = start(
+        opts.judge,
+        opts.kill_after,
+        &mut child,
+        on_event,
+        Box::new(move || kill(pid)),
+    )?;
+    let status = child.wait()?;
+    forward_to.store(0, Ordering::SeqCst);
+    let counts = relaying.finish();
+    Ok(Ran {
+        status: exit_code(status),
+        calls: counts.calls,
+        denied: counts.denied,
+        killed: counts.killed,
+    })
+}
 
-    let counts = Arc::new(Mutex::new((0u64, 0u64, false)));
+/// What the relay counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub calls: u64,
+    pub denied: u64,
+    /// The kill trigger fired.
+    pub killed: bool,
+}
+
+/// A relay running between the client (assay's stdin and stdout) and a
+/// child started with piped stdin and stdout.
+pub struct Relaying {
+    done: crossbeam_channel::Receiver<()>,
+    /// Says when a kill the trigger started has finished.
+    killed: crossbeam_channel::Receiver<()>,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl Relaying {
+    /// After the child exited: waits (a bounded time) for the rest of its
+    /// output to reach the client, and returns the counts.
+    pub fn finish(self) -> Counts {
+        let _ = self.done.recv_timeout(DRAIN);
+        let counts = *self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.killed {
+            // The server died of the kill, which may still be writing its
+            // incident record: assay does not exit under it.
+            let _ = self.killed.recv_timeout(KILL_WAIT);
+        }
+        counts
+    }
+}
+
+/// Starts both directions' threads on `child`'s pipes (taken from it).
+/// `on_trip` runs once, on the client thread, when the refusals reach
+/// `kill_after`.
+pub fn start(
+    judge: Arc<Judge>,
+    kill_after: Option<u32>,
+    child: &mut std::process::Child,
+    mut on_event: Box<dyn FnMut(&ToolCallEvent) + Send>,
+    on_trip: Box<dyn FnOnce() + Send>,
+) -> io::Result<Relaying> {
+    let missing = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the command's stdio is not piped",
+        )
+    };
+    let server_in = child.stdin.take().ok_or_else(missing)?;
+    let server_out = child.stdout.take().ok_or_else(missing)?;
+    let client_in = dup(io::stdin().as_fd())?;
+    let client_out = Arc::new(Mutex::new(dup(io::stdout().as_fd())?));
+    let counts = Arc::new(Mutex::new(Counts::default()));
+    let (killed_tx, killed) = crossbeam_channel::bounded::<()>(1);
     {
-        let (judge, client_out, counts) = (opts.judge.clone(), client_out.clone(), counts.clone());
-        let mut strikes = Strikes::new(opts.kill_after);
+        let (judge, client_out, counts) = (judge.clone(), client_out.clone(), counts.clone());
+        let mut strikes = Strikes::new(kill_after);
+        let mut on_trip = Some(on_trip);
         std::thread::Builder::new()
             .name("assay-gate-in".into())
             .spawn(move || {
@@ -128,12 +198,15 @@ pub fn run(
                     let trip = strikes.record(ev.call.allowed);
                     {
                         let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
-                        c.0 += 1;
-                        c.1 += u64::from(!ev.call.allowed);
-                        c.2 |= trip;
+                        c.calls += 1;
+                        c.denied += u64::from(!ev.call.allowed);
+                        c.killed |= trip;
                     }
                     if trip {
-                        kill(pid);
+                        if let Some(f) = on_trip.take() {
+                            f();
+                            let _ = killed_tx.send(());
+                        }
                     }
                 };
                 // Ends at the client's EOF (then the server's stdin closes,
@@ -148,27 +221,19 @@ pub fn run(
                 );
             })?;
     }
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    {
-        let (judge, client_out) = (opts.judge.clone(), client_out.clone());
-        std::thread::Builder::new()
-            .name("assay-gate-out".into())
-            .spawn(move || {
-                // A failed write to the client ends it: dropping the pipe's
-                // read end gives the server EPIPE, as without the gate.
-                let _ = relay::server_to_client(&judge, server_out, &client_out);
-                let _ = done_tx.send(());
-            })?;
-    }
-    let status = child.wait()?;
-    forward_to.store(0, Ordering::SeqCst);
-    let _ = done_rx.recv_timeout(DRAIN);
-    let c = *counts.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(Ran {
-        status: exit_code(status),
-        calls: c.0,
-        denied: c.1,
-        killed: c.2,
+    let (done_tx, done) = crossbeam_channel::bounded::<()>(1);
+    std::thread::Builder::new()
+        .name("assay-gate-out".into())
+        .spawn(move || {
+            // A failed write to the client ends it: dropping the pipe's read
+            // end gives the server EPIPE, as without the gate.
+            let _ = relay::server_to_client(&judge, server_out, &client_out);
+            let _ = done_tx.send(());
+        })?;
+    Ok(Relaying {
+        done,
+        killed,
+        counts,
     })
 }
 

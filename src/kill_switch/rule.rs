@@ -55,9 +55,15 @@ impl RuleKills {
 
     /// Stops `target` because `rule` matched what it did (`detail`).
     pub fn kill(&self, rule: &str, target: Target, detail: &str) -> KillReport {
+        self.kill_in(rule, self.mode_for(rule), target, detail)
+    }
+
+    /// As [`RuleKills::kill`], in `mode`: for a trigger that names no rule
+    /// (the tool-call gate's `on_tool_denials`).
+    pub fn kill_in(&self, rule: &str, mode: KillMode, target: Target, detail: &str) -> KillReport {
         let mut req = self.defaults.request(
             vec![target],
-            self.mode_for(rule),
+            mode,
             Reason::Rule {
                 rule_id: rule.to_string(),
                 detail: detail.to_string(),

@@ -220,6 +220,9 @@ pub enum Event {
         total: u64,
     },
     Kill(KillEvent),
+    /// The tool-call gate's decision on a `tools/call` (wrapper mode, when
+    /// the policy has `tools` or `schemas`).
+    ToolCall(crate::gate::ToolCallEvent),
     /// A record of a kind this build does not know (counted, never hidden).
     Unknown {
         time_ns: i128,

@@ -247,7 +247,8 @@ impl Consumer {
                 self.summary.tamper += 1;
                 return None;
             }
-            Event::Drops { .. } | Event::Kill(_) => return None,
+            // Tool calls reach the sink from the gate, not the ring buffer.
+            Event::Drops { .. } | Event::Kill(_) | Event::ToolCall(_) => return None,
         };
         if let Some(c) = self.summary.by_rule.get_mut(index) {
             c.events += 1;
@@ -372,9 +373,11 @@ fn offense(ev: &Event) -> String {
             f.dev,
             f.ino
         ),
-        Event::Drops { .. } | Event::Kill(_) | Event::Unknown { .. } | Event::Tamper(_) => {
-            String::new()
-        }
+        Event::Drops { .. }
+        | Event::Kill(_)
+        | Event::Unknown { .. }
+        | Event::Tamper(_)
+        | Event::ToolCall(_) => String::new(),
     }
 }
 

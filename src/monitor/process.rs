@@ -134,14 +134,24 @@ impl Signals {
 /// Start `argv` with its pid written into `cgroup`'s `cgroup.procs` between
 /// fork and exec, so not one instruction of the command runs outside the
 /// scope, as `run_as` says (user, groups, capabilities, descriptors,
-/// no_new_privs). stdin/stdout/stderr are inherited untouched. The child
-/// gets SIGKILL if assay dies (PR_SET_PDEATHSIG).
-pub fn spawn_confined(cgroup: &Path, argv: &[OsString], run_as: &RunAs) -> io::Result<Child> {
+/// no_new_privs). stdin/stdout/stderr are inherited untouched, unless
+/// `piped` (the tool-call gate relays stdin and stdout; stderr stays). The
+/// child gets SIGKILL if assay dies (PR_SET_PDEATHSIG).
+pub fn spawn_confined(
+    cgroup: &Path,
+    argv: &[OsString],
+    run_as: &RunAs,
+    piped: bool,
+) -> io::Result<Child> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
     let mut cmd = Command::new(prog);
     cmd.args(args);
+    if piped {
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+    }
     spawn(cgroup, cmd, Some(run_as.clone()))
 }
 

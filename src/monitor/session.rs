@@ -18,12 +18,13 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, never, select};
 
 use super::cgroup::{CgroupError, LeafCgroup, Scope};
 use super::compile::Unenforceable;
-use super::events::{Killer, Sink, Summary};
+use super::events::{Event, KillEvent, KillOrder, KillUnit, Killer, Sink, Summary};
 use super::failclosed::{self, FailClosedError, Keeper, Orphan, Owner};
 use super::netguard::{self, LoadError};
 use super::pipeline::KillPlan;
@@ -70,6 +71,43 @@ pub struct Config {
     pub libbpf_log: u8,
     /// The policy's `runtime_monitor.self_protection`.
     pub self_protection: SelfProtection,
+    /// Wrapper mode: the tool-call gate on the command's stdio (the policy
+    /// has `tools` or `schemas`).
+    pub gate: Option<GateWrap>,
+}
+
+/// The tool-call gate in wrapper mode, and the kill switch for its
+/// `on_tool_denials` trigger.
+#[derive(Clone)]
+pub struct GateWrap {
+    pub setup: crate::gate::Setup,
+    /// Called (on the gate's thread) when the refusals reach the limit.
+    pub kill: Option<Arc<Mutex<Killer>>>,
+}
+
+impl std::fmt::Debug for GateWrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateWrap")
+            .field("setup", &self.setup)
+            .field("kill", &self.kill.is_some())
+            .finish()
+    }
+}
+
+/// The sink behind a [`SharedSink`].
+type Shared = Arc<Mutex<Box<dyn Sink>>>;
+
+/// One sink written by the event pipeline and the gate, a whole event at a
+/// time.
+struct SharedSink(Shared);
+
+impl Sink for SharedSink {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).event(ev)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
 }
 
 /// The kill switch for `trigger_kill` rules, or why there is none.
@@ -111,6 +149,8 @@ pub enum Notice {
     /// A dead attach-mode monitor's enforcement, still pinned on another
     /// cgroup (`assay monitor --cleanup` removes it).
     OrphanLeft(Owner),
+    /// What the tool-call gate decided, at the end.
+    Gate(crate::gate::run::Counts),
     Warning(String),
 }
 
@@ -256,6 +296,8 @@ pub enum SessionError {
         #[source]
         source: io::Error,
     },
+    #[error("starting the tool-call gate")]
+    Gate(#[source] io::Error),
     #[error("starting the wait thread")]
     WaitThread(#[source] io::Error),
     #[error("the wait thread ended")]
@@ -477,7 +519,15 @@ impl Session {
         // From here on threads run: signals first, so all of them inherit
         // the blocked mask.
         let signals = Signals::install().map_err(SessionError::SignalThread)?;
-        let sink = (self.sink)().map_err(SessionError::Sink)?;
+        let mut sink = (self.sink)().map_err(SessionError::Sink)?;
+        let gate = match self.config.gate.take() {
+            Some(g) if matches!(scoped, Scoped::Leaf { .. }) => {
+                let shared = Arc::new(Mutex::new(sink));
+                sink = Box::new(SharedSink(shared.clone()));
+                Some((g, shared))
+            }
+            _ => None,
+        };
         let kill = match self.kill {
             KillSwitch::Available(killer) => Some(KillPlan {
                 killer,
@@ -502,6 +552,7 @@ impl Session {
             signals,
             changes,
             notices: self.notices,
+            gate,
         };
         match scoped {
             Scoped::Leaf {
@@ -596,6 +647,9 @@ struct Running {
     signals: Signals,
     changes: Receiver<super::WatchEvent>,
     notices: Box<dyn FnMut(Notice)>,
+    /// Wrapper mode with tool rules: the gate, and the sink it shares with
+    /// the pipeline.
+    gate: Option<(GateWrap, Shared)>,
 }
 
 impl Running {
@@ -614,7 +668,8 @@ impl Running {
                 stopped_before_start: Some(sig),
             });
         }
-        let child = match process::spawn_confined(leaf.path(), command, run_as) {
+        let piped = self.gate.is_some();
+        let mut child = match process::spawn_confined(leaf.path(), command, run_as, piped) {
             Ok(c) => c,
             Err(source) => {
                 let _ = self.stop();
@@ -629,6 +684,17 @@ impl Running {
         self.signals
             .forward_to
             .store(child.id() as i32, Ordering::SeqCst);
+        let relaying = match self.gate.take() {
+            Some((g, sink)) => match start_gate(g, sink, &mut child, leaf.path()) {
+                Ok(r) => Some(r),
+                Err(source) => {
+                    let _ = leaf.kill_all();
+                    let _ = self.stop();
+                    return Err(SessionError::Gate(source));
+                }
+            },
+            None => None,
+        };
         let (exit_tx, exits) = crossbeam_channel::bounded(1);
         std::thread::Builder::new()
             .name("assay-wait".into())
@@ -643,6 +709,9 @@ impl Running {
         // running once enforcement is gone.
         if let Err(e) = leaf.kill_all() {
             (self.notices)(Notice::Warning(e.to_string()));
+        }
+        if let Some(r) = relaying {
+            (self.notices)(Notice::Gate(r.finish()));
         }
         let summary = self.stop()?;
         drop(leaf);
@@ -731,6 +800,52 @@ impl Running {
             }
         }
     }
+}
+
+/// Starts the gate's relay on the command's pipes; its events, and the kill
+/// its trigger orders, go to the shared sink.
+fn start_gate(
+    g: GateWrap,
+    sink: Shared,
+    child: &mut std::process::Child,
+    leaf: &Path,
+) -> io::Result<crate::gate::run::Relaying> {
+    let emit = {
+        let sink = sink.clone();
+        move |ev: Event| {
+            let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+            // A failing sink is the pipeline's to report; the relay goes on.
+            let _ = s.event(&ev).and_then(|()| s.flush());
+        }
+    };
+    let on_event = {
+        let emit = emit.clone();
+        Box::new(move |ev: &crate::gate::ToolCallEvent| emit(Event::ToolCall(ev.clone())))
+    };
+    let pid = child.id();
+    let order = KillOrder {
+        rule: crate::gate::TRIGGER.into(),
+        offender: pid,
+        detail: "the tool-call gate refused the policy's limit of calls".into(),
+        // The whole confined server, as for a trigger_kill rule.
+        unit: KillUnit::Cgroup(leaf.to_path_buf()),
+    };
+    let kill = g.kill.clone();
+    let on_trip = Box::new(move || {
+        let Some(kill) = kill else {
+            return;
+        };
+        let done = (kill.lock().unwrap_or_else(|e| e.into_inner()))(&order);
+        emit(Event::Kill(KillEvent {
+            time_ns: super::events::now_ns(),
+            rule: order.rule.clone(),
+            pid,
+            all_gone: done.all_gone,
+            incident: done.incident,
+            error: done.error,
+        }));
+    });
+    crate::gate::run::start(g.setup.judge, g.setup.kill_after, child, on_event, on_trip)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -900,6 +1015,7 @@ mod tests {
             allow_degraded: false,
             libbpf_log: 0,
             self_protection: SelfProtection::default(),
+            gate: None,
         };
         let s = Session::new(
             config,

@@ -164,6 +164,10 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
     let schema = EVENT_SCHEMA;
     let dto = match ev {
         Event::Net(n) => return w.write(out, n),
+        Event::ToolCall(t) => {
+            out.extend_from_slice(super::gate::tool_call_json(t).as_bytes());
+            return;
+        }
         Event::File(f) => Dto::File {
             schema,
             time: rfc3339(f.time_ns),

@@ -22,6 +22,7 @@ mod yaml;
 pub use decide::{CallError, Decision, Gate, GateError, Reason, ToolCall, decide};
 pub use model::Policy;
 pub use schema::SchemaError;
+pub use validate::MAX_GRACE_PERIOD_MS;
 
 /// Largest policy file accepted. Real policies are a few KiB; the cap keeps a
 /// stray multi-GiB file from being read into memory.
