@@ -277,3 +277,55 @@ schemas:
     assert_eq!(ev.len(), 6);
     assert_eq!(ev.iter().filter(|e| e["decision"] == "deny").count(), 4);
 }
+
+/// Root: the same SDK client and FastMCP server through the full monitor
+/// (kernel network rule in a fresh cgroup, the gate on the confined
+/// server's stdio).
+#[test]
+fn python_sdk_through_the_full_monitor() {
+    if !common::require_root("python_sdk_through_the_full_monitor") {
+        return;
+    }
+    let Some(m) = mcp("python_sdk_through_the_full_monitor") else {
+        return;
+    };
+    let s = Scratch::new("gate-full");
+    let policy = s.path("policy.yaml");
+    std::fs::write(
+        &policy,
+        "version: \"2.0\"\ntools:\n  allow: [echo, add]\n\
+         runtime_monitor:\n  enabled: true\n  rules:\n    - id: no-ssh\n      type: net_connect\n      \
+         match: {ports: [22]}\n      severity: high\n      action: deny\n",
+    )
+    .unwrap();
+    let log = s.path("seen.log");
+    let ev = s.path("events.jsonl");
+    let command = vec![
+        ASSAY.to_string(),
+        "monitor".into(),
+        "--policy".into(),
+        policy.display().to_string(),
+        "--events".into(),
+        ev.display().to_string(),
+        "--".into(),
+        m.python.display().to_string(),
+        fixture("py_server.py").display().to_string(),
+    ];
+    let r = client(
+        &m,
+        &s,
+        json!({
+            "command": command,
+            "env": {"GATE_TEST_LOG": log.display().to_string()},
+            "calls": [
+                {"name": "add", "arguments": {"a": 40, "b": 2}},
+                {"name": "big", "arguments": {"size": 10}},
+            ],
+        }),
+    );
+    assert_eq!(r["tools"], json!(["echo", "add"]));
+    assert_eq!(call(&r, 0)["text"], "42");
+    refused_by(&r, 1, "tools.allow");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "add\n");
+    assert_eq!(events(&ev).len(), 2);
+}
