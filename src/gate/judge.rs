@@ -15,9 +15,12 @@ use serde_json::value::RawValue;
 use super::args;
 use crate::policy::{Decision, Gate, Reason};
 
-/// JSON-RPC's "Parse error" and "Invalid Request" codes (JSON-RPC 2.0 §5.1).
+/// JSON-RPC's "Parse error", "Invalid Request" and "Invalid params" codes
+/// (JSON-RPC 2.0 §5.1). MCP answers a `tools/call` that fails its own
+/// request schema with "Invalid params".
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
+const INVALID_PARAMS: i64 = -32602;
 
 /// Where the refusal's details live in the result's `_meta` (MCP reserves
 /// `_meta` for such data; a prefix keeps the key out of others' way).
@@ -294,7 +297,7 @@ impl Judge {
         let message = format!("malformed tools/call: {why}");
         let reply = id
             .as_deref()
-            .map(|id| error_reply(id, INVALID_REQUEST, &format!("assay: {message}")));
+            .map(|id| error_reply(id, INVALID_PARAMS, &format!("assay: {message}")));
         calls.push(CallVerdict {
             id,
             tool,
@@ -694,7 +697,7 @@ schemas:
                 format!(r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{params}}}"#);
             let d = j.client_line(line.as_bytes());
             let r = reply(&d);
-            assert_eq!(r["error"]["code"], INVALID_REQUEST, "{params}");
+            assert_eq!(r["error"]["code"], INVALID_PARAMS, "{params}");
             assert_eq!(d.calls[0].rule.as_deref(), Some(rule::MALFORMED));
         }
         let no_params = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call"}"#;
@@ -756,7 +759,7 @@ schemas:
         // cannot be judged, so the call is refused as malformed.
         let lone = call("1", "echo", r#"{"x":"\ud800"}"#);
         let d = j.client_line(lone.as_bytes());
-        assert_eq!(reply(&d)["error"]["code"], INVALID_REQUEST);
+        assert_eq!(reply(&d)["error"]["code"], INVALID_PARAMS);
         assert!(!d.calls[0].allowed);
         let mut bad = call("1", "exec", "{}").into_bytes();
         bad.insert(5, 0xff);
