@@ -242,19 +242,38 @@ fn spawn_signal_thread(set: libc::sigset_t, forward_to: Arc<AtomicI32>) -> io::R
         .name("assay-signals".into())
         .spawn(move || {
             loop {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: valid pointers; the set is blocked in every thread.
-                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                let Some((sig, to_group)) = wait_signal(&set) else {
                     continue;
-                }
+                };
                 let pid = forward_to.load(Ordering::SeqCst);
-                if pid > 0 {
+                // SAFETY: plain syscalls.
+                if pid > 0 && !(to_group && unsafe { libc::getpgid(pid) == libc::getpgrp() }) {
                     // SAFETY: plain syscall.
                     unsafe { libc::kill(pid, sig) };
                 }
             }
         })?;
     Ok(())
+}
+
+/// The next signal of `set`, and whether the kernel sent it to the whole
+/// process group (Ctrl-C, Ctrl-\\, a resize on the terminal): the command,
+/// in the same group, then has it already and must not get it twice.
+#[cfg(target_os = "linux")]
+fn wait_signal(set: &libc::sigset_t) -> Option<(libc::c_int, bool)> {
+    // SAFETY: siginfo_t is plain data, filled by sigwaitinfo.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers; the set is blocked in every thread.
+    let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
+    (sig > 0).then_some((sig, info.si_code == libc::SI_KERNEL))
+}
+
+/// Elsewhere the sender is unknown: every signal is passed on.
+#[cfg(not(target_os = "linux"))]
+fn wait_signal(set: &libc::sigset_t) -> Option<(libc::c_int, bool)> {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: valid pointers; the set is blocked in every thread.
+    (unsafe { libc::sigwait(set, &mut sig) } == 0).then_some((sig, false))
 }
 
 fn exit_code(status: std::process::ExitStatus) -> u8 {
