@@ -171,6 +171,10 @@ fn bench(assay: &std::path::Path, count: usize, rounds: usize, mib: usize) -> io
     let cat = vec!["cat".to_string()];
 
     // Latency: both peers live for the whole run; blocks alternate.
+    // Other work on the machine shows in every figure: say how much there was.
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", l.trim());
+    }
     let msg = message();
     let mut direct = Peer::spawn(&cat)?;
     let mut gate = Peer::spawn(&gated(&cat))?;
@@ -179,14 +183,12 @@ fn bench(assay: &std::path::Path, count: usize, rounds: usize, mib: usize) -> io
         direct.round_trip(&msg, &mut buf)?;
         gate.round_trip(&msg, &mut buf)?;
     }
+    // Message by message, alternating: a burst of load on the shared cores
+    // hits both paths alike.
     let (mut d_ns, mut g_ns) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        for _ in 0..count {
-            d_ns.push(direct.round_trip(&msg, &mut buf)?.as_nanos() as u64);
-        }
-        for _ in 0..count {
-            g_ns.push(gate.round_trip(&msg, &mut buf)?.as_nanos() as u64);
-        }
+    for _ in 0..rounds * count {
+        d_ns.push(direct.round_trip(&msg, &mut buf)?.as_nanos() as u64);
+        g_ns.push(gate.round_trip(&msg, &mut buf)?.as_nanos() as u64);
     }
     direct.end();
     gate.end();

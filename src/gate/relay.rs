@@ -16,7 +16,10 @@ pub const MAX_CLIENT_LINE: usize = 128 << 20;
 /// passed on unfiltered (its tools' calls are still judged).
 pub const MAX_SERVER_LOOK: usize = 64 << 20;
 
-const READ_BUF: usize = 256 << 10;
+/// Server side: as large as the pipes assay raises to (gate::run), one read
+/// per pipeful. Client side: requests are small.
+const SERVER_READ_BUF: usize = 1 << 20;
+const CLIENT_READ_BUF: usize = 64 << 10;
 
 fn lock<W>(m: &Mutex<W>) -> MutexGuard<'_, W> {
     // A panicking writer thread leaves whole lines behind it: keep going.
@@ -40,7 +43,7 @@ pub fn client_to_server<R: Read, S: Write, W: Write>(
     client: &Mutex<W>,
     on_call: &mut dyn FnMut(ToolCallEvent),
 ) -> io::Result<()> {
-    let mut r = BufReader::with_capacity(READ_BUF, input);
+    let mut r = BufReader::with_capacity(CLIENT_READ_BUF, input);
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -116,7 +119,7 @@ pub fn server_to_client<R: Read, W: Write>(
     input: R,
     client: &Mutex<W>,
 ) -> io::Result<()> {
-    let mut r = BufReader::with_capacity(READ_BUF, input);
+    let mut r = BufReader::with_capacity(SERVER_READ_BUF, input);
     // Held while a line has been written in part: nothing else may be
     // written to the client until it ends.
     let mut mid_line: Option<MutexGuard<'_, W>> = None;
