@@ -16,6 +16,8 @@ pub mod judge;
 pub mod relay;
 #[cfg(unix)]
 pub mod run;
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod strikes;
 
 use std::sync::Arc;

@@ -232,7 +232,7 @@ pub fn start(
         .spawn(move || {
             // A failed write to the client ends it: dropping the pipe's read
             // end gives the server EPIPE, as without the gate.
-            let _ = relay::server_to_client(&judge, server_out, &client_out);
+            let _ = server_to_client(&judge, server_out, &client_out);
             let _ = done_tx.send(());
         })?;
     Ok(Relaying {
@@ -293,6 +293,24 @@ fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = fd;
+}
+
+#[cfg(target_os = "linux")]
+fn server_to_client(
+    judge: &Judge,
+    server: std::process::ChildStdout,
+    client: &Mutex<File>,
+) -> io::Result<()> {
+    super::splice::server_to_client(judge, File::from(OwnedFd::from(server)), client)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn server_to_client(
+    judge: &Judge,
+    server: std::process::ChildStdout,
+    client: &Mutex<File>,
+) -> io::Result<()> {
+    relay::server_to_client(judge, server, client)
 }
 
 fn exit_code(status: std::process::ExitStatus) -> u8 {
