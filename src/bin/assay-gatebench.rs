@@ -249,6 +249,25 @@ fn bench(assay: &std::path::Path, count: usize, rounds: usize, mib: usize) -> io
         "start-up, spawn to the first echoed message (median of 10):\n  direct {d:.2} ms, gated {g:.2} ms, added {:.2} ms",
         g - d
     );
+    // What the gate adds to the monitor's wrapper-mode start-up, where the
+    // process and the policy load are there anyway: building the judge
+    // (every schema compiled) and starting its two threads.
+    let mut setup = Vec::new();
+    for _ in 0..20 {
+        let p = assay::policy::load(&policy).map_err(|e| io::Error::other(e.to_string()))?;
+        let t = Instant::now();
+        let judge = assay::gate::judge_for(&p, false).map_err(io::Error::other)?;
+        let threads: Vec<_> = (0..2).map(|_| std::thread::spawn(|| ())).collect();
+        for th in threads {
+            let _ = th.join();
+        }
+        setup.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(judge);
+    }
+    println!(
+        "gate set-up inside the monitor (judge with schemas compiled, two threads; median of 20): {:.2} ms",
+        median(&mut setup)
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
