@@ -36,6 +36,10 @@ fi
 pkgs=(clang llvm libelf-dev zlib1g-dev pkg-config bpftool clang-format iproute2 make)
 # /usr/bin/time: peak memory in scripts/bench/; setcap: `make install`.
 pkgs+=(time libcap2-bin)
+# The gate's end-to-end tests: a Python venv and npm (a Node that ships its
+# own npm, as NodeSource's does, needs no Debian npm package).
+pkgs+=(python3 python3-venv)
+command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [[ "${1:-}" == vm ]]; then
 	pkgs+=(qemu-system-x86 busybox-static cpio zstd xz-utils jq debian-archive-keyring)
 fi
