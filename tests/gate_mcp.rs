@@ -124,7 +124,7 @@ fn python_sdk_client_and_server_through_the_gate() {
         &policy,
         r#"version: "2.0"
 tools:
-  allow: [echo, add, big]
+  allow: [echo, add, big, ask_client]
   deny: [run_command]
 schemas:
   echo:
@@ -148,12 +148,13 @@ schemas:
             {"name": "run_command", "arguments": {"command": "id", "api_token": "s3cr3t"}},
             {"name": "echo", "arguments": {"text": "far too long for the schema's limit"}},
             {"name": "big", "arguments": {"size": 8_000_000}},
+            {"name": "ask_client", "arguments": {"question": "why?"}},
         ],
     });
     let r = client(&m, &s, plan);
     assert_eq!(
         r["tools"],
-        json!(["echo", "add", "big"]),
+        json!(["echo", "add", "big", "ask_client"]),
         "run_command is hidden"
     );
     assert_eq!(call(&r, 0)["is_error"], false);
@@ -166,8 +167,13 @@ schemas:
         "/properties/text/maxLength"
     );
     assert_eq!(call(&r, 4)["text"].as_str().unwrap().len(), 8_000_000);
+    // Server-initiated requests (roots, sampling) and their answers pass.
+    assert_eq!(call(&r, 5)["text"], "2 root(s); sampled: answer to why?");
     // The server saw exactly the allowed calls.
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "echo\nadd\nbig\n");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "echo\nadd\nbig\nask_client\n"
+    );
     let ev = events(&ev);
     let decisions: Vec<(&str, &str)> = ev
         .iter()
@@ -180,7 +186,8 @@ schemas:
             ("add", "allow"),
             ("run_command", "deny"),
             ("echo", "deny"),
-            ("big", "allow")
+            ("big", "allow"),
+            ("ask_client", "allow")
         ]
     );
     assert!(ev.iter().all(|e| e["kind"] == "tool_call" && e["v"] == 1));
@@ -195,7 +202,10 @@ schemas:
         "calls": [{"name": "run_command", "arguments": {"command": "id"}}],
     });
     let r = client(&m, &s, plan);
-    assert_eq!(r["tools"], json!(["echo", "add", "run_command", "big"]));
+    assert_eq!(
+        r["tools"],
+        json!(["echo", "add", "run_command", "big", "ask_client"])
+    );
     refused_by(&r, 0, "tools.deny");
     assert!(!log.exists(), "the server ran nothing");
 }
