@@ -23,7 +23,8 @@ be loaded or attached; 126 the command could not be executed; 127 the\n\
 command was not found."
 )]
 pub struct Args {
-    /// Policy file whose `runtime_monitor` rules are enforced.
+    /// Policy file whose `runtime_monitor` rules are enforced (and, in
+    /// wrapper mode, its `tools` and `schemas`, by the tool-call gate).
     #[arg(long, value_name = "FILE", required_unless_present_any = ["unpin", "cleanup"])]
     pub policy: Option<PathBuf>,
     /// Attach mode: enforce on this existing cgroup v2 directory (and below).
