@@ -118,7 +118,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<Outcome> {
 #[cfg(not(all(target_os = "linux", feature = "monitor")))]
 pub fn run(args: Args, _g: &Global) -> anyhow::Result<Outcome> {
     #[cfg(unix)]
-    if args.gate_only {
+    if args.gate_only || gate::only_gate(&args) {
         return gate::run(args);
     }
     let _ = args;
@@ -155,7 +155,6 @@ mod gate {
     /// to enforce: the gate alone, which needs no privileges (said on
     /// stderr). Any problem loading the policy is left to the full path to
     /// report.
-    #[cfg(all(target_os = "linux", feature = "monitor"))]
     pub fn only_gate(args: &Args) -> bool {
         let (Some(path), false, None) = (&args.policy, args.command.is_empty(), &args.cgroup)
         else {
@@ -167,8 +166,11 @@ mod gate {
         let Ok(policy) = crate::policy::load(path) else {
             return false;
         };
-        let no_rules =
-            crate::monitor::session::runtime_rules(&policy, args.ignore_disabled).is_err();
+        // What the monitor would refuse as "nothing to enforce".
+        let no_rules = match &policy.runtime_monitor {
+            None => true,
+            Some(rm) => rm.rules.is_empty() || (!rm.enabled && !args.ignore_disabled),
+        };
         if no_rules && gate::wanted(&policy) {
             eprintln!(
                 "assay: note: {}: no runtime_monitor rules to enforce; running the tool-call \
