@@ -1158,3 +1158,128 @@ fn piped_tables_are_never_cut_and_color_can_be_forced() {
     let out = run_all(home.path(), &["--color", "always", "--no-color"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\x1b["));
 }
+
+/// Issue 13, item 1: secrets are found by content, and no format prints one.
+/// The fixture's README says what each entry holds.
+#[test]
+fn secrets_are_found_by_content_and_never_printed() {
+    let home = fixtures().join("claude-desktop-secret-shapes");
+    let cfg: serde_json::Value = serde_json::from_slice(
+        &fs::read(home.join(".config/Claude/claude_desktop_config.json")).unwrap(),
+    )
+    .unwrap();
+    let env = |server: &str, name: &str| {
+        cfg["mcpServers"][server]["env"][name]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let url = cfg["mcpServers"]["events"]["url"].as_str().unwrap();
+    let secrets = [
+        env("signer", "SIGNING_CERT_BUNDLE"),
+        env("deployer", "PRIVATE_KEY"),
+        env("deployer", "SESSION"),
+        env("deployer", "DEPLOY_CONFIG"),
+        url.split("api_key=").nth(1).unwrap().to_string(),
+    ];
+    for format in ["json", "sarif", "table"] {
+        for verbose in [false, true] {
+            let mut args = vec![
+                "discover",
+                "--home",
+                home.to_str().unwrap(),
+                "--format",
+                format,
+            ];
+            if verbose {
+                args.push("-v");
+            }
+            let out = run_assay(&args);
+            let text = String::from_utf8_lossy(&out.stdout);
+            for s in &secrets {
+                // No line of a PEM body, no 12-character piece of anything.
+                for piece in s
+                    .lines()
+                    .filter(|l| l.len() >= 12 && !l.starts_with("-----"))
+                {
+                    assert!(!text.contains(piece), "{format}: {piece} printed");
+                }
+                if !s.starts_with("-----") {
+                    let tail = &s[s.len() - 12..];
+                    assert!(!text.contains(tail), "{format}: tail of {s} printed");
+                }
+            }
+        }
+    }
+
+    let out = run_assay(&[
+        "discover",
+        "--home",
+        home.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let mut found: Vec<(String, String)> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == "secret_in_config")
+        .map(|f| (f.severity.clone(), f.evidence.clone().unwrap()))
+        .collect();
+    found.sort();
+    let want = [
+        (
+            "high",
+            "env PRIVATE_KEY = -----BEGIN RSA PRIVATE KEY-----****",
+        ),
+        ("high", "env SESSION = eyJ****"),
+        (
+            "high",
+            "env SIGNING_CERT_BUNDLE = -----BEGIN PRIVATE KEY-----****",
+        ),
+        ("medium", "env DEPLOY_CONFIG = ****"),
+        ("medium", "url https://events.example.com/sse?api_key=****"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(found, want, "placeholders are never findings");
+
+    // Values are withheld by default; references are shown as written.
+    let deployer = r
+        .servers
+        .iter()
+        .find(|s| s.id == "claude-desktop/deployer")
+        .unwrap();
+    let shown: Vec<(&str, &str)> = deployer
+        .env
+        .iter()
+        .map(|nv| (nv.name.as_str(), nv.value.as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("API_KEY", "<your-api-key>"),
+            ("DEPLOY_CONFIG", "****"),
+            ("GITHUB_TOKEN", "${env:GITHUB_TOKEN}"),
+            ("PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----****"),
+            ("SESSION", "eyJ****"),
+        ]
+    );
+    let signer = r
+        .servers
+        .iter()
+        .find(|s| s.id == "claude-desktop/signer")
+        .unwrap();
+    assert_eq!(signer.env[0].name, "LOG_LEVEL");
+    assert_eq!(signer.env[0].value, "****", "literal values are withheld");
+
+    // Issue 13, item 4: the URL's path, not its query, decides the transport.
+    let events = r
+        .servers
+        .iter()
+        .find(|s| s.id == "claude-desktop/events")
+        .unwrap();
+    assert_eq!(events.transport, "sse");
+}

@@ -372,7 +372,7 @@ pub fn entry(name: &str, o: &Map<String, Value>) -> Result<Entry, EntryError> {
             _ if lower.starts_with("ws://") || lower.starts_with("wss://") => RemoteKind::WebSocket,
             _ if o.contains_key("httpUrl") => RemoteKind::StreamableHttp,
             Some("http") => RemoteKind::Http,
-            _ if lower.trim_end_matches('/').ends_with("/sse") => RemoteKind::Sse,
+            _ if url_path(&lower).trim_end_matches('/').ends_with("/sse") => RemoteKind::Sse,
             _ => RemoteKind::Http,
         };
         let mut headers = pairs(o.get("headers"));
@@ -400,6 +400,14 @@ pub fn entry(name: &str, o: &Map<String, Value>) -> Result<Entry, EntryError> {
         scope: None,
         project: None,
     })
+}
+
+/// The path of a URL: what follows the authority, without query or
+/// fragment (`/sse?api_key=x` is an SSE endpoint; `/mcp?next=/sse` is not).
+fn url_path(url: &str) -> &str {
+    let rest = url.find("://").map_or(url, |i| &url[i + 3..]);
+    let rest = rest.find('/').map_or("", |i| &rest[i..]);
+    rest.split(['?', '#']).next().unwrap_or("")
 }
 
 /// Authentication configured by something other than a header.
@@ -504,6 +512,17 @@ mod tests {
         };
         assert_eq!(kind(json!({"url": "https://x/sse"})), RemoteKind::Sse);
         assert_eq!(kind(json!({"url": "https://x/mcp"})), RemoteKind::Http);
+        // The path decides, not the whole URL.
+        assert_eq!(
+            kind(json!({"url": "https://x/sse?api_key=k"})),
+            RemoteKind::Sse
+        );
+        assert_eq!(kind(json!({"url": "https://x/sse/#top"})), RemoteKind::Sse);
+        assert_eq!(
+            kind(json!({"url": "https://x/mcp?next=/sse"})),
+            RemoteKind::Http
+        );
+        assert_eq!(kind(json!({"url": "https://sse"})), RemoteKind::Http);
         assert_eq!(
             kind(json!({"serverUrl": "https://x/mcp", "type": "streamable-http"})),
             RemoteKind::StreamableHttp

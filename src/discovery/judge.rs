@@ -251,7 +251,7 @@ fn view_of(c: &Configured) -> (Transport, String, String, Vec<String>) {
             let args = secrets::redact_args(&argv[1..]);
             let env = env
                 .iter()
-                .map(|(k, v)| (k.clone(), secrets::redact_value(Some(k), v)))
+                .map(|(k, v)| (k.clone(), secrets::shown_value(v)))
                 .collect();
             let mut line = vec![command.clone()];
             line.extend(args.iter().cloned());
@@ -287,7 +287,7 @@ fn view_of(c: &Configured) -> (Transport, String, String, Vec<String>) {
                     url: url_r.clone(),
                     headers: headers
                         .iter()
-                        .map(|(k, v)| (k.clone(), secrets::redact_value(Some(k), v)))
+                        .map(|(k, v)| (k.clone(), secrets::shown_value(v)))
                         .collect(),
                     auth: auth_configured.clone(),
                 },
@@ -330,7 +330,10 @@ fn location_findings(id: &str, c: &Configured, findings: &mut Vec<Finding>) {
     }
     // Secrets: on disk whether enabled or not.
     let mut secret = |what: String, kind: secrets::SecretKind| {
-        let sev = if kind == secrets::SecretKind::Named {
+        let sev = if matches!(
+            kind,
+            secrets::SecretKind::Named | secrets::SecretKind::HighEntropy
+        ) {
             Severity::Medium
         } else {
             Severity::High
@@ -351,7 +354,7 @@ fn location_findings(id: &str, c: &Configured, findings: &mut Vec<Finding>) {
             for (k, v) in env {
                 if let Some(kind) = secrets::classify(Some(k), v) {
                     secret(
-                        format!("env {k} = {}", secrets::redact_value(Some(k), v)),
+                        format!("env {k} = {}", secrets::redact_value(Some(k), v).trim_end()),
                         kind,
                     );
                 }
@@ -386,7 +389,10 @@ fn location_findings(id: &str, c: &Configured, findings: &mut Vec<Finding>) {
             for (k, v) in headers {
                 if let Some(kind) = secrets::classify(Some(k), v) {
                     secret(
-                        format!("headers {k} = {}", secrets::redact_value(Some(k), v)),
+                        format!(
+                            "headers {k} = {}",
+                            secrets::redact_value(Some(k), v).trim_end()
+                        ),
                         kind,
                     );
                 }

@@ -20,8 +20,14 @@ pub enum SecretKind {
     Bearer,
     /// `scheme://user:password@host`.
     UrlPassword,
+    /// A PEM private key block (`-----BEGIN ... PRIVATE KEY-----`).
+    PrivateKey,
+    /// A token with a vendor's well-known prefix (the label names the vendor).
+    Vendor(&'static str),
     /// A literal value stored under a credential-like name (`*_TOKEN`, `api_key`, ...).
     Named,
+    /// A long random-looking value, whatever it is stored under.
+    HighEntropy,
 }
 
 impl SecretKind {
@@ -40,7 +46,10 @@ impl SecretKind {
             SecretKind::Jwt => "JSON Web Token",
             SecretKind::Bearer => "literal bearer/basic credential",
             SecretKind::UrlPassword => "password in URL",
+            SecretKind::PrivateKey => "PEM private key",
+            SecretKind::Vendor(label) => label,
             SecretKind::Named => "literal credential",
+            SecretKind::HighEntropy => "high-entropy literal",
         }
     }
 }
@@ -120,6 +129,13 @@ pub fn token_kind(t: &str) -> Option<SecretKind> {
     {
         return Some(SecretKind::HuggingFace);
     }
+    for &(prefix, min, label) in VENDOR_PREFIXES {
+        if let Some(r) = t.strip_prefix(prefix) {
+            if r.len() >= min && looks_random(r) {
+                return Some(SecretKind::Vendor(label));
+            }
+        }
+    }
     if t.starts_with("eyJ") {
         let parts: Vec<&str> = t.split('.').collect();
         if parts.len() == 3
@@ -131,6 +147,127 @@ pub fn token_kind(t: &str) -> Option<SecretKind> {
         }
     }
     None
+}
+
+/// More vendors' token prefixes: (prefix, shortest body, label). The
+/// bodies of real tokens are random, so a body must also look random.
+const VENDOR_PREFIXES: &[(&str, usize, &str)] = &[
+    ("glrt-", 20, "GitLab runner token"),
+    ("glsa_", 32, "Grafana service account token"),
+    ("glc_", 32, "Grafana Cloud token"),
+    ("SG.", 60, "SendGrid API key"),
+    ("dop_v1_", 60, "DigitalOcean token"),
+    ("doo_v1_", 60, "DigitalOcean token"),
+    ("shpat_", 32, "Shopify access token"),
+    ("shpss_", 32, "Shopify shared secret"),
+    ("pypi-", 50, "PyPI token"),
+    ("dckr_pat_", 20, "Docker Hub token"),
+    ("lin_api_", 30, "Linear API key"),
+    ("r8_", 30, "Replicate token"),
+    ("gsk_", 40, "Groq API key"),
+    ("xai-", 40, "xAI API key"),
+    ("pplx-", 40, "Perplexity API key"),
+    ("tvly-", 20, "Tavily API key"),
+    ("ntn_", 30, "Notion token"),
+    ("secret_", 40, "Notion token"),
+    ("figd_", 30, "Figma token"),
+    ("lsv2_", 30, "LangSmith API key"),
+    ("ATATT", 50, "Atlassian API token"),
+    ("whsec_", 24, "webhook signing secret"),
+    ("ya29.", 30, "Google OAuth access token"),
+    ("sq0atp-", 22, "Square access token"),
+    ("sntrys_", 40, "Sentry token"),
+    ("sntryu_", 40, "Sentry token"),
+    ("ops_", 50, "1Password service account token"),
+    ("hvs.", 20, "HashiCorp Vault token"),
+    ("pscale_tkn_", 32, "PlanetScale token"),
+    ("pscale_pw_", 32, "PlanetScale password"),
+    ("sbp_", 40, "Supabase token"),
+    ("nfp_", 36, "Netlify token"),
+    ("phx_", 40, "PostHog personal API key"),
+    ("apify_api_", 30, "Apify token"),
+];
+
+/// Every PEM private key block in `text`: (start, end). A block runs from
+/// its `-----BEGIN <label>-----` line to the matching END line, or to the
+/// end of the text when cut short (a truncated key is still a key). A body
+/// that is a placeholder (`<your key>`) or too short to be key material is
+/// not one.
+fn pem_blocks(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(p) = text[from..].find("-----BEGIN ") {
+        let s = from + p;
+        let label_start = s + "-----BEGIN ".len();
+        let Some(label_len) = text[label_start..].find("-----") else {
+            break;
+        };
+        let label = &text[label_start..label_start + label_len];
+        let body_start = label_start + label_len + 5;
+        let end_marker = format!("-----END {label}-----");
+        let (body_end, e) = match text[body_start..].find(&end_marker) {
+            Some(x) => (body_start + x, body_start + x + end_marker.len()),
+            None => (text.len(), text.len()),
+        };
+        let body = &text[body_start..body_end];
+        let material = body
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+            .count();
+        // Certificates and public keys are public; only private keys count.
+        if label.contains("PRIVATE KEY") && material >= 32 && !is_placeholder(body) {
+            out.push((s, e));
+        }
+        from = e.max(body_start);
+    }
+    out
+}
+
+fn shannon_entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 128];
+    let mut n = 0u32;
+    for b in s.bytes().filter(u8::is_ascii) {
+        counts[b as usize] += 1;
+        n += 1;
+    }
+    let n = f64::from(n.max(1));
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// A long run of base64/base62 characters that reads as random: at least
+/// 20 characters with upper case, lower case and digits mixed, and close to
+/// the highest entropy a string of its length can have. Hex digests (one
+/// case), UUIDs, words, paths and package names fail one of the tests.
+pub fn is_high_entropy(t: &str) -> bool {
+    let n = t.len();
+    if !(20..=1024).contains(&n) || t.starts_with(['/', '.', '-', '~']) {
+        return false;
+    }
+    let count = |f: fn(&char) -> bool| t.chars().filter(f).count();
+    let (upper, lower, digit) = (
+        count(char::is_ascii_uppercase),
+        count(char::is_ascii_lowercase),
+        count(char::is_ascii_digit),
+    );
+    let slashes = count(|c| *c == '/');
+    if upper < 2 || lower < 2 || digit < 2 || slashes * 8 > n {
+        return false;
+    }
+    // The most a string of n characters over ~64 symbols can reach.
+    let max = (n.min(64) as f64).log2();
+    shannon_entropy(t) >= 0.85 * max
+}
+
+fn is_b64_char(c: char) -> bool {
+    // `=` is left out: it separates `key=value`, and padding adds nothing.
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-')
 }
 
 /// A value that stands for a secret rather than being one: `${env:X}`,
@@ -295,6 +432,31 @@ pub fn scan_text(text: &str) -> Vec<(usize, usize, SecretKind)> {
             }
         }
     }
+    // PEM private keys, wherever they sit.
+    if text.contains("-----BEGIN ") {
+        hits.extend(
+            pem_blocks(text)
+                .into_iter()
+                .map(|(s, e)| (s, e, SecretKind::PrivateKey)),
+        );
+    }
+    // Random-looking runs (base64 may hold `/`, `+`, `=`), unless a known
+    // shape already covers them.
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        if is_b64_char(c) && i < text.len() {
+            start.get_or_insert(i);
+        } else if let Some(s) = start.take() {
+            let run = &text[s..i];
+            let covered = hits.iter().any(|h| h.0 <= s && i <= h.1);
+            if !covered && is_high_entropy(run) && !is_placeholder(run) {
+                hits.push((s, s + run.len(), SecretKind::HighEntropy));
+            }
+        }
+    }
     // Cheap guards first: most strings (paths, package names) need none of
     // the scans below.
     let has_space = text.contains(' ');
@@ -415,6 +577,12 @@ fn finish(mut hits: Vec<(usize, usize, SecretKind)>) -> Vec<(usize, usize, Secre
 /// The redacted form of a secret: a short known prefix at most, never the
 /// secret's body. `ghp_abc...` -> `ghp_****`; `Bearer x` -> `Bearer ****`.
 pub fn redact(secret: &str) -> String {
+    // Keep a PEM block's header line: it says what kind of key it was.
+    if let Some(rest) = secret.strip_prefix("-----BEGIN ") {
+        if let Some(end) = rest.find("-----") {
+            return format!("-----BEGIN {}-----****", &rest[..end]);
+        }
+    }
     let l = secret.to_ascii_lowercase();
     for scheme in ["bearer ", "basic ", "token "] {
         if l.starts_with(scheme) {
@@ -477,6 +645,44 @@ pub fn redact_value(name: Option<&str>, value: &str) -> String {
         return redact(value);
     }
     redact_text(value)
+}
+
+/// What the report shows of an env or header value. Values are withheld:
+/// a report is shipped off the host, and no content test can promise that
+/// a literal is not a credential (an 8-character password looks like any
+/// word). A reference (`${env:X}`, `${input:x}`, `Bearer ${X}`) is shown as
+/// written, because where a value comes from is what an auditor needs;
+/// any literal becomes `****`, keeping at most a scheme or a vendor prefix
+/// (`Bearer ****`, `ghp_****`).
+pub fn shown_value(value: &str) -> String {
+    if value.trim().is_empty() || is_reference(value) && scan_text(value).is_empty() {
+        return value.to_string();
+    }
+    redact(value)
+}
+
+/// Stricter than [`is_placeholder`]: the value names where its content comes
+/// from (`${...}`, `{env:X}`, `{{x}}`, a whole `$NAME` / `%NAME%`, `<...>`),
+/// so a literal that merely starts with `$` is not mistaken for one.
+fn is_reference(value: &str) -> bool {
+    let mut t = value.trim();
+    for scheme in ["Bearer ", "bearer ", "Basic ", "basic ", "token ", "Token "] {
+        if let Some(rest) = t.strip_prefix(scheme) {
+            t = rest.trim();
+        }
+    }
+    let var_name = |n: &str| {
+        !n.is_empty()
+            // Variables are upper case by convention; `$ecret1` is a literal.
+            && n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+    };
+    t.contains("${")
+        || t.contains("{env:")
+        || t.contains("{{")
+        || t.strip_prefix('$').is_some_and(var_name)
+        || t.len() > 2 && t.starts_with('%') && t.ends_with('%') && var_name(&t[1..t.len() - 1])
+        || t.starts_with('<') && t.ends_with('>')
 }
 
 /// Redact an argument vector: values following a secret-named flag
@@ -666,6 +872,111 @@ mod tests {
         assert_eq!(redact(&t), "ghp_****");
         assert_eq!(redact("Bearer abc"), "Bearer ****");
         assert_eq!(redact("hunter2"), "****");
+    }
+
+    /// A fake PEM key: real shape, random body (not a key).
+    fn pem(label: &str) -> String {
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7fAk3".repeat(3);
+        format!("-----BEGIN {label}-----\n{body}\n{body}\n-----END {label}-----\n")
+    }
+
+    #[test]
+    fn pem_private_keys_are_secrets_under_any_name() {
+        for label in ["PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY"] {
+            let k = pem(label);
+            assert_eq!(
+                classify(Some("SIGNING_CERT_BUNDLE"), &k),
+                Some(SecretKind::PrivateKey)
+            );
+            assert_eq!(classify(None, &k), Some(SecretKind::PrivateKey));
+            assert_eq!(
+                classify(Some("PRIVATE_KEY"), &k),
+                Some(SecretKind::PrivateKey),
+                "a secret name and a PEM value: still a finding"
+            );
+            let r = redact_text(&format!("key: {k} trailing"));
+            assert_eq!(r, format!("key: -----BEGIN {label}-----****\n trailing"));
+            assert_eq!(shown_value(&k), format!("-----BEGIN {label}-----****"));
+        }
+        // Cut short (no END line): still a key, redacted to the end.
+        let k = pem("PRIVATE KEY");
+        let cut = &k[..k.len() / 2];
+        assert_eq!(redact_text(cut), "-----BEGIN PRIVATE KEY-----****");
+        // Certificates are public; placeholder bodies are not keys.
+        assert_eq!(classify(Some("CERT"), &pem("CERTIFICATE")), None);
+        let ph = "-----BEGIN PRIVATE KEY-----\n<your private key here>\n-----END PRIVATE KEY-----";
+        assert_eq!(classify(Some("X"), ph), None);
+    }
+
+    #[test]
+    fn high_entropy_values_are_secrets_and_words_are_not() {
+        for v in [
+            "Zx9Qw2Lk8Vn4Rt6Yp1Bm3Hc5Jd7Fg0",
+            "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5",
+            "q8Y/vR2+kLm9Zp4TnW6xB1cD3eF5gH7jK9mN=",
+        ] {
+            assert!(is_high_entropy(v.trim_end_matches('=')), "{v}");
+            assert_eq!(
+                classify(Some("DEPLOY_CONFIG"), v),
+                Some(SecretKind::HighEntropy),
+                "{v}"
+            );
+        }
+        for v in [
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "ThisIsMyServerNameConfig",
+            "/usr/local/lib/node_modules/Foo2/Bar3/index.js",
+            "@modelcontextprotocol/server-filesystem",
+            "mcp-server-git==0.6.2",
+            "https://api.example.com/v1/mcp",
+        ] {
+            assert!(!is_high_entropy(v), "{v}");
+            assert_eq!(classify(Some("DEPLOY_CONFIG"), v), None, "{v}");
+        }
+        let url = "https://mcp.example.com/mcp?sig=Zx9Qw2Lk8Vn4Rt6Yp1Bm3Hc5Jd7Fg0&page=2";
+        assert_eq!(
+            redact_text(url),
+            "https://mcp.example.com/mcp?sig=****&page=2"
+        );
+    }
+
+    #[test]
+    fn vendor_prefixes() {
+        let body = "a1B2c3D4e5".repeat(7);
+        for (p, label) in [
+            ("glsa_", "Grafana service account token"),
+            ("dop_v1_", "DigitalOcean token"),
+            ("lin_api_", "Linear API key"),
+            ("xai-", "xAI API key"),
+        ] {
+            let t = format!("{p}{body}");
+            assert_eq!(token_kind(&t), Some(SecretKind::Vendor(label)), "{t}");
+            assert_eq!(classify(Some("X"), &t).map(SecretKind::label), Some(label));
+        }
+        assert_eq!(
+            token_kind("secret_santa_mode_is_enabled_for_everyone"),
+            None
+        );
+    }
+
+    #[test]
+    fn shown_values_are_references_or_withheld() {
+        for v in [
+            "${env:GITHUB_TOKEN}",
+            "${input:token}",
+            "Bearer ${input:tok}",
+            "$GITHUB_TOKEN",
+            "%TOKEN%",
+            "<your-token>",
+            "",
+        ] {
+            assert_eq!(shown_value(v), v);
+        }
+        assert_eq!(shown_value("info"), "****", "literals are withheld");
+        assert_eq!(shown_value("$ecretPassw0rd"), "****");
+        assert_eq!(shown_value("Bearer abcdefgh12345"), "Bearer ****");
+        assert_eq!(shown_value(&gh()), "ghp_****");
     }
 
     #[test]
