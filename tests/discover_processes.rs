@@ -297,3 +297,50 @@ fn loopback_remote_server_is_the_process_listening_on_its_port() {
     let report = discovery::discover(&opts, None);
     assert!(report.pids_of("antigravity/local-http").is_empty());
 }
+
+/// Issue 13, item 5: a package run from `node_modules` is keyed by its
+/// package wherever it runs from, and a host process is never a dev
+/// container's server.
+#[test]
+fn package_scripts_and_dev_container_servers_match_what_could_launch_them() {
+    let home = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/discovery/vscode-devcontainer-host-process");
+    // The "package": a script bash can run, at node_modules/<pkg>/dist/index.js.
+    let cwd = tempfile::tempdir().unwrap();
+    let dist = cwd
+        .path()
+        .join("node_modules/@modelcontextprotocol/server-filesystem/dist");
+    fs::create_dir_all(&dist).unwrap();
+    fs::write(dist.join("index.js"), "sleep 300\n").unwrap();
+    let fs_tree = Tree::spawn(&format!(
+        "cd '{}' && exec -a node bash node_modules/@modelcontextprotocol/server-filesystem/dist/index.js /srv/data",
+        cwd.path().display()
+    ));
+    let mem_tree =
+        Tree::spawn("exec -a bunx bash -c 'sleep 300; :' @modelcontextprotocol/server-memory");
+    let fs_pid = wait_for_self(fs_tree.pid(), "node");
+    let mem_pid = wait_for_self(mem_tree.pid(), "bunx");
+
+    let mut opts = Options::for_home(&home);
+    opts.processes = true;
+    opts.projects.push(home.join("proj"));
+    let report = discovery::discover(&opts, None);
+    let Processes::Scanned { servers, .. } = &report.processes else {
+        panic!("{:?}", report.processes)
+    };
+    let fs_p = servers
+        .iter()
+        .find(|p| p.pid == fs_pid)
+        .expect("node found");
+    assert_eq!(fs_p.key, "@modelcontextprotocol/server-filesystem");
+    assert_eq!(fs_p.server_id, "cursor/fs");
+    let mem_p = servers
+        .iter()
+        .find(|p| p.pid == mem_pid)
+        .expect("bunx found");
+    assert_eq!(mem_p.key, "@modelcontextprotocol/server-memory");
+    assert!(!mem_p.configured, "matched to {}", mem_p.server_id);
+    assert_eq!(mem_p.server_id, "process/server-memory");
+    let dev = report.server("vscode/memory").expect("dev container server read");
+    assert!(dev.pids.is_empty(), "{:?}", dev.pids);
+}

@@ -497,12 +497,11 @@ fn analyze_depth(argv: &[String], depth: usize) -> Launch {
             }
             _ => {}
         }
-        l.script = has_script_ext(&argv[i]);
-        l.key = if l.script {
-            script_key(&argv[i])
+        if has_script_ext(&argv[i]) {
+            set_script(&mut l, &argv[i]);
         } else {
-            strip_ext(basename(&argv[i])).to_string()
-        };
+            l.key = strip_ext(basename(&argv[i])).to_string();
+        }
         l.args = rest(i + 1);
         return l;
     }
@@ -549,8 +548,7 @@ fn runtime(l: &Launch, argv: &[String], i: usize, prog: &str) -> Option<Launch> 
                 ],
             );
             if let Some(script) = argv.get(j) {
-                l.key = script_key(script);
-                l.script = true;
+                set_script(&mut l, script);
                 l.args = rest(j + 1);
             }
             return Some(l);
@@ -567,8 +565,7 @@ fn runtime(l: &Launch, argv: &[String], i: usize, prog: &str) -> Option<Launch> 
                 l.key = m;
                 l.args = rest(pos);
             } else if let Some(script) = argv.get(j) {
-                l.key = script_key(script);
-                l.script = true;
+                set_script(&mut l, script);
                 l.args = rest(j + 1);
             }
             return Some(l);
@@ -680,6 +677,15 @@ fn uv_like(mut l: Launch, argv: &[String], from: usize) -> Launch {
         .map(<[String]>::to_vec)
         .unwrap_or_default();
     l
+}
+
+/// Key a launch by the script it runs. A script inside `node_modules` is
+/// keyed by its package, which is a name, not a path: it is never resolved
+/// against a working directory (`node .../node_modules/@s/x/dist/index.js`
+/// run from `/tmp` is `@s/x`, not `/tmp/@s/x`).
+fn set_script(l: &mut Launch, script: &str) {
+    l.key = script_key(script);
+    l.script = !script.replace('\\', "/").contains("node_modules/");
 }
 
 /// A script path's key: the npm package it lives in (`.../node_modules/@s/x/...`
@@ -935,6 +941,27 @@ mod tests {
         let mut l = a("npx -y @x/mcp");
         l.resolve_relative("/elsewhere");
         assert_eq!(l.key, "@x/mcp", "packages are not paths");
+        // A script inside node_modules is its package, wherever it runs from.
+        for cmd in [
+            "node /usr/lib/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js /data",
+            "node node_modules/@modelcontextprotocol/server-filesystem/dist/index.js /data",
+            "node ../x/node_modules/.pnpm/@modelcontextprotocol+server-filesystem@1.0.0/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js /data",
+        ] {
+            let mut l = a(cmd);
+            l.resolve_relative("/tmp");
+            assert_eq!(l.key, "@modelcontextprotocol/server-filesystem", "{cmd}");
+            assert!(!l.script, "{cmd}");
+        }
+        let win = [
+            "C:\\nodejs\\node.exe",
+            "C:\\npm\\node_modules\\@modelcontextprotocol\\server-filesystem\\dist\\index.js",
+        ];
+        let mut l = analyze(&win.map(String::from));
+        l.resolve_relative("C:\\tmp");
+        assert_eq!(l.key, "@modelcontextprotocol/server-filesystem");
+        let mut l = a("node_modules/.bin/mcp-server-time.js");
+        l.resolve_relative("/tmp");
+        assert_eq!(l.key, "mcp-server-time");
     }
 
     #[test]

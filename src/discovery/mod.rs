@@ -432,6 +432,9 @@ struct Configured {
     location: Location,
     launch: Option<Launch>,
     fingerprint: String,
+    /// Launched inside a container (a dev container's servers), so only a
+    /// containerised process can be an instance of it.
+    in_container: bool,
 }
 
 /// Run discovery. Never fails: unreadable files, broken configs and an
@@ -654,7 +657,9 @@ fn read_source(
                 disabled: entry.disabled,
                 monitor_wrapped: false,
             };
-            configured.push(configured_entry(entry, location));
+            let mut c = configured_entry(entry, location);
+            c.in_container = rule.shape == clients::Shape::Devcontainer;
+            configured.push(c);
         }
     }
     (src, roots)
@@ -679,6 +684,7 @@ fn configured_entry(entry: extract::Entry, mut location: Location) -> Configured
         location,
         launch,
         fingerprint,
+        in_container: false,
     }
 }
 

@@ -117,6 +117,20 @@ pub fn cgroup_is_managed(path: &str) -> bool {
         .any(|c| c.starts_with(MONITOR_CGROUP_PREFIX))
 }
 
+/// Whether a cgroup path is a container's: Docker, containerd/CRI,
+/// Podman, Kubernetes pods, LXC. (A dev container's servers run in one.)
+pub fn cgroup_is_container(path: &str) -> bool {
+    path.split('/').any(|c| {
+        matches!(c, "docker" | "containerd" | "lxc" | "libpod_parent")
+            || c.starts_with("docker-")
+            || c.starts_with("cri-containerd-")
+            || c.starts_with("crio-")
+            || c.starts_with("libpod-")
+            || c.starts_with("kubepods")
+            || c.starts_with("lxc.payload")
+    })
+}
+
 /// Index of processes by pid, with parent walking.
 pub struct Table<'a> {
     by_pid: HashMap<i32, &'a Proc>,
@@ -199,6 +213,26 @@ mod tests {
         assert_eq!(parse_cmdline(b"npx\0-y\0pkg\0"), ["npx", "-y", "pkg"]);
         assert_eq!(parse_cmdline(b""), Vec::<String>::new());
         assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn container_cgroups() {
+        for c in [
+            "/docker/3f2a9c",
+            "/system.slice/docker-3f2a9c.scope",
+            "/kubepods.slice/kubepods-burstable.slice/cri-containerd-ab12.scope",
+            "/machine.slice/libpod-77aa.scope/container",
+            "/lxc.payload.dev/init.scope",
+        ] {
+            assert!(cgroup_is_container(c), "{c}");
+        }
+        for c in [
+            "/user.slice/user-1000.slice/session-2.scope",
+            "/system.slice/dockerd.service",
+            "/",
+        ] {
+            assert!(!cgroup_is_container(c), "{c}");
+        }
     }
 
     #[test]

@@ -155,19 +155,54 @@ pub(super) fn match_processes(groups: &[Vec<Configured>], snap: &Snapshot) -> Ma
         // Exact launch match, else a unique configured key; a config whose
         // relative script could not be resolved matches the process's
         // unresolved form.
-        let unique_key = |k: &str| match keys.get(k) {
-            Some(v) if v.len() == 1 => Some(v[0]),
-            _ => None,
+        // Only a config that could have launched this process counts: a
+        // dev container's servers run in a container, never on the host.
+        let contained = snap
+            .cgroups
+            .get(&p.pid)
+            .is_some_and(|c| process::cgroup_is_container(c));
+        let could_launch = |gi: usize| contained || groups[gi].iter().any(|c| !c.in_container);
+        let info = process_info(
+            snap,
+            &table,
+            p,
+            &l,
+            descendants.remove(&p.pid).unwrap_or_default(),
+        );
+        // Among several configs with its key, the one of the client that
+        // runs it (found among its ancestors).
+        let unique_key = |k: &str| {
+            let v: Vec<usize> = keys
+                .get(k)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&gi| could_launch(gi))
+                .collect();
+            match v[..] {
+                [one] => Some(one),
+                _ => {
+                    let of_client: Vec<usize> = v
+                        .into_iter()
+                        .filter(|&gi| {
+                            info.client.is_some_and(|cl| {
+                                groups[gi].iter().any(|c| c.location.client == cl)
+                            })
+                        })
+                        .collect();
+                    (of_client.len() == 1).then(|| of_client[0])
+                }
+            }
         };
         let group = by_fp
             .get(fp.as_str())
             .or_else(|| by_fp.get(launch_fingerprint(&raw).as_str()))
             .copied()
+            .filter(|&gi| could_launch(gi))
             .or_else(|| unique_key(&l.key))
             .or_else(|| unique_key(&raw.key));
-        let kids = descendants.remove(&p.pid).unwrap_or_default();
         running.push(Running {
-            info: process_info(snap, &table, p, &l, kids),
+            info,
             argv: p.argv.clone(),
             group,
             launch: l,
@@ -650,5 +685,71 @@ mod tests {
             m.running[3].info.cgroup.as_deref(),
             Some("/user.slice/session.scope")
         );
+    }
+
+    #[test]
+    fn a_dev_container_server_matches_only_a_containerised_process() {
+        let dev = || {
+            let mut c = stdio(
+                "vscode",
+                "/h/p/.devcontainer/devcontainer.json",
+                "memory",
+                "npx -y @modelcontextprotocol/server-memory",
+            );
+            c.in_container = true;
+            c
+        };
+        let host = || process(10, 1, "bunx @modelcontextprotocol/server-memory");
+        // On the host: not the dev container's server.
+        let groups = group_configured(vec![dev()]);
+        let m = match_processes(&groups, &snapshot(vec![host()]));
+        assert_eq!(summary(&m), [(10, None, false, vec![])]);
+        assert_eq!(m.run_groups.len(), 1);
+        // Inside a container: it is.
+        let mut snap = snapshot(vec![host()]);
+        snap.cgroups
+            .insert(10, "/system.slice/docker-3f2a.scope".into());
+        let m = match_processes(&groups, &snap);
+        assert_eq!(summary(&m), [(10, Some(0), true, vec![])]);
+        // The same launch also configured on the host: that config could
+        // have launched it.
+        let groups = group_configured(vec![
+            dev(),
+            stdio(
+                "cursor",
+                "/h/.cursor/mcp.json",
+                "memory",
+                "npx -y @modelcontextprotocol/server-memory",
+            ),
+        ]);
+        let m = match_processes(&groups, &snapshot(vec![host()]));
+        assert_eq!(summary(&m), [(10, Some(0), true, vec![])]);
+    }
+
+    #[test]
+    fn a_shared_key_goes_to_the_config_of_the_client_that_runs_it() {
+        let groups = group_configured(vec![
+            stdio(
+                "claude-code",
+                "/h/.claude.json",
+                "fs",
+                "npx -y @modelcontextprotocol/server-filesystem /a",
+            ),
+            stdio(
+                "cursor",
+                "/h/.cursor/mcp.json",
+                "fs",
+                "npx -y @modelcontextprotocol/server-filesystem /b",
+            ),
+        ]);
+        let run = "node /n/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js /c";
+        let m = match_processes(
+            &groups,
+            &snapshot(claude_with(vec![process(200, 100, run)])),
+        );
+        assert_eq!(summary(&m), [(200, Some(0), true, vec![])]);
+        // With no client among its ancestors, two candidates: none chosen.
+        let m = match_processes(&groups, &snapshot(vec![process(200, 1, run)]));
+        assert_eq!(summary(&m), [(200, None, false, vec![])]);
     }
 }
