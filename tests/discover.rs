@@ -1283,3 +1283,70 @@ fn secrets_are_found_by_content_and_never_printed() {
         .unwrap();
     assert_eq!(events.transport, "sse");
 }
+
+/// Issue 13, item 3: approval and exclusion lists kept outside the entries
+/// decide whether a Claude Code project server or a Gemini CLI server is
+/// active. The fixture's README says which and why.
+#[test]
+fn project_approval_and_exclusion_lists_disable_servers() {
+    let home = fixture_home("claude-code-gemini-project-approval");
+    let h = home.path();
+    let out = run_assay(&[
+        "discover",
+        "--home",
+        h.to_str().unwrap(),
+        "--system-root",
+        h.join("system").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_exit(&out, 0);
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let disabled: BTreeMap<&str, bool> = r
+        .servers
+        .iter()
+        .map(|s| (s.id.as_str(), s.disabled))
+        .collect();
+    let want: BTreeMap<&str, bool> = [
+        ("claude-code/blocked", true),
+        ("claude-code/db", true),
+        ("claude-code/fresh", false),
+        ("claude-code/legacy", true),
+        ("claude-code/web", false),
+        ("gemini-cli/g-legacy-off", true),
+        ("gemini-cli/g-proj-off", true),
+        ("gemini-cli/g-proj-on", false),
+        ("gemini-cli/g-user-off", true),
+        ("gemini-cli/g-user-on", false),
+    ]
+    .into();
+    assert_eq!(disabled, want);
+    let why: BTreeSet<String> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == "disabled_server")
+        .map(|f| {
+            let m = f.message.replace(h.to_str().unwrap(), "~");
+            m[..m.find(", in ").unwrap()].to_string()
+        })
+        .collect();
+    let want: BTreeSet<String> = [
+        "claude-code/blocked is disabled by ~/system/etc/claude-code/managed-settings.json deniedMcpServers",
+        "claude-code/db is disabled by ~/proj/.claude/settings.local.json disabledMcpjsonServers",
+        "claude-code/legacy is disabled by ~/.claude.json disabledMcpjsonServers",
+        "gemini-cli/g-legacy-off is disabled by ~/proj/.gemini/settings.json excludeMCPServers",
+        "gemini-cli/g-proj-off is disabled by ~/.gemini/settings.json mcp.excluded",
+        "gemini-cli/g-user-off is disabled by ~/.gemini/settings.json mcp.excluded",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(why, want);
+    // Disabled servers are not judged unmanaged.
+    assert!(
+        !r.findings
+            .iter()
+            .any(|f| f.rule == "unmanaged_server"
+                && f.server_id.as_deref() == Some("claude-code/db"))
+    );
+}

@@ -321,12 +321,11 @@ fn location_findings(id: &str, c: &Configured, findings: &mut Vec<Finding>) {
     };
     let where_ = format!("{} ({})", loc.path.display(), loc.client);
     if loc.disabled {
-        findings.push(mk(
-            Rule::DisabledServer,
-            Severity::Info,
-            format!("{id} is disabled in {where_}"),
-            None,
-        ));
+        let message = match &loc.disabled_by {
+            Some(by) => format!("{id} is disabled by {by}, in {where_}"),
+            None => format!("{id} is disabled in {where_}"),
+        };
+        findings.push(mk(Rule::DisabledServer, Severity::Info, message, None));
     }
     // Secrets: on disk whether enabled or not.
     let mut secret = |what: String, kind: secrets::SecretKind| {

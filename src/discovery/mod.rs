@@ -23,6 +23,7 @@
 //! digits of a stable (FNV-1a) hash of its launch fingerprint appended. Ids
 //! therefore only change when the configs themselves change.
 
+mod activation;
 mod assemble;
 pub mod clients;
 pub mod extract;
@@ -148,6 +149,9 @@ pub struct Location {
     pub project: Option<PathBuf>,
     pub user: Option<String>,
     pub disabled: bool,
+    /// When disabled by a setting outside the entry: the file and key
+    /// (`/p/.claude/settings.json disabledMcpjsonServers`).
+    pub disabled_by: Option<String>,
     /// Launched through `assay monitor ... --`.
     pub monitor_wrapped: bool,
 }
@@ -573,6 +577,7 @@ fn scan_configs(opts: &Options) -> Configs {
             });
         }
     }
+    activation::apply(opts, &mut c.configured);
     c
 }
 
@@ -655,6 +660,7 @@ fn read_source(
                 project: entry.project.clone().or_else(|| project.clone()),
                 user: user.clone(),
                 disabled: entry.disabled,
+                disabled_by: None,
                 monitor_wrapped: false,
             };
             let mut c = configured_entry(entry, location);

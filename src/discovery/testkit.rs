@@ -18,6 +18,7 @@ pub fn location(client: &'static str, path: &str, name: &str) -> Location {
         project: None,
         user: None,
         disabled: false,
+        disabled_by: None,
         monitor_wrapped: false,
     }
 }
