@@ -155,9 +155,14 @@ fn every_client_is_found_with_exact_servers() {
     // Placeholders are kept as written.
     let gh = server("vscode/gh-remote");
     assert_eq!(gh.headers[0].value, "Bearer ${input:github_token}");
+    // ...except the plugin's own root, which Claude Code expands before it
+    // launches (so the launch matches the running process).
     assert_eq!(
         server("claude-code/acme-search").args,
-        ["${CLAUDE_PLUGIN_ROOT}/dist/acme-search-mcp.js"]
+        [format!(
+            "{}/.claude/plugins/cache/acme/tools/dist/acme-search-mcp.js",
+            home.path().display()
+        )]
     );
     // Disabled servers.
     assert!(server("kiro/fetch").disabled);
@@ -1348,5 +1353,122 @@ fn project_approval_and_exclusion_lists_disable_servers() {
             .iter()
             .any(|f| f.rule == "unmanaged_server"
                 && f.server_id.as_deref() == Some("claude-code/db"))
+    );
+}
+
+/// Issue 13, item 2: every client variant in the fixture is read, with
+/// its launch expanded the way the client expands it, disabled where the
+/// client's own switch says so. The fixture's README cites each source.
+#[test]
+fn client_variants_are_read() {
+    let home = fixture_home("client-variants");
+    let h = home.path().to_str().unwrap();
+    let out = run_assay(&["discover", "--home", h, "--format", "json"]);
+    assert_exit(&out, 0);
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let got: BTreeMap<&str, (&str, &str, bool)> = r
+        .servers
+        .iter()
+        .map(|s| {
+            let l = &s.locations[0];
+            (
+                s.id.as_str(),
+                (l.scope.as_str(), s.key.as_str(), s.disabled),
+            )
+        })
+        .collect();
+    let notes = format!("{h}/.config/Claude/Claude Extensions/ant.dir.notes/server/index.js");
+    let muted = format!("{h}/.config/Claude/Claude Extensions/ant.dir.muted/server/main.py");
+    let weather = format!("{h}/.gemini/extensions/weather/dist/server.js");
+    let want: BTreeMap<&str, (&str, &str, bool)> = [
+        ("amazon-q/q-git", ("user", "q-git-mcp", false)),
+        ("claude-code/deploy", ("plugin", "deploy-mcp", false)),
+        ("claude-desktop/muted-ext", ("plugin", muted.as_str(), true)),
+        ("claude-desktop/notes", ("plugin", notes.as_str(), false)),
+        ("claude-desktop/tickets", ("plugin", "tickets-mcp", false)),
+        (
+            "continue/brave-continue",
+            ("user", "@acme/brave-continue-mcp", false),
+        ),
+        ("gemini-cli/muted-srv", ("plugin", "muted-mcp", true)),
+        ("gemini-cli/weather", ("plugin", weather.as_str(), false)),
+        (
+            "vscode-insiders/insiders-profile",
+            ("user", "insiders-profile-mcp", false),
+        ),
+        ("vscode/code-server-srv", ("user", "code-server-mcp", false)),
+        ("vscode/remote-ssh", ("user", "remote-ssh-mcp", false)),
+        ("vscodium/codium-linux", ("user", "codium-linux-mcp", false)),
+        (
+            "vscodium/codium-mac-profile",
+            ("user", "codium-mac-mcp", false),
+        ),
+    ]
+    .into();
+    assert_eq!(got, want);
+
+    // The plugin's referenced file is a source of its own; the path that
+    // climbs out of the plugin is refused with a warning, not read.
+    let deploy = r
+        .servers
+        .iter()
+        .find(|s| s.id == "claude-code/deploy")
+        .unwrap();
+    assert_eq!(
+        deploy.command.as_deref(),
+        Some(format!("{h}/.claude/plugins/cache/acme/deploy-tools/1.2.0/bin/deploy-mcp").as_str())
+    );
+    let tickets = r
+        .servers
+        .iter()
+        .find(|s| s.id == "claude-desktop/tickets")
+        .unwrap();
+    assert_eq!(
+        tickets.command.as_deref(),
+        Some(format!("{h}/Library/Application Support/Claude/Claude Extensions/local.dxt.acme.tickets/bin/tickets-mcp").as_str())
+    );
+    let src = |suffix: &str| {
+        r.sources
+            .iter()
+            .find(|s| s.path.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no source {suffix}"))
+    };
+    let inc = src("deploy-tools/1.2.0/config/servers.json");
+    assert_eq!(
+        (inc.client.as_str(), inc.scope.as_str(), inc.servers),
+        ("claude-code", "plugin", 1)
+    );
+    let manifest = src("deploy-tools/1.2.0/.claude-plugin/plugin.json");
+    assert_eq!(
+        manifest.warnings,
+        ["mcpServers: ../../../../../../../../etc/passwd is outside the plugin; not read"]
+    );
+    assert!(!r.sources.iter().any(|s| s.path.ends_with("etc/passwd")));
+    // The Gemini extension's working directory is expanded too.
+    let weather_srv = r
+        .servers
+        .iter()
+        .find(|s| s.id == "gemini-cli/weather")
+        .unwrap();
+    assert_eq!(
+        weather_srv.cwd.as_deref(),
+        Some(format!("{h}/.gemini/extensions/weather").as_str())
+    );
+    let why: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == "disabled_server")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(why.len(), 2, "{why:?}");
+    assert!(
+        why.iter()
+            .any(|m| m.contains("ant.dir.muted.json isEnabled")),
+        "{why:?}"
+    );
+    assert!(
+        why.iter()
+            .any(|m| m.contains("extension-enablement.json muted.overrides")),
+        "{why:?}"
     );
 }

@@ -341,6 +341,8 @@ fn package_scripts_and_dev_container_servers_match_what_could_launch_them() {
     assert_eq!(mem_p.key, "@modelcontextprotocol/server-memory");
     assert!(!mem_p.configured, "matched to {}", mem_p.server_id);
     assert_eq!(mem_p.server_id, "process/server-memory");
-    let dev = report.server("vscode/memory").expect("dev container server read");
+    let dev = report
+        .server("vscode/memory")
+        .expect("dev container server read");
     assert!(dev.pids.is_empty(), "{:?}", dev.pids);
 }

@@ -124,6 +124,48 @@ pub(super) fn gemini(c: &Configured, docs: &[Doc]) -> Verdict {
     None
 }
 
+/// A Claude Desktop extension: disabled when its settings file
+/// (`Claude Extensions Settings/<id>.json`, next to `Claude Extensions/`)
+/// says `isEnabled: false`.
+pub(super) fn claude_desktop_extension(settings: Option<&Doc>) -> Verdict {
+    let d = settings?;
+    (d.value.get("isEnabled") == Some(&Value::Bool(false))).then(|| says(d, "isEnabled"))
+}
+
+/// A Gemini CLI extension's servers: disabled when the extension's entry in
+/// `extension-enablement.json` disables it for the home directory. Its
+/// `overrides` are path rules (`/home/u/*`, `!` to disable; `/*` also
+/// covers subdirectories) read in order, the last that covers the home
+/// deciding; rules for narrower directories (one workspace) do not.
+pub(super) fn gemini_extension(enablement: Option<&Doc>, ext: &str, home: &Path) -> Verdict {
+    let d = enablement?;
+    let rules = names(
+        d.value,
+        &format!("/{}/overrides", ext.replace('~', "~0").replace('/', "~1")),
+    )?;
+    let mut disabled = false;
+    for r in rules {
+        let (off, rule) = match r.strip_prefix('!') {
+            Some(x) => (true, x),
+            None => (false, r),
+        };
+        let (base, subdirs) = match rule.strip_suffix('*') {
+            Some(b) => (b, true),
+            None => (rule, false),
+        };
+        let base = Path::new(base.trim_end_matches('/'));
+        let covers = if subdirs {
+            home.starts_with(base) || base.as_os_str().is_empty()
+        } else {
+            home == base
+        };
+        if covers {
+            disabled = off;
+        }
+    }
+    disabled.then(|| format!("{} {ext}.overrides", d.path.display()))
+}
+
 /// Claude Code managed-settings files under the system root, per OS.
 const CLAUDE_MANAGED_SETTINGS: &[(clients::OsMask, &str)] = &[
     (clients::LINUX, "etc/claude-code/managed-settings.json"),
@@ -191,6 +233,35 @@ fn claude_wanted(homes: &[Home], c: &Configured) -> Wanted {
     out
 }
 
+/// An extension's own enablement file, from its manifest's path.
+fn extension_settings(c: &Configured) -> Wanted {
+    let path = &c.location.path;
+    let (Some(ext_dir), true) = (path.parent(), c.location.scope == Scope::Plugin) else {
+        return Vec::new();
+    };
+    let Some(id) = ext_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return Vec::new();
+    };
+    let Some(all) = ext_dir.parent() else {
+        return Vec::new();
+    };
+    match c.location.client {
+        "claude-desktop" => match all.parent() {
+            Some(app) => vec![(
+                app.join("Claude Extensions Settings")
+                    .join(format!("{id}.json")),
+                None,
+            )],
+            None => Vec::new(),
+        },
+        "gemini-cli" => vec![(all.join("extension-enablement.json"), Some(id))],
+        _ => Vec::new(),
+    }
+}
+
 fn gemini_wanted(homes: &[Home], system: &[PathBuf], c: &Configured) -> Wanted {
     let mut out: Wanted = system.iter().map(|p| (p.clone(), None)).collect();
     if c.location.scope == Scope::Project {
@@ -241,12 +312,20 @@ pub(super) fn apply(opts: &Options, configured: &mut [Configured]) {
             _ => Vec::new(),
         })
         .collect();
+    let ext_wanted: Vec<Wanted> = configured.iter().map(extension_settings).collect();
     let mut cache: HashMap<PathBuf, Option<Value>> = HashMap::new();
     let any_claude = configured
         .iter()
         .any(|c| c.location.client == "claude-code");
     let managed_paths = claude_managed.iter().filter(|_| any_claude);
-    for p in wanted.iter().flatten().map(|(p, _)| p).chain(managed_paths) {
+    let ext_paths = ext_wanted.iter().flatten().map(|(p, _)| p);
+    for p in wanted
+        .iter()
+        .flatten()
+        .map(|(p, _)| p)
+        .chain(managed_paths)
+        .chain(ext_paths)
+    {
         if !cache.contains_key(p) {
             let v = sources::read(p, Format::Json, opts.max_file_size).1;
             cache.insert(p.clone(), v);
@@ -257,15 +336,26 @@ pub(super) fn apply(opts: &Options, configured: &mut [Configured]) {
         .filter_map(|p| lookup(&cache, p, None))
         .collect();
     let mut verdicts = Vec::with_capacity(configured.len());
-    for (c, want) in configured.iter().zip(&wanted) {
+    for ((c, want), ext) in configured.iter().zip(&wanted).zip(&ext_wanted) {
         let docs: Vec<Doc> = want
             .iter()
             .filter_map(|(p, key)| lookup(&cache, p, key.as_deref()))
             .collect();
+        // The extension's settings file, whole (its key is the extension).
+        let ext_doc = ext.first().and_then(|(p, _)| lookup(&cache, p, None));
+        let ext_id = ext.first().and_then(|(_, k)| k.as_deref());
         verdicts.push(match c.location.client {
             _ if c.location.disabled => None,
             "claude-code" => claude_code(c, &docs, &managed),
-            "gemini-cli" => gemini(c, &docs),
+            "claude-desktop" => claude_desktop_extension(ext_doc.as_ref()),
+            "gemini-cli" => {
+                let home = homes_of(&opts.homes, c).first().map(|h| h.dir.clone());
+                let by_ext = match (ext_id, home) {
+                    (Some(id), Some(home)) => gemini_extension(ext_doc.as_ref(), id, &home),
+                    _ => None,
+                };
+                by_ext.or_else(|| gemini(c, &docs))
+            }
             _ => None,
         });
     }
@@ -380,6 +470,38 @@ mod tests {
         assert!(gemini(&g("b"), &docs).is_some());
         assert_eq!(gemini(&g("d"), &docs), None);
         assert_eq!(gemini(&g("z"), &[]), None);
+    }
+
+    #[test]
+    fn extension_switches() {
+        let off = json!({"isEnabled": false, "userConfig": {}});
+        let on = json!({"isEnabled": true});
+        let p = Path::new("/h/.config/Claude/Claude Extensions Settings/x.json");
+        let doc = |v| Doc { path: p, value: v };
+        assert!(claude_desktop_extension(Some(&doc(&off))).is_some());
+        assert_eq!(claude_desktop_extension(Some(&doc(&on))), None);
+        assert_eq!(claude_desktop_extension(None), None);
+
+        let en = json!({
+            "off-everywhere": {"overrides": ["!/home/u/*"]},
+            "off-then-on": {"overrides": ["!/home/u/*", "/home/u/*"]},
+            "off-in-one-workspace": {"overrides": ["!/home/u/proj/*"]},
+            "off-at-root": {"overrides": ["!/*"]}
+        });
+        let p = Path::new("/home/u/.gemini/extensions/extension-enablement.json");
+        let d = Doc {
+            path: p,
+            value: &en,
+        };
+        let home = Path::new("/home/u");
+        assert!(gemini_extension(Some(&d), "off-everywhere", home).is_some());
+        assert!(gemini_extension(Some(&d), "off-at-root", home).is_some());
+        assert_eq!(gemini_extension(Some(&d), "off-then-on", home), None);
+        assert_eq!(
+            gemini_extension(Some(&d), "off-in-one-workspace", home),
+            None
+        );
+        assert_eq!(gemini_extension(Some(&d), "unlisted", home), None);
     }
 
     #[test]

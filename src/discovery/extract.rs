@@ -71,6 +71,9 @@ pub struct Extracted {
     pub entries: Vec<Entry>,
     pub project_roots: Vec<PathBuf>,
     pub warnings: Vec<String>,
+    /// Other files of servers the document points to, as written (a Claude
+    /// Code plugin's `"mcpServers": "./config/servers.json"`).
+    pub includes: Vec<String>,
 }
 
 pub fn extract(shape: Shape, doc: &Value) -> Extracted {
@@ -183,6 +186,45 @@ pub fn extract(shape: Shape, doc: &Value) -> Extracted {
                 }
             }
         }
+        Shape::ClaudePlugin => match root.get("mcpServers") {
+            Some(Value::String(p)) => x.includes.push(p.clone()),
+            Some(Value::Array(list)) => {
+                for (i, item) in list.iter().enumerate() {
+                    match item {
+                        Value::String(p) => x.includes.push(p.clone()),
+                        Value::Object(m) => map_at(
+                            &mut x,
+                            Some(m.get("mcpServers").unwrap_or(item)),
+                            &format!("mcpServers[{i}]"),
+                        ),
+                        _ => x
+                            .warnings
+                            .push(format!("mcpServers[{i}]: not a path or an object")),
+                    }
+                }
+            }
+            other => map_at(&mut x, other, "mcpServers"),
+        },
+        Shape::McpbManifest => mcpb_manifest(&mut x, root),
+        Shape::ContinueBlock => match root.get("mcpServers") {
+            Some(Value::Array(list)) => list_of_named(&mut x, list, "mcpServers"),
+            Some(other) => map_at(&mut x, Some(other), "mcpServers"),
+            None if looks_like_server(root) => {
+                let name = root
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("server-1");
+                push(&mut x, name, root);
+            }
+            None => {
+                let flat: Map<String, Value> = root
+                    .iter()
+                    .filter(|(_, v)| v.as_object().is_some_and(looks_like_server))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                map_at(&mut x, Some(&Value::Object(flat)), "");
+            }
+        },
         Shape::DockerRegistry => {
             if let Some(reg) = root.get("registry").and_then(Value::as_object) {
                 for (name, v) in reg {
@@ -205,6 +247,68 @@ pub fn extract(shape: Shape, doc: &Value) -> Extracted {
         }
     }
     x
+}
+
+/// A Claude Desktop extension manifest: its one server, named by the
+/// manifest's `name`. `mcp_config` says how Claude Desktop launches it;
+/// without one, the runtime `type` and `entry_point` do (paths stay
+/// relative to `${__dirname}`, which the caller substitutes).
+fn mcpb_manifest(x: &mut Extracted, root: &Map<String, Value>) {
+    let Some(server) = root.get("server").and_then(Value::as_object) else {
+        x.warnings.push("server: missing".into());
+        return;
+    };
+    let name = root
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("extension");
+    if let Some(cfg) = server.get("mcp_config").and_then(Value::as_object) {
+        push(x, name, cfg);
+        return;
+    }
+    let entry_point = server.get("entry_point").and_then(Value::as_str);
+    let argv: Option<Vec<String>> = match (server.get("type").and_then(Value::as_str), entry_point)
+    {
+        (Some("node"), Some(e)) => Some(vec!["node".into(), format!("${{__dirname}}/{e}")]),
+        (Some("python"), Some(e)) => Some(vec!["python".into(), format!("${{__dirname}}/{e}")]),
+        (Some("binary"), Some(e)) => Some(vec![format!("${{__dirname}}/{e}")]),
+        _ => None,
+    };
+    match argv {
+        Some(argv) => x.entries.push(Entry {
+            name: name.to_string(),
+            spec: Spec::Stdio {
+                argv,
+                env: Vec::new(),
+                cwd: None,
+            },
+            disabled: false,
+            scope: None,
+            project: None,
+        }),
+        None => x.warnings.push(format!(
+            "{name}: server has no mcp_config and no type/entry_point"
+        )),
+    }
+}
+
+/// Replace `${VAR}`-style variables a client expands itself (an
+/// extension's own directory) in the command, arguments and working
+/// directory; env and headers keep theirs (they are references to show).
+pub fn expand_vars(spec: &mut Spec, vars: &[(&str, &str)]) {
+    let sub = |s: &mut String| {
+        for (k, v) in vars {
+            if s.contains(k) {
+                *s = s.replace(k, v);
+            }
+        }
+    };
+    if let Spec::Stdio { argv, cwd, .. } = spec {
+        argv.iter_mut().for_each(sub);
+        if let Some(c) = cwd {
+            sub(c);
+        }
+    }
 }
 
 fn vscode_settings(x: &mut Extracted, root: &Map<String, Value>) {
@@ -545,6 +649,56 @@ mod tests {
                 auth_configured, ..
             } => assert_eq!(auth_configured.as_deref(), Some("bearer_token_env_var")),
             s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn plugin_manifests_extensions_and_blocks() {
+        let x = extract(
+            Shape::ClaudePlugin,
+            &json!({"mcpServers": "./config/servers.json"}),
+        );
+        assert_eq!(
+            (x.entries.len(), x.includes.clone()),
+            (0, vec!["./config/servers.json".to_string()])
+        );
+        let x = extract(
+            Shape::ClaudePlugin,
+            &json!({"mcpServers": ["./a.json", {"inline": {"command": "i-mcp"}}, 3]}),
+        );
+        assert_eq!(x.includes, ["./a.json"]);
+        assert_eq!(x.entries[0].name, "inline");
+        assert_eq!(x.warnings, ["mcpServers[2]: not a path or an object"]);
+        let e = one(
+            Shape::ClaudePlugin,
+            json!({"mcpServers": {"p": {"command": "p-mcp"}}}),
+        );
+        assert_eq!(e.name, "p");
+
+        let e = one(
+            Shape::McpbManifest,
+            json!({"name": "notes", "server": {"type": "node", "entry_point": "s.js",
+                   "mcp_config": {"command": "node", "args": ["${__dirname}/s.js"]}}}),
+        );
+        assert_eq!(e.name, "notes");
+        let mut spec = e.spec;
+        expand_vars(&mut spec, &[("${__dirname}", "/ext")]);
+        assert!(matches!(&spec, Spec::Stdio { argv, .. } if argv == &["node", "/ext/s.js"]));
+        let e = one(
+            Shape::McpbManifest,
+            json!({"name": "bin", "server": {"type": "binary", "entry_point": "bin/x"}}),
+        );
+        assert!(matches!(&e.spec, Spec::Stdio { argv, .. } if argv == &["${__dirname}/bin/x"]));
+        let x = extract(Shape::McpbManifest, &json!({"name": "n"}));
+        assert_eq!(x.warnings, ["server: missing"]);
+
+        for doc in [
+            json!({"mcpServers": {"b": {"command": "b-mcp"}}}),
+            json!({"mcpServers": [{"name": "b", "command": "b-mcp"}]}),
+            json!({"name": "b", "command": "b-mcp"}),
+            json!({"b": {"command": "b-mcp"}}),
+        ] {
+            assert_eq!(one(Shape::ContinueBlock, doc).name, "b");
         }
     }
 

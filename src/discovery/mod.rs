@@ -624,6 +624,9 @@ pub fn describe_status(st: &SourceStatus) -> String {
     }
 }
 
+/// Read one candidate file into a [`Source`] and its entries; returns the
+/// project roots it names and the sources of files it points to (read
+/// here, listed after it).
 fn read_source(
     opts: &Options,
     path: PathBuf,
@@ -632,10 +635,126 @@ fn read_source(
     user: Option<String>,
     project: Option<PathBuf>,
     configured: &mut Vec<Configured>,
-) -> (Source, Vec<PathBuf>) {
-    let (status, doc) = sources::read(&path, rule.format, opts.max_file_size);
+) -> (Source, Vec<PathBuf>, Vec<Source>) {
+    let vars = expansion_vars(client, rule, &path);
+    let (mut src, x) = read_with(
+        opts, &path, client, rule, &user, &project, &vars, configured,
+    );
+    let mut included = Vec::new();
+    if !x.includes.is_empty() {
+        let root = plugin_root(&path);
+        for inc in &x.includes {
+            match include_path(&root, inc) {
+                // The plugins glob reads every `.mcp.json` already.
+                Some(p) if p.file_name().is_some_and(|n| n == ".mcp.json") => {}
+                Some(p) => {
+                    let (s, _) = read_with(
+                        opts,
+                        &p,
+                        client,
+                        &PLUGIN_INCLUDE,
+                        &user,
+                        &project,
+                        &vars,
+                        configured,
+                    );
+                    included.push(s);
+                }
+                None => src.warnings.push(format!(
+                    "mcpServers: {} is outside the plugin; not read",
+                    secrets::redact_text(inc)
+                )),
+            }
+        }
+    }
+    (src, x.project_roots, included)
+}
+
+/// How a file a plugin manifest points to is read.
+static PLUGIN_INCLUDE: clients::PathRule = clients::PathRule {
+    os: clients::ALL_OS,
+    base: Base::Home,
+    rel: "",
+    format: clients::Format::Json,
+    shape: clients::Shape::McpServersOrFlat,
+    scope: Scope::Plugin,
+};
+
+/// A Claude Code plugin's root: the directory holding `.claude-plugin/`
+/// (where `plugin.json` lives), else the file's own directory.
+fn plugin_root(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    if dir.file_name().is_some_and(|n| n == ".claude-plugin") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// A manifest's relative path (`./config/servers.json`,
+/// `${CLAUDE_PLUGIN_ROOT}/x.json`) under the plugin root; `None` when it
+/// is absolute or climbs out (a hostile manifest must not make discovery
+/// read arbitrary files).
+fn include_path(root: &Path, rel: &str) -> Option<PathBuf> {
+    let rel = rel
+        .strip_prefix("${CLAUDE_PLUGIN_ROOT}")
+        .unwrap_or(rel)
+        .trim_start_matches(['/', '\\']);
+    let mut out = root.to_path_buf();
+    for c in rel.split(['/', '\\']) {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c if c.contains(':') => return None,
+            c => out.push(c),
+        }
+    }
+    (out != root).then_some(out)
+}
+
+/// Variables a client expands in a launch line before running it, for
+/// files whose servers live next to them.
+fn expansion_vars(
+    client: &clients::Client,
+    rule: &clients::PathRule,
+    path: &Path,
+) -> Vec<(&'static str, String)> {
+    let dir = path.parent().unwrap_or(Path::new("")).display().to_string();
+    if rule.shape == clients::Shape::McpbManifest {
+        vec![("${__dirname}", dir)]
+    } else if path
+        .file_name()
+        .is_some_and(|n| n == "gemini-extension.json")
+    {
+        vec![
+            ("${extensionPath}", dir),
+            ("${/}", "/".into()),
+            ("${pathSeparator}", "/".into()),
+        ]
+    } else if client.id == "claude-code" && rule.scope == Scope::Plugin {
+        vec![(
+            "${CLAUDE_PLUGIN_ROOT}",
+            plugin_root(path).display().to_string(),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_with(
+    opts: &Options,
+    path: &Path,
+    client: &'static clients::Client,
+    rule: &clients::PathRule,
+    user: &Option<String>,
+    project: &Option<PathBuf>,
+    vars: &[(&'static str, String)],
+    configured: &mut Vec<Configured>,
+) -> (Source, extract::Extracted) {
+    let (status, doc) = sources::read(path, rule.format, opts.max_file_size);
     let mut src = Source {
-        path: path.clone(),
+        path: path.to_path_buf(),
         client: client.id,
         scope: rule.scope,
         format: rule.format.as_str(),
@@ -645,30 +764,31 @@ fn read_source(
         user: user.clone(),
         project: project.clone(),
     };
-    let mut roots = Vec::new();
-    if let Some(doc) = doc {
-        let x = extract::extract(rule.shape, &doc);
-        src.servers = x.entries.len();
-        src.warnings = x.warnings.iter().map(|w| secrets::redact_text(w)).collect();
-        roots = x.project_roots;
-        for entry in x.entries {
-            let location = Location {
-                client: client.id,
-                path: path.clone(),
-                scope: entry.scope.unwrap_or(rule.scope),
-                name: entry.name.clone(),
-                project: entry.project.clone().or_else(|| project.clone()),
-                user: user.clone(),
-                disabled: entry.disabled,
-                disabled_by: None,
-                monitor_wrapped: false,
-            };
-            let mut c = configured_entry(entry, location);
-            c.in_container = rule.shape == clients::Shape::Devcontainer;
-            configured.push(c);
-        }
+    let Some(doc) = doc else {
+        return (src, extract::Extracted::default());
+    };
+    let mut x = extract::extract(rule.shape, &doc);
+    src.servers = x.entries.len();
+    src.warnings = x.warnings.iter().map(|w| secrets::redact_text(w)).collect();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for mut entry in std::mem::take(&mut x.entries) {
+        extract::expand_vars(&mut entry.spec, &vars);
+        let location = Location {
+            client: client.id,
+            path: path.to_path_buf(),
+            scope: entry.scope.unwrap_or(rule.scope),
+            name: entry.name.clone(),
+            project: entry.project.clone().or_else(|| project.clone()),
+            user: user.clone(),
+            disabled: entry.disabled,
+            disabled_by: None,
+            monitor_wrapped: false,
+        };
+        let mut c = configured_entry(entry, location);
+        c.in_container = rule.shape == clients::Shape::Devcontainer;
+        configured.push(c);
     }
-    (src, roots)
+    (src, x)
 }
 
 fn configured_entry(entry: extract::Entry, mut location: Location) -> Configured {
@@ -741,7 +861,7 @@ fn scan_home(
                 if !seen.insert((client.id, path.clone())) {
                     continue;
                 }
-                let (src, found_roots) = read_source(
+                let (src, found_roots, included) = read_source(
                     opts,
                     path,
                     client,
@@ -752,6 +872,7 @@ fn scan_home(
                 );
                 roots.extend(found_roots.into_iter().map(|r| (r, "claude-code")));
                 sources.push(src);
+                sources.extend(included);
             }
         }
     }
@@ -814,8 +935,10 @@ fn scan_system(
             .filter(|r| r.base == Base::System && r.os & opts.os != 0)
         {
             for path in sources::expand(root, rule.rel) {
-                let (src, _) = read_source(opts, path, client, rule, None, None, configured);
+                let (src, _, included) =
+                    read_source(opts, path, client, rule, None, None, configured);
                 sources.push(src);
+                sources.extend(included);
             }
         }
     }
@@ -832,7 +955,7 @@ fn scan_project(
     for client in CLIENTS {
         for rule in client.paths.iter().filter(|r| r.base == Base::ProjectRoot) {
             for path in sources::expand(root, rule.rel) {
-                let (src, _) = read_source(
+                let (src, _, included) = read_source(
                     opts,
                     path,
                     client,
@@ -846,6 +969,7 @@ fn scan_project(
                 } else {
                     sources.push(src);
                 }
+                sources.extend(included);
             }
         }
     }
