@@ -40,6 +40,8 @@ pkgs+=(time libcap2-bin)
 # own npm, as NodeSource's does, needs no Debian npm package).
 pkgs+=(python3 python3-venv)
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+# nss_wrapper: a user database beyond /etc/passwd (LDAP, SSSD) for tests.
+pkgs+=(libnss-wrapper)
 if [[ "${1:-}" == vm ]]; then
 	pkgs+=(qemu-system-x86 busybox-static cpio zstd xz-utils jq debian-archive-keyring)
 fi

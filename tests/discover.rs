@@ -1472,3 +1472,62 @@ fn client_variants_are_read() {
         "{why:?}"
     );
 }
+
+/// Users who are not in /etc/passwd (LDAP, SSSD) come from the system's
+/// user database: nss_wrapper (installed by scripts/install-deps.sh) plays
+/// that database for the assay process, with a user whose home is neither
+/// in /etc/passwd nor under /home.
+#[test]
+fn all_users_reads_the_system_user_database() {
+    let lib = Path::new("/usr/lib/x86_64-linux-gnu/libnss_wrapper.so");
+    if cfg!(not(all(target_os = "linux", target_arch = "x86_64"))) {
+        eprintln!("skip: nss_wrapper path is for x86_64 Linux");
+        return;
+    }
+    assert!(
+        lib.exists(),
+        "{} missing: run scripts/install-deps.sh",
+        lib.display()
+    );
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("ldap-homes/carol");
+    fs::create_dir_all(home.join(".cursor")).unwrap();
+    fs::write(
+        home.join(".cursor/mcp.json"),
+        r#"{"mcpServers": {"carol-tool": {"command": "uvx", "args": ["carol-mcp==1.0"]}}}"#,
+    )
+    .unwrap();
+    let passwd = d.path().join("passwd");
+    fs::write(
+        &passwd,
+        format!("carol:x:5001:5001:Carol:{}:/bin/bash\n", home.display()),
+    )
+    .unwrap();
+    let group = d.path().join("group");
+    fs::write(&group, "carol:x:5001:\n").unwrap();
+    let out = run(assay()
+        .env("LD_PRELOAD", lib)
+        .env("NSS_WRAPPER_PASSWD", &passwd)
+        .env("NSS_WRAPPER_GROUP", &group)
+        .args([
+            "discover",
+            "--all-users",
+            "--no-processes",
+            "--format",
+            "json",
+        ]));
+    let r: ReportV1 = serde_json::from_slice(&out.stdout).expect("json report");
+    let carol = r
+        .scan
+        .homes
+        .iter()
+        .find(|h| h.path == home.to_str().unwrap())
+        .expect("carol's home found through the user database");
+    assert_eq!(carol.user.as_deref(), Some("carol"));
+    let s = r
+        .servers
+        .iter()
+        .find(|s| s.id == "cursor/carol-tool")
+        .expect("her server inventoried");
+    assert_eq!(s.locations[0].user.as_deref(), Some("carol"));
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::{Global, load_policy};
-use crate::discovery::{self, Home, Options, Report, Rule, clients};
+use crate::discovery::{self, Options, Report, Rule, clients};
 use crate::exit::{Coded, Outcome, Status, Trip};
 use crate::output::{self, DiscoverFormat};
 use crate::policy::model::{DiscoveryConfig, OnFinding};
@@ -24,8 +24,9 @@ pub enum OsArg {
 Scope: --local (the default) reads this user's configs, machine-wide managed
 files and running processes. --home DIR reads only DIR (as a home, with every
 OS's path conventions) and nothing else of the machine unless asked
-(--processes, --system-root). --all-users reads every home in /etc/passwd
-and /home.
+(--processes, --system-root). --all-users reads every user's home: the
+user database (/etc/passwd and NSS: LDAP, SSSD) and /home; with
+--system-root DIR, the users of DIR/etc/passwd and DIR/home.
 
 Gates: --fail-on unmanaged_server exits 10 when any server is unmanaged,
 --fail-on no_auth 11; any other rule id (source_error: a config that could
@@ -48,7 +49,8 @@ pub struct Args {
     /// Also scan project-level configs in DIR (repeatable).
     #[arg(long, value_name = "DIR")]
     pub project: Vec<PathBuf>,
-    /// Scan every user's home (from /etc/passwd and /home); needs root to read them all.
+    /// Scan every user's home (user database and /home; under --system-root
+    /// if given); needs root to read them all.
     #[arg(long)]
     pub all_users: bool,
     /// Read machine-wide managed configs (e.g. etc/claude-code/managed-mcp.json) under DIR.
@@ -161,34 +163,6 @@ pub fn policy_gates(cfg: &DiscoveryConfig) -> Result<Vec<Gate>, UnknownFindingKi
         .collect()
 }
 
-fn all_user_homes() -> Vec<Home> {
-    let mut homes: Vec<Home> = Vec::new();
-    let mut add = |dir: PathBuf, user: Option<String>| {
-        if dir.is_dir() && dir != Path::new("/") && !homes.iter().any(|h| h.dir == dir) {
-            let mut h = Home::from_dir(&dir);
-            h.user = user;
-            homes.push(h);
-        }
-    };
-    if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
-        for e in discovery::sources::passwd_entries(&text) {
-            let login = !e.shell.ends_with("nologin") && !e.shell.ends_with("false");
-            if e.uid == 0 || (e.uid >= 1000 && e.uid < 65534 && login) {
-                add(e.home, Some(e.name));
-            }
-        }
-    }
-    if let Ok(rd) = std::fs::read_dir("/home") {
-        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-        dirs.sort();
-        for d in dirs {
-            let name = d.file_name().and_then(|n| n.to_str()).map(str::to_string);
-            add(d, name);
-        }
-    }
-    homes
-}
-
 /// Build scan options from the command line.
 pub fn options(args: &Args) -> anyhow::Result<Options> {
     let os_mask = |default| match args.os {
@@ -213,7 +187,11 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
     } else {
         let mut o = if args.all_users {
             Options {
-                homes: all_user_homes(),
+                // With --system-root, the users of that root (an image, a
+                // mounted disk, a generated benchmark root).
+                homes: discovery::sources::user_homes(
+                    args.system_root.as_deref().unwrap_or(Path::new("/")),
+                ),
                 system_root: Some(PathBuf::from("/")),
                 projects: Vec::new(),
                 follow_projects: true,

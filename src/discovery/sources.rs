@@ -134,6 +134,168 @@ pub fn passwd_entries(text: &str) -> Vec<PasswdEntry> {
         .collect()
 }
 
+/// Whether a user database entry is a person (or root) whose home is worth
+/// scanning: uid 0, or a regular uid with a login shell.
+fn is_login_user(e: &PasswdEntry) -> bool {
+    let login = !e.shell.ends_with("nologin") && !e.shell.ends_with("false");
+    e.uid == 0 || (1000..65534).contains(&e.uid) && login
+}
+
+/// Every user's home under `root` (`/` on this machine), for
+/// `--all-users`: the login users of `<root>/etc/passwd`; on the machine
+/// itself also every user the system's user database enumerates (NSS:
+/// LDAP, SSSD, NIS users that are not in `/etc/passwd`); then every
+/// directory in `<root>/home` and in the other directories holding those
+/// homes, named through the user database by its owner (which finds a
+/// directory user whose database does not enumerate, like SSSD's default).
+pub fn user_homes(root: &Path) -> Vec<Home> {
+    let on_host = root == Path::new("/");
+    let mut entries: Vec<PasswdEntry> = fs::read_to_string(root.join("etc/passwd"))
+        .map(|t| passwd_entries(&t))
+        .unwrap_or_default();
+    if on_host {
+        entries.extend(nss::all_users());
+    }
+    let under_root = |p: &Path| -> PathBuf {
+        if on_host {
+            p.to_path_buf()
+        } else {
+            root.join(p.strip_prefix("/").unwrap_or(p))
+        }
+    };
+    let mut homes: Vec<Home> = Vec::new();
+    let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut add = |dir: PathBuf, user: Option<String>, homes: &mut Vec<Home>| {
+        if dir != root && !seen.contains(&dir) && dir.is_dir() {
+            seen.insert(dir.clone());
+            let mut h = Home::from_dir(&dir);
+            h.user = user;
+            homes.push(h);
+        }
+    };
+    let mut home_parents: Vec<PathBuf> = vec![root.join("home")];
+    for e in entries.iter().filter(|e| is_login_user(e)) {
+        let dir = under_root(&e.home);
+        if e.uid != 0 {
+            if let Some(parent) = dir.parent() {
+                if parent != root && !home_parents.iter().any(|p| p == parent) {
+                    home_parents.push(parent.to_path_buf());
+                }
+            }
+        }
+        add(dir, Some(e.name.clone()), &mut homes);
+    }
+    let by_uid: std::collections::HashMap<u32, &str> =
+        entries.iter().map(|e| (e.uid, e.name.as_str())).collect();
+    for parent in &home_parents {
+        let Ok(rd) = fs::read_dir(parent) else {
+            continue;
+        };
+        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for d in dirs {
+            let name = owner_name(&d, on_host, &by_uid)
+                .or_else(|| d.file_name().and_then(|n| n.to_str()).map(str::to_string));
+            add(d, name, &mut homes);
+        }
+    }
+    homes
+}
+
+/// The login name of a directory's owner: from the user database on the
+/// host (a lookup by uid works even where listing is off), else from the
+/// root's passwd file.
+#[cfg(unix)]
+fn owner_name(
+    dir: &Path,
+    on_host: bool,
+    by_uid: &std::collections::HashMap<u32, &str>,
+) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = fs::symlink_metadata(dir).ok()?.uid();
+    if uid == 0 {
+        // A root-owned directory in /home is shared, not root's home.
+        return None;
+    }
+    by_uid
+        .get(&uid)
+        .map(|n| n.to_string())
+        .or_else(|| if on_host { nss::name_of(uid) } else { None })
+}
+
+#[cfg(not(unix))]
+fn owner_name(
+    _dir: &Path,
+    _on_host: bool,
+    _by_uid: &std::collections::HashMap<u32, &str>,
+) -> Option<String> {
+    None
+}
+
+/// The system's user database through libc (NSS), not the files behind it.
+#[cfg(unix)]
+mod nss {
+    use std::ffi::CStr;
+    use std::path::PathBuf;
+
+    use super::PasswdEntry;
+
+    fn field(p: *const libc::c_char) -> String {
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: libc returns NUL-terminated strings valid until the next call.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    /// Every user the database enumerates. `getpwent` is not reentrant:
+    /// discovery calls it from one thread, once.
+    pub fn all_users() -> Vec<PasswdEntry> {
+        let mut out = Vec::new();
+        // SAFETY: setpwent/getpwent/endpwent iterate libc's static cursor;
+        // each entry is copied out before the next call.
+        unsafe {
+            libc::setpwent();
+            loop {
+                let pw = libc::getpwent();
+                if pw.is_null() || out.len() >= 1_000_000 {
+                    break;
+                }
+                let pw = &*pw;
+                out.push(PasswdEntry {
+                    name: field(pw.pw_name),
+                    uid: pw.pw_uid,
+                    home: PathBuf::from(field(pw.pw_dir)),
+                    shell: field(pw.pw_shell),
+                });
+            }
+            libc::endpwent();
+        }
+        out
+    }
+
+    /// The login name of a uid.
+    pub fn name_of(uid: u32) -> Option<String> {
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwuid_r writes into our buffers only.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        (rc == 0 && !result.is_null()).then(|| field(pwd.pw_name))
+    }
+}
+
+#[cfg(not(unix))]
+mod nss {
+    pub fn all_users() -> Vec<super::PasswdEntry> {
+        Vec::new()
+    }
+    pub fn name_of(_uid: u32) -> Option<String> {
+        None
+    }
+}
+
 /// Expand a table path (`*`, `**`, `{a,b}`) below `root` into existing paths.
 /// A pattern without wildcards yields its single path whether or not it
 /// exists (so absent files get an `absent` status).
@@ -424,6 +586,45 @@ fn strip_position(msg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn user_homes_under_a_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in ["home/alice", "home/bob", "srv/people/carol", "var/svc"] {
+            fs::create_dir_all(r.join(d)).unwrap();
+        }
+        fs::create_dir_all(r.join("etc")).unwrap();
+        fs::write(
+            r.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\n\
+             alice:x:4242:4242::/home/alice:/bin/bash\n\
+             carol:x:4243:4243::/srv/people/carol:/bin/zsh\n\
+             svc:x:999:999::/var/svc:/usr/sbin/nologin\n\
+             gone:x:4244:4244::/home/gone:/bin/bash\n",
+        )
+        .unwrap();
+        let got: Vec<(String, Option<String>)> = user_homes(r)
+            .into_iter()
+            .map(|h| {
+                let rel = h.dir.strip_prefix(r).unwrap().display().to_string();
+                (rel, h.user)
+            })
+            .collect();
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            got,
+            [
+                (s("home/alice"), Some(s("alice"))),
+                (s("srv/people/carol"), Some(s("carol"))),
+                // Not in passwd: a directory in /home, named by itself (its
+                // owner is not a user of this root).
+                (s("home/bob"), Some(s("bob"))),
+            ],
+            "root's /root is absent, svc has no login shell, gone has no home"
+        );
+    }
+
     use super::*;
 
     #[test]
