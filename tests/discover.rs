@@ -1531,3 +1531,53 @@ fn all_users_reads_the_system_user_database() {
         .expect("her server inventoried");
     assert_eq!(s.locations[0].user.as_deref(), Some("carol"));
 }
+
+/// `--all-users --system-root DIR` scans DIR's users; with several homes,
+/// absent candidates are counted, not listed.
+#[test]
+fn all_users_under_a_system_root_count_absent_files() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for u in ["ann", "ben"] {
+        fs::create_dir_all(r.join(format!("home/{u}/.cursor"))).unwrap();
+        fs::write(
+            r.join(format!("home/{u}/.cursor/mcp.json")),
+            format!(
+                r#"{{"mcpServers": {{"{u}-tool": {{"command": "uvx", "args": ["{u}-mcp==1"]}}}}}}"#
+            ),
+        )
+        .unwrap();
+    }
+    fs::create_dir_all(r.join("etc")).unwrap();
+    fs::write(
+        r.join("etc/passwd"),
+        "ann:x:4301:4301::/home/ann:/bin/bash\nben:x:4302:4302::/home/ben:/bin/bash\n",
+    )
+    .unwrap();
+    let out = run_assay(&[
+        "discover",
+        "--all-users",
+        "--system-root",
+        r.to_str().unwrap(),
+        "--no-processes",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&out, 0);
+    let rep: ReportV1 = serde_json::from_slice(&out.stdout).unwrap();
+    let users: Vec<Option<&str>> = rep.scan.homes.iter().map(|h| h.user.as_deref()).collect();
+    assert_eq!(users, [Some("ann"), Some("ben")]);
+    let ids: BTreeSet<&str> = rep.servers.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["cursor/ann-tool", "cursor/ben-tool"].into());
+    let homes = r.join("home");
+    let home_absent = rep
+        .sources
+        .iter()
+        .filter(|s| s.status == "absent" && Path::new(&s.path).starts_with(&homes))
+        .count();
+    assert_eq!(
+        home_absent, 0,
+        "machine-wide files are still listed, home ones not"
+    );
+    assert!(rep.absent_home_files > 50, "{}", rep.absent_home_files);
+}

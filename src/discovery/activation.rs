@@ -189,22 +189,44 @@ const GEMINI_SYSTEM_SETTINGS: &[(clients::OsMask, &str)] = &[
     (clients::WINDOWS, "ProgramData/gemini-cli/settings.json"),
 ];
 
-/// The homes a config belongs to: the one holding its file or project,
-/// else, with a single home scanned, that one.
-fn homes_of<'h>(homes: &'h [Home], c: &Configured) -> Vec<&'h Home> {
-    let at = c.location.project.as_deref().unwrap_or(&c.location.path);
-    let v: Vec<&Home> = homes.iter().filter(|h| at.starts_with(&h.dir)).collect();
-    if v.is_empty() && homes.len() == 1 {
-        return vec![&homes[0]];
+/// Homes by directory, to find the one a path is in by walking up the
+/// path (a scan of thousands of homes must not compare every entry with
+/// every home).
+struct HomeIndex<'h> {
+    homes: &'h [Home],
+    by_dir: HashMap<&'h Path, usize>,
+}
+
+impl<'h> HomeIndex<'h> {
+    fn new(homes: &'h [Home]) -> Self {
+        let by_dir = homes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.dir.as_path(), i))
+            .collect();
+        HomeIndex { homes, by_dir }
     }
-    v
+
+    /// The home a config belongs to: the nearest one holding its file or
+    /// project, else, with a single home scanned, that one.
+    fn of(&self, c: &Configured) -> Option<&'h Home> {
+        let at = c.location.project.as_deref().unwrap_or(&c.location.path);
+        at.ancestors()
+            .find_map(|a| self.by_dir.get(a))
+            .map(|&i| &self.homes[i])
+            .or(if self.homes.len() == 1 {
+                self.homes.first()
+            } else {
+                None
+            })
+    }
 }
 
 /// Which settings documents speak for an entry: (file, key of the
 /// `projects` entry to look in, or `None` for the whole file).
 type Wanted = Vec<(PathBuf, Option<String>)>;
 
-fn claude_wanted(homes: &[Home], c: &Configured) -> Wanted {
+fn claude_wanted(homes: &HomeIndex, c: &Configured) -> Wanted {
     let mut out = Vec::new();
     if c.location.scope != Scope::Project {
         return out;
@@ -216,7 +238,7 @@ fn claude_wanted(homes: &[Home], c: &Configured) -> Wanted {
     out.push((dot.join("settings.local.json"), None));
     out.push((dot.join("settings.json"), None));
     let key = root.to_string_lossy().into_owned();
-    for h in homes_of(homes, c) {
+    if let Some(h) = homes.of(c) {
         // Approvals may also sit in ~/.claude.json's entry for the project.
         for dir in [Some(&h.dir), h.claude_config_dir.as_ref()]
             .into_iter()
@@ -262,17 +284,62 @@ fn extension_settings(c: &Configured) -> Wanted {
     }
 }
 
-fn gemini_wanted(homes: &[Home], system: &[PathBuf], c: &Configured) -> Wanted {
+fn gemini_wanted(homes: &HomeIndex, system: &[PathBuf], c: &Configured) -> Wanted {
     let mut out: Wanted = system.iter().map(|p| (p.clone(), None)).collect();
     if c.location.scope == Scope::Project {
         if let Some(root) = &c.location.project {
             out.push((root.join(".gemini/settings.json"), None));
         }
     }
-    for h in homes_of(homes, c) {
+    if let Some(h) = homes.of(c) {
         out.push((h.dir.join(".gemini/settings.json"), None));
     }
     out
+}
+
+/// The keys that decide activation; everything else of a settings file
+/// (a `~/.claude.json` holds whole conversation histories) is dropped as
+/// soon as it is read, so a scan of thousands of homes does not keep them.
+const DECIDING_KEYS: &[&str] = &[
+    "disabledMcpjsonServers",
+    "enabledMcpjsonServers",
+    "enableAllProjectMcpServers",
+    "deniedMcpServers",
+    "allowedMcpServers",
+    "excludeMCPServers",
+    "allowMCPServers",
+    "isEnabled",
+    "overrides",
+];
+
+fn prune(v: Value) -> Value {
+    let Value::Object(m) = v else {
+        return Value::Null;
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        if DECIDING_KEYS.contains(&k.as_str()) {
+            out.insert(k, v);
+        } else if k == "mcp" {
+            let mcp: serde_json::Map<String, Value> = v
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| matches!(k.as_str(), "excluded" | "allowed"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            out.insert(k, Value::Object(mcp));
+        } else if v.is_object() {
+            // `projects` entries of ~/.claude.json, the per-extension
+            // entries of extension-enablement.json: kept when something
+            // deciding is inside (serde_json bounds the nesting).
+            let inner = prune(v);
+            if inner.as_object().is_some_and(|o| !o.is_empty()) {
+                out.insert(k, inner);
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// A read settings document, or the `projects[key]` entry inside it.
@@ -303,12 +370,13 @@ pub(super) fn apply(opts: &Options, configured: &mut [Configured]) {
     };
     let claude_managed = system(CLAUDE_MANAGED_SETTINGS);
     let gemini_system = system(GEMINI_SYSTEM_SETTINGS);
+    let homes = HomeIndex::new(&opts.homes);
     let wanted: Vec<Wanted> = configured
         .iter()
         .map(|c| match c.location.client {
             _ if c.location.disabled => Vec::new(),
-            "claude-code" => claude_wanted(&opts.homes, c),
-            "gemini-cli" => gemini_wanted(&opts.homes, &gemini_system, c),
+            "claude-code" => claude_wanted(&homes, c),
+            "gemini-cli" => gemini_wanted(&homes, &gemini_system, c),
             _ => Vec::new(),
         })
         .collect();
@@ -328,7 +396,7 @@ pub(super) fn apply(opts: &Options, configured: &mut [Configured]) {
     {
         if !cache.contains_key(p) {
             let v = sources::read(p, Format::Json, opts.max_file_size).1;
-            cache.insert(p.clone(), v);
+            cache.insert(p.clone(), v.map(prune));
         }
     }
     let managed: Vec<Doc> = claude_managed
@@ -349,7 +417,7 @@ pub(super) fn apply(opts: &Options, configured: &mut [Configured]) {
             "claude-code" => claude_code(c, &docs, &managed),
             "claude-desktop" => claude_desktop_extension(ext_doc.as_ref()),
             "gemini-cli" => {
-                let home = homes_of(&opts.homes, c).first().map(|h| h.dir.clone());
+                let home = homes.of(c).map(|h| h.dir.clone());
                 let by_ext = match (ext_id, home) {
                     (Some(id), Some(home)) => gemini_extension(ext_doc.as_ref(), id, &home),
                     _ => None,
@@ -502,6 +570,28 @@ mod tests {
             None
         );
         assert_eq!(gemini_extension(Some(&d), "unlisted", home), None);
+    }
+
+    #[test]
+    fn pruning_keeps_what_decides() {
+        let doc = json!({
+            "numStartups": 3,
+            "history": [{"display": "long"}],
+            "mcpServers": {"a": {"command": "a"}},
+            "mcp": {"excluded": ["x"], "serverCommand": "y"},
+            "disabledMcpjsonServers": ["d"],
+            "projects": {"/p": {"history": [], "disabledMcpjsonServers": ["e"]}, "/q": {"history": []}},
+            "muted": {"overrides": ["!/h/*"]}
+        });
+        assert_eq!(
+            prune(doc),
+            json!({
+                "mcp": {"excluded": ["x"]},
+                "disabledMcpjsonServers": ["d"],
+                "projects": {"/p": {"disabledMcpjsonServers": ["e"]}},
+                "muted": {"overrides": ["!/h/*"]}
+            })
+        );
     }
 
     #[test]

@@ -420,6 +420,23 @@ pub static CLIENTS: &[Client] = &[
                 User,
             ),
             p(ALL_OS, Home, ".vscode/mcp.json", Json, Servers, User),
+            // The Flatpak build keeps its config in its sandbox.
+            p(
+                LINUX,
+                Home,
+                ".var/app/com.visualstudio.code/config/Code/User/mcp.json",
+                Json,
+                Servers,
+                User,
+            ),
+            p(
+                LINUX,
+                Home,
+                ".var/app/com.visualstudio.code/config/Code/User/settings.json",
+                Json,
+                VsCodeSettings,
+                User,
+            ),
             // VS Code Server (Remote-SSH, tunnels, WSL) on the host it serves.
             p(
                 UNIX,
@@ -700,6 +717,22 @@ pub static CLIENTS: &[Client] = &[
                 VsCodeSettings,
                 User,
             ),
+            p(
+                LINUX,
+                Home,
+                ".var/app/com.vscodium.codium/config/VSCodium/User/mcp.json",
+                Json,
+                Servers,
+                User,
+            ),
+            p(
+                LINUX,
+                Home,
+                ".var/app/com.vscodium.codium/config/VSCodium/User/settings.json",
+                Json,
+                VsCodeSettings,
+                User,
+            ),
         ],
         process_names: &["codium", "vscodium"],
     },
@@ -858,6 +891,14 @@ pub static CLIENTS: &[Client] = &[
             p(
                 ALL_OS,
                 ProjectRoot,
+                ".kiro/agents/*.json",
+                Json,
+                McpServers,
+                Project,
+            ),
+            p(
+                ALL_OS,
+                ProjectRoot,
                 ".kiro/settings/mcp.json",
                 Json,
                 Kiro,
@@ -929,6 +970,14 @@ pub static CLIENTS: &[Client] = &[
         name: "Zed",
         paths: &[
             p(ALL_OS, XdgConfig, "zed/settings.json", Json, Zed, User),
+            p(
+                LINUX,
+                Home,
+                ".var/app/dev.zed.Zed/config/zed/settings.json",
+                Json,
+                Zed,
+                User,
+            ),
             // Sources disagree on Windows; read every candidate.
             p(WINDOWS, AppData, "Zed/settings.json", Json, Zed, User),
             p(WINDOWS, LocalAppData, "Zed/settings.json", Json, Zed, User),
@@ -1266,6 +1315,19 @@ mod tests {
                 c.id
             );
             assert!(!c.paths.is_empty());
+        }
+    }
+
+    #[test]
+    fn alternatives_stay_within_one_path_component() {
+        // `{a,b/c}` would be matched as one directory entry named `b/c`.
+        for c in CLIENTS {
+            for r in c.paths {
+                for comp in r.rel.split('/') {
+                    let open = comp.matches('{').count();
+                    assert_eq!(open, comp.matches('}').count(), "{}: {}", c.id, r.rel);
+                }
+            }
         }
     }
 

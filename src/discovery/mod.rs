@@ -389,6 +389,9 @@ pub struct Report {
     pub sources: Vec<Source>,
     /// Candidate files under discovered project roots that do not exist.
     pub absent_project_files: usize,
+    /// Candidate files of the homes that do not exist, when several homes
+    /// are scanned (then not listed: 1,000 homes would list 50,000 of them).
+    pub absent_home_files: usize,
     pub project_roots: Vec<ProjectRoot>,
     pub servers: Vec<Server>,
     pub processes: Processes,
@@ -492,6 +495,7 @@ pub fn discover(opts: &Options, policy: Option<&DiscoveryConfig>) -> Report {
         },
         sources: configs.sources,
         absent_project_files: configs.absent_project_files,
+        absent_home_files: configs.absent_home_files,
         project_roots: configs.project_roots,
         servers,
         processes,
@@ -506,6 +510,7 @@ struct Configs {
     configured: Vec<Configured>,
     project_roots: Vec<ProjectRoot>,
     absent_project_files: usize,
+    absent_home_files: usize,
 }
 
 /// Read every candidate config file: homes, machine-wide files, explicit
@@ -514,13 +519,7 @@ fn scan_configs(opts: &Options) -> Configs {
     let mut c = Configs::default();
     let mut discovered_roots: Vec<(PathBuf, &'static str)> = Vec::new();
     for home in &opts.homes {
-        scan_home(
-            opts,
-            home,
-            &mut c.sources,
-            &mut c.configured,
-            &mut discovered_roots,
-        );
+        scan_home(opts, home, &mut c, &mut discovered_roots);
     }
     if let Some(root) = &opts.system_root {
         scan_system(opts, root, &mut c.sources, &mut c.configured);
@@ -797,6 +796,9 @@ fn configured_entry(entry: extract::Entry, mut location: Location) -> Configured
             let mut l = launch::analyze(argv);
             if let Some(cwd) = cwd {
                 l.resolve_relative(cwd);
+            } else if let (Scope::Project, Some(root)) = (location.scope, &location.project) {
+                // Project servers start in the project's directory.
+                l.resolve_relative(&root.to_string_lossy());
             }
             location.monitor_wrapped = l.monitor_wrapped;
             let fp = launch_fingerprint(&l);
@@ -843,10 +845,10 @@ fn normalize_url(u: &str) -> String {
 fn scan_home(
     opts: &Options,
     home: &Home,
-    sources: &mut Vec<Source>,
-    configured: &mut Vec<Configured>,
+    c: &mut Configs,
     roots: &mut Vec<(PathBuf, &'static str)>,
 ) {
+    let list_absent = opts.homes.len() <= 1;
     let mut seen = BTreeSet::new();
     for client in CLIENTS {
         for rule in client.paths {
@@ -868,11 +870,15 @@ fn scan_home(
                     rule,
                     home.user.clone(),
                     None,
-                    configured,
+                    &mut c.configured,
                 );
                 roots.extend(found_roots.into_iter().map(|r| (r, "claude-code")));
-                sources.push(src);
-                sources.extend(included);
+                if src.status == SourceStatus::Absent && !list_absent {
+                    c.absent_home_files += 1;
+                } else {
+                    c.sources.push(src);
+                }
+                c.sources.extend(included);
             }
         }
     }
@@ -1051,6 +1057,29 @@ mod tests {
         assert_eq!(url_port("http://u:p@localhost:9/x"), Some(9));
         assert_eq!(url_port("http://localhost/x"), None);
         assert_eq!(url_port("nonsense"), None);
+    }
+
+    #[test]
+    fn project_servers_resolve_relative_scripts_against_the_project() {
+        let entry = |cwd: Option<&str>| extract::Entry {
+            name: "t".into(),
+            spec: Spec::Stdio {
+                argv: vec!["node".into(), "tools/server.js".into()],
+                env: Vec::new(),
+                cwd: cwd.map(str::to_string),
+            },
+            disabled: false,
+            scope: None,
+            project: None,
+        };
+        let mut loc = testkit::location("claude-code", "/p/.mcp.json", "t");
+        loc.scope = Scope::Project;
+        loc.project = Some(PathBuf::from("/p"));
+        let key = |e, l| configured_entry(e, l).launch.unwrap().key;
+        assert_eq!(key(entry(None), loc.clone()), "/p/tools/server.js");
+        assert_eq!(key(entry(Some("/q")), loc.clone()), "/q/tools/server.js");
+        let user = testkit::location("cursor", "/h/.cursor/mcp.json", "t");
+        assert_eq!(key(entry(None), user), "tools/server.js");
     }
 
     #[test]

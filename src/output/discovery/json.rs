@@ -28,6 +28,10 @@ pub struct ReportV1 {
     pub project_roots: Vec<ProjectRootV1>,
     /// Candidate files under discovered project roots that do not exist (not listed).
     pub absent_project_files: usize,
+    /// Candidate files of the homes that do not exist, when several homes
+    /// are scanned (not listed then).
+    #[serde(default)]
+    pub absent_home_files: usize,
     pub servers: Vec<ServerV1>,
     pub processes: Vec<ProcessV1>,
     pub findings: Vec<FindingV1>,
@@ -217,6 +221,7 @@ pub fn to_dto(r: &Report) -> ReportV1 {
         sources: r.sources.iter().map(source_v1).collect(),
         project_roots: r.project_roots.iter().map(project_root_v1).collect(),
         absent_project_files: r.absent_project_files,
+        absent_home_files: r.absent_home_files,
         servers: r.servers.iter().map(server_v1).collect(),
         processes,
         findings: r.findings.iter().map(finding_v1).collect(),
