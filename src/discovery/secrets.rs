@@ -265,6 +265,25 @@ pub fn is_high_entropy(t: &str) -> bool {
     shannon_entropy(t) >= 0.85 * max
 }
 
+/// The spans of `text[s..e]` to judge for entropy: the whole run, or,
+/// when it reads as a path (a `/`-separated part is a word of four letters
+/// or more, like `Library` in `tmp2x7Q/Library/Application`), each part
+/// on its own.
+fn entropy_candidates(text: &str, s: usize, e: usize) -> Vec<(usize, usize)> {
+    let run = &text[s..e];
+    let is_word = |p: &str| p.len() >= 4 && p.chars().all(|c| c.is_ascii_alphabetic());
+    if !run.contains('/') || !run.split('/').any(is_word) {
+        return vec![(s, e)];
+    }
+    let mut out = Vec::new();
+    let mut at = s;
+    for part in run.split('/') {
+        out.push((at, at + part.len()));
+        at += part.len() + 1;
+    }
+    out
+}
+
 fn is_b64_char(c: char) -> bool {
     // `=` is left out: it separates `key=value`, and padding adds nothing.
     c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-')
@@ -450,10 +469,14 @@ pub fn scan_text(text: &str) -> Vec<(usize, usize, SecretKind)> {
         if is_b64_char(c) && i < text.len() {
             start.get_or_insert(i);
         } else if let Some(s) = start.take() {
-            let run = &text[s..i];
             let covered = hits.iter().any(|h| h.0 <= s && i <= h.1);
-            if !covered && is_high_entropy(run) && !is_placeholder(run) {
-                hits.push((s, s + run.len(), SecretKind::HighEntropy));
+            if !covered {
+                for (rs, re) in entropy_candidates(text, s, i) {
+                    let run = &text[rs..re];
+                    if is_high_entropy(run) && !is_placeholder(run) {
+                        hits.push((rs, re, SecretKind::HighEntropy));
+                    }
+                }
             }
         }
     }
@@ -934,6 +957,17 @@ mod tests {
             assert!(!is_high_entropy(v), "{v}");
             assert_eq!(classify(Some("DEPLOY_CONFIG"), v), None, "{v}");
         }
+        // Paths through random-named directories are paths: judged part by
+        // part once a part is a word.
+        for v in [
+            "/tmp/.tmp247S7j/Library/Application Support/Claude/x",
+            "C9x/tmpZ2k8Q4vRw7/Library/Application/Ext9Jq2",
+        ] {
+            assert_eq!(redact_text(v), v);
+            assert_eq!(classify(Some("DEPLOY_CONFIG"), v), None, "{v}");
+        }
+        let leaked = "/srv/Library/aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5/x";
+        assert_eq!(redact_text(leaked), "/srv/Library/****/x");
         let url = "https://mcp.example.com/mcp?sig=Zx9Qw2Lk8Vn4Rt6Yp1Bm3Hc5Jd7Fg0&page=2";
         assert_eq!(
             redact_text(url),
