@@ -848,11 +848,11 @@ static __always_inline int finish_open(struct file *file, struct verdict *v)
 SEC("lsm/file_open")
 int BPF_PROG(assay_file_open, struct file *file, int ret)
 {
-	struct mount *mnt = mount_of(BPF_CORE_READ(file, f_path.mnt));
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	struct verdict v = {};
 	union lookup_key key;
+	struct verdict v;
+	struct dentry *d;
+	struct inode *inode;
+	struct mount *mnt;
 
 	/* An earlier LSM already refused: keep its answer. */
 	if (ret)
@@ -860,6 +860,10 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 	/* Out of scope: one helper call and a compare. */
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
+	__builtin_memset(&v, 0, sizeof(v));
+	mnt = mount_of(BPF_CORE_READ(file, f_path.mnt));
+	d = BPF_CORE_READ(file, f_path.dentry);
+	inode = BPF_CORE_READ(file, f_inode);
 	if (stacked(d, inode)) {
 		v.seqs = 1;
 		v.undecided = alias_of(inode, 1) != NULL;
@@ -897,16 +901,19 @@ struct {
 SEC("lsm/file_open")
 int BPF_PROG(assay_file_open_loop, struct file *file, int ret)
 {
-	struct mount *mnt = mount_of(BPF_CORE_READ(file, f_path.mnt));
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry), *dd;
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	struct dentry *d, *dd;
 	struct open_scratch *s;
+	struct inode *inode;
+	struct mount *mnt;
 	int i, n = 1;
 
 	if (ret)
 		return ret;
 	if (ancestor_cgroup_id(target_level) != target_cgid)
 		return 0;
+	mnt = mount_of(BPF_CORE_READ(file, f_path.mnt));
+	d = BPF_CORE_READ(file, f_path.dentry);
+	inode = BPF_CORE_READ(file, f_inode);
 	s = bpf_task_storage_get(&open_scratch, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	/* No memory for the judgement: the open cannot be judged. */
