@@ -5,6 +5,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod caps;
+pub mod child;
 pub mod cli;
 pub mod discovery;
 pub mod exit;

@@ -3324,30 +3324,32 @@ mod suite {
             std::thread::sleep(Duration::from_secs(2));
         }
 
-        /// The same in wrapper mode: the wrapped command keeps
-        /// CAP_SYS_ADMIN (`--keep-capabilities`) so it can mount at all.
-        pub fn file_mounts_wrapper(s: &mut Suite) {
-            const NAME: &str = "e2e/file-mounts-wrapper";
-            if let Some(why) = monitor_missing() {
-                return s.skip(NAME, why);
-            }
-            let d = scratch("mounts-wrap");
-            mount_tree(&d);
-            let pol = mount_policy(&d);
-            let ev = d.join("events.jsonl");
-            let go = d.join("go");
+        /// `assay monitor [flags] --policy pol --events ev -- sh -c ...` in
+        /// wrapper mode, its output piped: the command waits (bounded) until
+        /// `go` exists, then runs this suite as `ASSAY_VM_HELPER=helper`.
+        /// Returns once the command is in assay's cgroup (so the caller may
+        /// change things "after the start" and then create `go`).
+        fn gated_wrapper(
+            pol: &Path,
+            ev: &Path,
+            go: &Path,
+            flags: &[&str],
+            helper: &str,
+        ) -> std::process::Child {
             let script = format!(
                 "i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exec {} ",
                 go.display(),
                 std::env::current_exe().unwrap().display()
             );
             let child = assay()
-                .args(["monitor", "--keep-capabilities", "--policy"])
-                .arg(&pol)
+                .arg("monitor")
+                .args(flags)
+                .arg("--policy")
+                .arg(pol)
                 .arg("--events")
-                .arg(&ev)
+                .arg(ev)
                 .args(["--", "sh", "-c", &script])
-                .env("ASSAY_VM_HELPER", format!("mounts:{}", d.display()))
+                .env("ASSAY_VM_HELPER", helper)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -3362,6 +3364,28 @@ mod suite {
             {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            child
+        }
+
+        /// The same in wrapper mode: the wrapped command keeps
+        /// CAP_SYS_ADMIN (`--keep-capabilities`) so it can mount at all.
+        pub fn file_mounts_wrapper(s: &mut Suite) {
+            const NAME: &str = "e2e/file-mounts-wrapper";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("mounts-wrap");
+            mount_tree(&d);
+            let pol = mount_policy(&d);
+            let ev = d.join("events.jsonl");
+            let go = d.join("go");
+            let child = gated_wrapper(
+                &pol,
+                &ev,
+                &go,
+                &["--keep-capabilities"],
+                &format!("mounts:{}", d.display()),
+            );
             late_mount(&d);
             std::fs::write(&go, "").unwrap();
             let out = child.wait_with_output().unwrap();
@@ -3586,32 +3610,7 @@ mod suite {
             let ev = d.join("events.jsonl");
             let go = d.join("go");
             // The command waits for the files made after the start.
-            let script = format!(
-                "i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exec {} ",
-                go.display(),
-                std::env::current_exe().unwrap().display()
-            );
-            let child = assay()
-                .args(["monitor", "--policy"])
-                .arg(&pol)
-                .arg("--events")
-                .arg(&ev)
-                .args(["--", "sh", "-c", &script])
-                .env("ASSAY_VM_HELPER", format!("moves:{}", d.display()))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let leaf = cgroup2_root().join(format!("assay-monitor-{}", child.id()));
-            let t0 = Instant::now();
-            while std::fs::read_to_string(leaf.join("cgroup.procs"))
-                .unwrap_or_default()
-                .trim()
-                .is_empty()
-                && t0.elapsed() < Duration::from_secs(120)
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let child = gated_wrapper(&pol, &ev, &go, &[], &format!("moves:{}", d.display()));
             std::fs::write(d.join("data/late"), "s3cret-late\n").unwrap();
             deep_file(&d);
             std::fs::write(&go, "").unwrap();

@@ -184,18 +184,9 @@ fn spawn(cgroup: &Path, mut cmd: Command, run_as: Option<RunAs>) -> io::Result<C
             if let Some(r) = &run_as {
                 r.apply()?;
             }
-            // After the ids changed: a change of credentials clears it.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // assay died between fork and prctl: do not run unguarded.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            Ok(())
+            // After the ids changed: a change of credentials clears the
+            // death signal.
+            crate::child::guard_before_exec(parent)
         });
     }
     let child = cmd.spawn();
