@@ -245,8 +245,14 @@ pub fn run_with(
     }
     let opts = options(&args)?;
     let report = discovery::discover(&opts, policy);
-    let text = output::discovery::render(&report, g.format, g.style(), g.verbose > 0)?;
-    output::emit(&text)?;
+    if g.format == DiscoverFormat::Json {
+        // Written as it is serialized: the document can be larger than the
+        // report it comes from (27 MB for a thousand homes).
+        output::emit_streamed(|out| output::discovery::json::write(&report, out))?;
+    } else {
+        let text = output::discovery::render(&report, g.format, g.style(), g.verbose > 0)?;
+        output::emit(&text)?;
+    }
     Ok(Outcome::Findings(trips(&report, &gates)))
 }
 

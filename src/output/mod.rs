@@ -3,7 +3,8 @@
 //! Logic modules return data. Each command's renderer (in this module's
 //! children) takes that data and a value of the command's own format type,
 //! which has only the formats the command renders, and returns the text;
-//! the command line writes it with [`emit`].
+//! the command line writes it with [`emit`] (or, for a document too large
+//! to hold at once, has it written straight to stdout with [`emit_streamed`]).
 
 use std::io::{self, IsTerminal, Write};
 
@@ -143,6 +144,18 @@ impl Style {
 pub fn emit(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Stream a document to stdout through a buffer, then flush: for documents
+/// too large to build in memory first (`discover --format json` on a
+/// thousand homes). Broken pipes surface as in [`emit`].
+pub fn emit_streamed<F>(write: F) -> io::Result<()>
+where
+    F: FnOnce(&mut io::BufWriter<io::StdoutLock<'static>>) -> io::Result<()>,
+{
+    let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    write(&mut out)?;
     out.flush()
 }
 
