@@ -46,7 +46,7 @@ pub(super) fn assemble(
     let managed_names: Vec<&str> = policy
         .map(|p| p.managed.iter().map(String::as_str).collect())
         .unwrap_or_default();
-    let (servers, findings) = judge::judge(&groups, &matched, &ids, &managed_names);
+    let (servers, findings) = judge::judge(groups, &matched, &ids, &managed_names);
     let processes = match processes {
         Processes::Scanned { total, .. } => Processes::Scanned {
             total,

@@ -14,29 +14,35 @@ use super::{Configured, Finding, Location, ManagedBy, ProcessInfo, Rule, Server,
 /// Servers (configured groups, then process-only ones) and findings, in
 /// the order the report's stable sort starts from: per configured server
 /// its unmanaged finding then its location findings, then process-only
-/// servers, then secrets on running command lines.
+/// servers, then secrets on running command lines. The groups are consumed:
+/// their locations move into the servers (a thousand homes have over
+/// 25,000 of them) instead of being copied while the groups stay alive.
 pub(super) fn judge(
-    groups: &[Vec<Configured>],
+    groups: Vec<Vec<Configured>>,
     matched: &Matched,
     ids: &[String],
     managed_names: &[&str],
 ) -> (Vec<Server>, Vec<Finding>) {
-    let mut servers = Vec::new();
+    let configured_groups = groups.len();
+    // Each group's running instances, in one pass over the processes
+    // rather than one per group.
+    let mut procs_of: Vec<Vec<&ProcessInfo>> = vec![Vec::new(); configured_groups];
+    for r in &matched.running {
+        if let Some(gi) = r.group {
+            procs_of[gi].push(&r.info);
+        }
+    }
+    let mut servers = Vec::with_capacity(configured_groups + matched.run_groups.len());
     let mut findings = Vec::new();
-    for (gi, g) in groups.iter().enumerate() {
-        let procs: Vec<&ProcessInfo> = matched
-            .running
-            .iter()
-            .filter(|r| r.group == Some(gi))
-            .map(|r| &r.info)
-            .collect();
-        let (server, found) = configured_server(&ids[gi], g, &procs, managed_names);
+    for ((g, procs), id) in groups.into_iter().zip(&procs_of).zip(ids) {
+        let (server, found) = configured_server(id, g, procs, managed_names);
         servers.push(server);
         findings.extend(found);
     }
     for (ri, r) in matched.run_groups.iter().enumerate() {
         let procs: Vec<&ProcessInfo> = r.procs.iter().map(|&i| &matched.running[i].info).collect();
-        let (server, found) = process_server(&ids[groups.len() + ri], r, &procs, managed_names);
+        let (server, found) =
+            process_server(&ids[configured_groups + ri], r, &procs, managed_names);
         servers.push(server);
         findings.extend(found);
     }
@@ -114,14 +120,21 @@ pub(super) fn process_status(by_policy: bool, procs: &[&ProcessInfo]) -> Status<
 
 fn configured_server(
     id: &str,
-    g: &[Configured],
+    g: Vec<Configured>,
     procs: &[&ProcessInfo],
     managed_names: &[&str],
 ) -> (Server, Vec<Finding>) {
     let first = &g[0];
-    let aliases = aliases(id, g);
+    let aliases = aliases(id, &g);
     let (transport, command_line, key, launchers) = view_of(first);
-    let locations: Vec<Location> = g.iter().map(|c| c.location.clone()).collect();
+    let name = first.location.name.clone();
+    // Location findings come after the unmanaged one, but are taken now:
+    // the locations move out of the entries below.
+    let mut location_found = Vec::new();
+    for c in &g {
+        location_findings(id, c, &mut location_found);
+    }
+    let locations: Vec<Location> = g.into_iter().map(|c| c.location).collect();
     let running_pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
     // The policy may name a server by id, alias or its name in a config.
     let by_policy = managed_names.iter().any(|m| {
@@ -151,14 +164,12 @@ fn configured_server(
             evidence: None,
         });
     }
-    for c in g {
-        location_findings(id, c, &mut findings);
-    }
+    findings.append(&mut location_found);
     let (managed, managed_by) = (status.managed, status.managed_by);
     let disabled = locations.iter().all(|l| l.disabled) && running_pids.is_empty();
     let server = Server {
         id: id.to_string(),
-        name: first.location.name.clone(),
+        name,
         aliases,
         key,
         launchers,
@@ -468,7 +479,7 @@ mod tests {
         let mut m = running::match_processes(&groups, &snapshot(procs));
         let ids = ids::server_ids(&groups, &m.run_groups);
         stamp_server_ids(&mut m, groups.len(), &ids);
-        judge(&groups, &m, &ids, managed)
+        judge(groups, &m, &ids, managed)
     }
 
     fn info(pid: i32, managed_by: Option<ManagedBy>) -> ProcessInfo {
