@@ -176,6 +176,13 @@ fn running_server_is_found_matched_and_attributed_to_its_client() {
             .any(|(id, pids)| *id == "cursor/test" && pids == &[server_pid])
     );
     drop(tree);
+    // SIGKILL reaches the whole group at once, but only bash is waited for:
+    // give the server the moment it needs to die (its zombie has no
+    // command line, so discovery no longer sees it).
+    let t0 = std::time::Instant::now();
+    while !argv(server_pid).is_empty() && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // Gone after the kill: discovery no longer reports it running.
     let report = discovery::discover(&opts, None);
