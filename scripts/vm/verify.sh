@@ -110,13 +110,13 @@ fetch_kernel() {
 	# The metapackage's version in this suite names the versioned image package.
 	local meta_version
 	meta_version=$(apt-cache "${apt_opts[@]}" madison linux-image-cloud-amd64 |
-		awk -F'|' -v s=" $suite/main " 'index($3, s) { gsub(/ /, "", $2); print $2; exit }')
+		awk -F'|' -v s=" $suite/main " '!done && index($3, s) { gsub(/ /, "", $2); print $2; done = 1 }')
 	[[ -n $meta_version ]] || return 1
 	(cd "$dl" && apt-get "${apt_opts[@]}" -qq download "linux-image-cloud-amd64=$meta_version") >&2 ||
 		return 1
 	local image
 	image=$(dpkg-deb -f "$dl"/linux-image-cloud-amd64_*.deb Depends |
-		grep -oE 'linux-image-[^ ,]+-cloud-amd64' | head -1)
+		grep -oE 'linux-image-[^ ,]+-cloud-amd64' | sed -n 1p)
 	[[ -n $image ]] || die "cannot tell the image package of linux-image-cloud-amd64/$suite"
 	local image_version
 	image_version=$(dpkg-deb -f "$dl"/linux-image-cloud-amd64_*.deb Depends | tr ',' '\n' |
@@ -162,7 +162,7 @@ fetch_qemu() {
 		apt_updated=1
 	fi
 	version=$(apt-cache "${apt_opts[@]}" madison qemu-system-x86 |
-		awk -F'|' 'index($3, " bookworm-backports/main ") { gsub(/ /, "", $2); print $2; exit }')
+		awk -F'|' '!done && index($3, " bookworm-backports/main ") { gsub(/ /, "", $2); print $2; done = 1 }')
 	[[ -n $version ]] || die "no qemu-system-x86 in bookworm-backports"
 	local dl="$cache/apt/download"
 	rm -rf "$dl" "$dest.tmp" && mkdir -p "$dl"
