@@ -28,3 +28,16 @@ pub unsafe fn guard_before_exec(parent: libc::pid_t) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The signal set of `signals` (for sigmask and sigwait).
+pub fn sigset_of(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}

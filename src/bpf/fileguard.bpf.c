@@ -763,13 +763,14 @@ static __always_inline __u64 cache_tag(__u64 dentry, __u64 mnt, __u32 gen, __u64
 	return mix(h, how);
 }
 
-/* 1 when `file`'s inode has a verdict for the file's dentry and mount under
- * the current stamp (put in `v`, settled); 0: judge it, and `v` holds the
- * stamp (an odd `seqs`: do not store the result). */
-static __always_inline int cache_lookup(struct file *file, struct verdict *v)
+/* 1 when `file`'s inode has a verdict for its dentry and mount (the caller
+ * read them already) under the current stamp (put in `v`, settled); 0:
+ * judge it, and `v` holds the stamp (an odd `seqs`: do not store the
+ * result). */
+static __always_inline int cache_lookup(struct file *file, struct dentry *dentry,
+					struct mount *mount, struct verdict *v)
 {
-	__u64 mnt = (__u64)mount_of(BPF_CORE_READ(file, f_path.mnt));
-	__u64 d = (__u64)BPF_CORE_READ(file, f_path.dentry);
+	__u64 mnt = (__u64)mount, d = (__u64)dentry;
 	struct verdict_cache *c;
 	__u64 rule, how;
 
@@ -869,7 +870,7 @@ int BPF_PROG(assay_file_open, struct file *file, int ret)
 		v.undecided = alias_of(inode, 1) != NULL;
 		d = alias_of(inode, 0);
 		mnt = NULL;
-	} else if (cache_lookup(file, &v)) {
+	} else if (cache_lookup(file, d, mnt, &v)) {
 		return finish_open(file, &v);
 	}
 	if (d)
@@ -926,7 +927,7 @@ int BPF_PROG(assay_file_open_loop, struct file *file, int ret)
 		s->v.undecided =
 		    alias_of(inode, 1) && BPF_CORE_READ(alias_of(inode, 1), d_u.d_alias.next);
 		mnt = NULL;
-	} else if (cache_lookup(file, &s->v)) {
+	} else if (cache_lookup(file, d, mnt, &s->v)) {
 		return finish_open(file, &s->v);
 	}
 	/* A loop, not inlined copies: one judgement is ~10,000 instructions. */

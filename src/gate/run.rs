@@ -57,15 +57,7 @@ pub struct Ran {
 }
 
 fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
+    crate::child::sigset_of(&FORWARDED)
 }
 
 fn dup(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<File> {

@@ -29,15 +29,7 @@ pub const HANDLED: [libc::c_int; 7] = [
 ];
 
 fn handled_set() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in HANDLED {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
+    crate::child::sigset_of(&HANDLED)
 }
 
 /// Signals delivered to assay, received synchronously on a named thread.
