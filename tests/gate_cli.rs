@@ -178,6 +178,66 @@ fn repeated_refusals_kill_the_gated_server() {
     assert_eq!(std::fs::read_dir(s.path("incidents")).unwrap().count(), 1);
 }
 
+/// A daemon the server left behind (double fork, own session) is adopted
+/// by assay, not init, and dies with the server when the trigger fires.
+#[test]
+fn the_kill_takes_what_the_gated_server_daemonised() {
+    let s = Scratch::new("gate-kill-daemon");
+    let policy = s.file(
+        "p.yaml",
+        &format!(
+            "{TOOLS}kill_switch:\n  enabled: true\n  output_dir: {}\n  triggers:\n    - on_tool_denials: 1\n",
+            s.path("incidents").display()
+        ),
+    );
+    let pidfile = s.path("daemon.pid");
+    let script = format!(
+        "(setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {}.tmp; mv {0}.tmp {0}); exec cat",
+        pidfile.display()
+    );
+    let mut c = start(
+        &["--gate-only"],
+        &policy,
+        &s.path("ev.jsonl"),
+        &["sh", "-c", &script],
+    );
+    let t0 = Instant::now();
+    while !pidfile.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let daemon: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|st| st.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    assert!(alive(daemon));
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(call(1, "exec").as_bytes()).unwrap();
+    let (code, _out, err) = finish(c);
+    drop(stdin);
+    let gone = {
+        let t0 = Instant::now();
+        while alive(daemon) && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !alive(daemon)
+    };
+    if !gone {
+        // SAFETY: plain syscall; the test's own leftover.
+        unsafe { libc::kill(daemon, libc::SIGKILL) };
+    }
+    assert_eq!(code, 137, "{err}");
+    assert!(
+        gone,
+        "the daemonised sleep {daemon} survived the kill: {err}"
+    );
+    assert!(err.contains(&daemon.to_string()), "{err}");
+}
+
 /// Root: the full monitor (a cgroup network rule here; the BPF LSM is not
 /// needed) with the gate on the confined server's stdio, and the kill
 /// switch through the monitor's kill path.

@@ -255,15 +255,19 @@ mod gate {
             .and_then(|k| k.tool_denials)
             .map(|t| t.mode);
         let kills = crate::kill_switch::rule::RuleKills::from_policy(policy);
-        Box::new(move |pid: u32| {
+        Box::new(move |pids: Vec<i32>| {
             let (Some(mode), Ok(kills)) = (mode, kills) else {
                 return;
             };
-            eprintln!("assay: repeated tool-call refusals: killing the server (pid {pid})");
+            let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+            eprintln!(
+                "assay: repeated tool-call refusals: killing the server (pid {})",
+                list.join(", ")
+            );
             let report = kills.kill_in(
                 gate::TRIGGER,
                 mode,
-                crate::kill_switch::Target::Pid(pid as i32),
+                crate::kill_switch::Target::Pids(pids),
                 "the tool-call gate refused the policy's limit of calls",
             );
             if let Some(dir) = &report.incident_dir {

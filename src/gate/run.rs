@@ -35,8 +35,11 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// period a policy may set, and a minute for the capture.
 const KILL_WAIT: Duration = Duration::from_millis(crate::policy::MAX_GRACE_PERIOD_MS + 60_000);
 
-/// Called with the command's pid when repeated refusals trip the kill.
-pub type Kill = Box<dyn FnOnce(u32) + Send>;
+/// Called when repeated refusals trip the kill, with the processes to kill
+/// each with its tree: the command, and on Linux every process assay
+/// adopted (it is their subreaper), so a daemon the server double-forked
+/// goes too.
+pub type Kill = Box<dyn FnOnce(Vec<i32>) + Send>;
 
 pub struct Options {
     pub command: Vec<OsString>,
@@ -83,6 +86,9 @@ pub fn run(
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
+    // A process the server orphans (a double fork, `setsid`) is adopted by
+    // assay instead of init, so the kill can still find it.
+    become_subreaper()?;
     let mut cmd = Command::new(prog);
     cmd.args(rest)
         .stdin(Stdio::piped())
@@ -103,9 +109,15 @@ pub fn run(
         opts.kill_after,
         &mut child,
         on_event,
-        Box::new(move || kill(pid)),
+        Box::new(move || {
+            let mut roots = adopted();
+            if !roots.contains(&(pid as i32)) {
+                roots.insert(0, pid as i32);
+            }
+            kill(roots)
+        }),
     )?;
-    let status = child.wait()?;
+    let status = wait_reaping(pid)?;
     forward_to.store(0, Ordering::SeqCst);
     let counts = relaying.finish();
     Ok(Ran {
@@ -225,6 +237,67 @@ pub fn start(
         killed,
         counts,
     })
+}
+
+#[cfg(target_os = "linux")]
+fn become_subreaper() -> io::Result<()> {
+    // SAFETY: plain prctl on this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn become_subreaper() -> io::Result<()> {
+    Ok(())
+}
+
+/// assay's children: the command and every orphan it adopted, from each
+/// thread's `children` list (an orphan goes to one of the reaper's threads).
+#[cfg(target_os = "linux")]
+fn adopted() -> Vec<i32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+fn adopted() -> Vec<i32> {
+    Vec::new()
+}
+
+/// Waits for the command, reaping the orphans assay adopted on the way so
+/// none stays a zombie; the command's status.
+fn wait_reaping(pid: u32) -> io::Result<std::process::ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: valid pointer; nothing else in assay waits for children
+        // while the gate runs.
+        let got = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if got == pid as i32 {
+            return Ok(std::process::ExitStatus::from_raw(status));
+        }
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
 }
 
 fn spawn_signal_thread(set: libc::sigset_t, forward_to: Arc<AtomicI32>) -> io::Result<()> {
