@@ -94,6 +94,7 @@ mod suite {
             e2e::file_mounts_attach(&mut s);
             e2e::file_mounts_wrapper(&mut s);
             e2e::verdict_cache_follows_changes(&mut s);
+            e2e::verdict_cache_wrapper(&mut s);
             e2e::user_with_capabilities(&mut s);
             // Measurements only when asked (scripts/bench/lsm.sh): tests
             // check behaviour, benchmarks report figures.
@@ -1376,6 +1377,12 @@ mod suite {
                 }
                 "handle" => {
                     handle_attempts(Path::new(arg));
+                    ExitCode::SUCCESS
+                }
+                "cache" => {
+                    for (op, e) in e2e::cache_steps(Path::new(arg)) {
+                        println!("{op} {e}");
+                    }
                     ExitCode::SUCCESS
                 }
                 "mounts" => {
@@ -3412,15 +3419,7 @@ mod suite {
                 return s.skip(NAME, why);
             }
             let d = scratch("cache");
-            for (f, t) in [
-                ("out/f", "s3cret-f\n"),
-                ("out/dir/g", "s3cret-g\n"),
-                ("data/h", "s3cret-h\n"),
-            ] {
-                std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
-                std::fs::write(d.join(f), t).unwrap();
-            }
-            std::fs::hard_link(d.join("data/h"), d.join("out/h2")).unwrap();
+            cache_tree(&d);
             let glob = format!("{}/data/**", d.display());
             let pol = file_policy(&d, "data", &glob, "deny", None);
             let ev = d.join("events.jsonl");
@@ -3476,6 +3475,122 @@ mod suite {
                 s.pass(NAME, detail);
             } else {
                 s.fail(NAME, detail);
+            }
+        }
+
+        /// The cache files: `out/f`, `out/dir/g` free, `data/h` protected
+        /// with a second name `out/h2`.
+        fn cache_tree(d: &Path) {
+            for (f, t) in [
+                ("out/f", "s3cret-f\n"),
+                ("out/dir/g", "s3cret-g\n"),
+                ("data/h", "s3cret-h\n"),
+            ] {
+                std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+                std::fs::write(d.join(f), t).unwrap();
+            }
+            std::fs::hard_link(d.join("data/h"), d.join("out/h2")).unwrap();
+        }
+
+        /// What the wrapped process does in `e2e/verdict-cache-wrapper`, and
+        /// the errno each step must give: opens twice (the second is the
+        /// one a cache would answer) around renames it makes itself.
+        const CACHE_STEPS: [(&str, &str, i32); 11] = [
+            ("open", "out/f", 0),
+            ("open", "out/dir/g", 0),
+            // Free where they are: moving them in is allowed...
+            ("rename", "out/f>data/f", 0),
+            ("rename", "out/dir>data/dir", 0),
+            // ...and the cached "free" verdicts must not answer now.
+            ("open", "data/f", libc::EPERM),
+            ("open", "data/dir/g", libc::EPERM),
+            ("open", "out/h2", 0),
+            ("open", "data/h", libc::EPERM),
+            ("open", "out/h2", 0),
+            // Covered where it is now: it may not leave.
+            ("rename", "data/f>out/f", libc::EPERM),
+            ("open", "data/f", libc::EPERM),
+        ];
+
+        /// Runs [`CACHE_STEPS`] under `d`: `(step, errno)` per attempt.
+        pub fn cache_steps(d: &Path) -> Vec<(String, i32)> {
+            let mut out = Vec::new();
+            for (i, (verb, arg, _)) in CACHE_STEPS.iter().enumerate() {
+                match *verb {
+                    "open" => {
+                        for n in 0..2 {
+                            out.push((format!("{i}-open-{arg}-{n}"), try_open(d.join(arg))));
+                        }
+                    }
+                    _ => {
+                        let (a, b) = arg.split_once('>').unwrap();
+                        let e = match std::fs::rename(d.join(a), d.join(b)) {
+                            Ok(()) => 0,
+                            Err(e) => e.raw_os_error().unwrap_or(255),
+                        };
+                        out.push((format!("{i}-rename-{arg}"), e));
+                    }
+                }
+            }
+            out
+        }
+
+        /// The verdict cache in wrapper mode (root as typed, no
+        /// capabilities): the confined process itself moves free files and
+        /// a directory into the protected subtree after opening them, then
+        /// opens them again, and opens one inode by two names.
+        pub fn verdict_cache_wrapper(s: &mut Suite) {
+            const NAME: &str = "e2e/verdict-cache-wrapper";
+            if let Some(why) = monitor_missing() {
+                return s.skip(NAME, why);
+            }
+            let d = scratch("cache-wrap");
+            cache_tree(&d);
+            let glob = format!("{}/data/**", d.display());
+            let pol = file_policy(&d, "data", &glob, "deny", None);
+            let ev = d.join("events.jsonl");
+            let go = d.join("go");
+            let child = gated_wrapper(&pol, &ev, &go, &[], &format!("cache:{}", d.display()));
+            std::fs::write(&go, "").unwrap();
+            let out = child.wait_with_output().unwrap();
+            let got = op_results(&out.stdout);
+            let want: Vec<i32> = CACHE_STEPS
+                .iter()
+                .flat_map(|(verb, _, e)| vec![*e; if *verb == "open" { 2 } else { 1 }])
+                .collect();
+            let wrong: Vec<_> = got
+                .iter()
+                .zip(&want)
+                .filter(|((_, g), w)| g != *w)
+                .collect();
+            let evs = events(&ev);
+            let count = |kind: &str, name: &str| {
+                evs.iter()
+                    .filter(|e| {
+                        e["kind"] == kind
+                            && e["rule"] == "data"
+                            && e["action"] == "deny"
+                            && e["object"]["name"] == name
+                    })
+                    .count()
+            };
+            // Denied opens: f three times, g and h twice; f's way out once.
+            let counts = (
+                count("file_open", "f"),
+                count("file_open", "g"),
+                count("file_open", "h"),
+                count("file_rename", "f"),
+            );
+            let detail = format!(
+                "{} steps, wrong {wrong:?}; deny events f/g/h/rename {counts:?}; stderr {}",
+                got.len(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let moved = d.join("data/f").exists() && d.join("data/dir/g").exists();
+            if got.len() == want.len() && wrong.is_empty() && counts == (3, 2, 2, 1) && moved {
+                s.pass(NAME, detail);
+            } else {
+                s.fail(NAME, format!("{detail}; files where moved: {moved}"));
             }
         }
 
