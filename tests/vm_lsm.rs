@@ -3574,7 +3574,8 @@ mod suite {
                     })
                     .count()
             };
-            // Denied opens: f three times, g and h twice; f's way out once.
+            // Denied opens (each step opens twice): f four times, g and h
+            // twice; f's way out once.
             let counts = (
                 count("file_open", "f"),
                 count("file_open", "g"),
@@ -3587,7 +3588,7 @@ mod suite {
                 String::from_utf8_lossy(&out.stderr)
             );
             let moved = d.join("data/f").exists() && d.join("data/dir/g").exists();
-            if got.len() == want.len() && wrong.is_empty() && counts == (3, 2, 2, 1) && moved {
+            if got.len() == want.len() && wrong.is_empty() && counts == (4, 2, 2, 1) && moved {
                 s.pass(NAME, detail);
             } else {
                 s.fail(NAME, format!("{detail}; files where moved: {moved}"));
