@@ -14,6 +14,7 @@ pub mod kill_switch;
 pub mod output;
 pub mod policy;
 pub mod severity;
+pub mod sha256;
 pub mod time;
 
 #[cfg(all(target_os = "linux", feature = "monitor"))]
