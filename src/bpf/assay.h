@@ -115,7 +115,16 @@ struct event_hdr {
 	__u32 pid;
 	__u32 tgid;
 	char comm[ASSAY_COMM_LEN];
-	__u32 _pad;
+	/* The sender's identity as the kernel knew it at the event (zero when
+	 * the program may not ask, see task_identity in common.bpf.h): its
+	 * real uid and gid, its parent's tgid, and the start times (boot
+	 * clock, ns: what /proc/<pid>/stat shows in ticks) of its thread
+	 * group leader and of its parent's, which tell a reused pid apart. */
+	__u32 uid;
+	__u64 start_ns;
+	__u64 parent_start_ns;
+	__u32 gid;
+	__u32 ppid;
 };
 
 struct net_event {

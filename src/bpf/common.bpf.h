@@ -9,6 +9,7 @@
 #define ASSAY_COMMON_BPF_H
 
 #include "assay.h"
+#include <bpf/bpf_core_read.h>
 
 /* Never read: they make the enums part of the skeleton's generated types. */
 const volatile enum assay_limit assay_limit_btf;
@@ -20,6 +21,12 @@ const volatile enum assay_name_kind assay_name_kind_btf;
 const volatile enum assay_guard assay_guard_btf;
 const volatile enum assay_mount_op assay_mount_op_btf;
 const volatile struct tamper_event tamper_event_layout;
+
+/* Set by userspace between open and load: the programs of this object may
+ * call bpf_get_current_task (the kernel gives it to every program type for a
+ * loader with CAP_PERFMON since 5.11, to LSM programs always). Zero: events
+ * carry pid, tgid and comm but no uid, gid, parent or start times. */
+const volatile __u8 task_identity;
 
 /* Shared with every other assay object (the loader reuses one fd). */
 struct {
@@ -60,7 +67,52 @@ static __always_inline void fill_hdr_unnamed(struct event_hdr *hdr, __u32 kind, 
 	hdr->action = action;
 }
 
-/* The current task sent it: pid, tgid and comm. */
+/*
+ * Reads `*src` (a CO-RE relocated kernel field) into the event's `scratch`
+ * and yields it: the event, not the stack, holds the intermediate pointers
+ * (the file_open program has almost no stack left). A failed read leaves
+ * zero.
+ */
+#define READ_VIA(scratch, src)                                                                     \
+	({                                                                                         \
+		(scratch) = 0;                                                                     \
+		bpf_core_read(&(scratch), sizeof(*(src)), (src));                                  \
+		(scratch);                                                                         \
+	})
+
+/* uid, gid, ppid and the start times of the current task's process and of
+ * its parent, read from its task_struct. Nine reads, no stack. */
+static __always_inline void read_identity(struct event_hdr *hdr)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *p;
+	const struct cred *c;
+
+	c = (const struct cred *)READ_VIA(hdr->start_ns, &t->cred);
+	if (c) {
+		bpf_core_read(&hdr->uid, sizeof(hdr->uid), &c->uid.val);
+		bpf_core_read(&hdr->gid, sizeof(hdr->gid), &c->gid.val);
+	}
+	p = (struct task_struct *)READ_VIA(hdr->start_ns, &t->group_leader);
+	if (p)
+		READ_VIA(hdr->start_ns, &p->start_boottime);
+	else
+		hdr->start_ns = 0;
+	p = (struct task_struct *)READ_VIA(hdr->parent_start_ns, &t->real_parent);
+	if (!p) {
+		hdr->parent_start_ns = 0;
+		return;
+	}
+	bpf_core_read(&hdr->ppid, sizeof(hdr->ppid), &p->tgid);
+	p = (struct task_struct *)READ_VIA(hdr->parent_start_ns, &p->group_leader);
+	if (p)
+		READ_VIA(hdr->parent_start_ns, &p->start_boottime);
+	else
+		hdr->parent_start_ns = 0;
+}
+
+/* The current task sent it: pid, tgid, comm and, where the program may ask
+ * for its task_struct, the rest of its identity. */
 static __always_inline void name_sender(struct event_hdr *hdr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -68,6 +120,8 @@ static __always_inline void name_sender(struct event_hdr *hdr)
 	hdr->pid = (__u32)id;
 	hdr->tgid = id >> 32;
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+	if (task_identity)
+		read_identity(hdr);
 }
 
 /* Every field of the header; the current task is the sender. */

@@ -297,6 +297,7 @@ mod linux {
     use crate::exit::{Coded, Outcome, Status};
     use crate::kill_switch::Target as KillTarget;
     use crate::kill_switch::rule::RuleKills;
+    use crate::monitor::context::RunInfo;
     use crate::monitor::events::{KillDone, KillOrder, KillUnit, Killer, Sink, Summary};
     use crate::monitor::privilege::{self, Invoker, PrivilegeError, RunAs, UserSpec};
     use crate::monitor::session::{
@@ -401,7 +402,9 @@ mod linux {
                 ));
             }
         };
-        let policy = load_policy(&path)?;
+        let (policy, text) =
+            crate::policy::load_with_text(&path).map_err(|e| coded(Status::ConfigInvalid, e))?;
+        let run = RunInfo::of_host(policy.metadata.name.clone(), Some(text.as_bytes()));
         let rules = session::runtime_rules(&policy, args.ignore_disabled)
             .map_err(|e| coded(Status::ConfigInvalid, e))?;
         let gate = match &target {
@@ -432,7 +435,7 @@ mod linux {
         let allow_degraded = args.allow_degraded;
         let attach = args.cgroup.is_some();
         let notices = Box::new(move |n: Notice| notice(&n, style, allow_degraded, attach));
-        let events = EventsTo::of(&args).factory();
+        let events = EventsTo::of(&args, run).factory();
         let session = Session::new(config, kill_switch(&policy), events, notices);
         let ended = session.run().map_err(|e| {
             if let SessionError::Unenforceable { rules, .. } = &e {
@@ -659,11 +662,13 @@ mod linux {
     struct EventsTo {
         file: Option<PathBuf>,
         stderr: bool,
+        run: RunInfo,
     }
 
     impl EventsTo {
-        fn of(args: &Args) -> EventsTo {
+        fn of(args: &Args, run: RunInfo) -> EventsTo {
             EventsTo {
+                run,
                 file: args.events.clone(),
                 stderr: args.unpin.is_none()
                     && !args.cleanup
@@ -672,8 +677,9 @@ mod linux {
         }
 
         fn open(&self) -> io::Result<Box<dyn Sink>> {
+            let run = &self.run;
             Ok(match (&self.file, self.stderr) {
-                (Some(p), _) => Box::new(render::JsonLines::new(
+                (Some(p), _) => Box::new(render::JsonLines::with_run(
                     File::options()
                         .create(true)
                         .append(true)
@@ -684,9 +690,10 @@ mod linux {
                                 format!("opening the events file {}: {e}", p.display()),
                             )
                         })?,
+                    run,
                 )),
-                (None, true) => Box::new(render::JsonLines::new(io::stderr())),
-                (None, false) => Box::new(render::JsonLines::new(io::stdout())),
+                (None, true) => Box::new(render::JsonLines::with_run(io::stderr(), run)),
+                (None, false) => Box::new(render::JsonLines::with_run(io::stdout(), run)),
             })
         }
 
@@ -752,7 +759,7 @@ mod linux {
             ),
             None => None,
         };
-        let to = EventsTo::of(args);
+        let to = EventsTo::of(args, RunInfo::of_host(None, None));
         let tidied = session::cleanup(rules.as_deref(), &mut || to.open())
             .map_err(|e| coded(Status::MonitorFailed, e))?;
         if tidied.is_empty() {
@@ -772,7 +779,7 @@ mod linux {
             ),
             None => None,
         };
-        let sink = EventsTo::of(args).open()?;
+        let sink = EventsTo::of(args, RunInfo::of_host(None, None)).open()?;
         let done = session::unpin(dir, rules.as_deref(), sink).map_err(|e| match e {
             session::UnpinError::NothingPinned(_) => anyhow::Error::new(e),
             _ => coded(Status::MonitorFailed, e),

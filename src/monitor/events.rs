@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::context::{Context, Identity};
 use crate::policy::model::Action;
 use crate::severity::Severity;
 
@@ -35,6 +36,10 @@ pub struct NetEvent {
     pub tgid: u32,
     pub comm: String,
     pub cgroup_id: u64,
+    /// The sender as the kernel knew it at the event.
+    pub ident: Identity,
+    /// Executable, command line, cgroup path (see `context`).
+    pub ctx: Context,
     pub addr: IpAddr,
     pub port: u16,
     /// IPPROTO_* of the socket.
@@ -72,6 +77,8 @@ pub struct FileEvent {
     pub tgid: u32,
     pub comm: String,
     pub cgroup_id: u64,
+    pub ident: Identity,
+    pub ctx: Context,
     /// Kernel device number (`major << 20 | minor`) and inode of the file.
     pub dev: u32,
     pub ino: u64,
@@ -149,6 +156,8 @@ pub struct TamperEvent {
     pub tgid: u32,
     pub comm: String,
     pub cgroup_id: u64,
+    pub ident: Identity,
+    pub ctx: Context,
     /// What was refused, by guard (`enum assay_guard` in assay.h): socket
     /// family, type, protocol; bpf command; signal and target; ptrace mode
     /// and target; inode; mount operation; device and inode.
@@ -223,12 +232,49 @@ pub enum Event {
     /// The tool-call gate's decision on a `tools/call` (wrapper mode, when
     /// the policy has `tools` or `schemas`).
     ToolCall(crate::gate::ToolCallEvent),
+    /// The monitor started enforcing (the first event of a run).
+    Start(Box<StartEvent>),
+    /// The monitor stopped: its summary (the last event of a run).
+    Stop(Box<Summary>),
     /// A record of a kind this build does not know (counted, never hidden).
     Unknown {
         time_ns: i128,
         kind: u32,
         len: usize,
     },
+}
+
+/// One rule and whether the kernel enforces it in this run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleState {
+    pub rule: String,
+    pub action: Action,
+    pub enforced: bool,
+}
+
+/// Something the run does without (a rule, a guard, part of the context).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Degradation {
+    pub what: String,
+    pub reason: String,
+}
+
+/// What a run enforces, where, on which kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StartEvent {
+    pub time_ns: i128,
+    /// "wrap" or "attach".
+    pub mode: &'static str,
+    /// The monitored cgroup directory.
+    pub scope: String,
+    pub scope_id: u64,
+    /// `uname -r`.
+    pub kernel: String,
+    pub version: &'static str,
+    pub rules: Vec<RuleState>,
+    /// Self-protection guards the kernel enforces.
+    pub guards: Vec<&'static str>,
+    pub degraded: Vec<Degradation>,
 }
 
 /// Where events go (JSON lines at the edge: `output::monitor::JsonLines`).

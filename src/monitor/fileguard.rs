@@ -384,6 +384,8 @@ impl FileGuard {
             .expect("fileguard has read-only data");
         ro.target_cgid = scope.cgroup_id;
         ro.target_level = scope.level;
+        // LSM programs may always read the current task.
+        ro.task_identity = 1;
         ro.have_inodes = 1;
         ro.have_entries = u8::from(!plan.exact.is_empty());
         ro.have_basenames = u8::from(!plan.basenames.is_empty() || !plan.pairs.is_empty());

@@ -15,6 +15,7 @@
 
 pub mod cgroup;
 pub mod compile;
+pub mod context;
 pub mod daemon;
 pub mod events;
 pub mod failclosed;
@@ -30,9 +31,11 @@ use crate::policy::model::{Matcher, Rule, SelfProtection};
 
 use self::cgroup::Scope;
 use self::compile::{NetPlan, Unenforceable};
+use self::context::Resolver;
+use self::events::{Degradation, RuleState, StartEvent};
 use self::events::{Sink, Summary};
 use self::netguard::{LoadError, NetGuard};
-use self::pipeline::{KillPlan, Pipeline, PipelineError};
+use self::pipeline::{Extras, KillPlan, Pipeline, PipelineError};
 use self::preflight::{Affects, Missing};
 use self::ringbuf::{Decoder, SharedMaps};
 
@@ -231,6 +234,13 @@ pub struct Monitor {
     rules: Vec<Rule>,
     /// With `--pin`: the pinned count of drops already reported.
     reported: Option<libbpf_rs::MapHandle>,
+    scope: Scope,
+    /// Self-protection guards attached (by event name).
+    guards: Vec<&'static str>,
+    /// Network events carry the sender's uid, gid, parent, start time.
+    net_identity: bool,
+    /// Events get their process context (the default).
+    context: bool,
 }
 
 impl Monitor {
@@ -273,17 +283,25 @@ impl Monitor {
             None
         };
         // Self-protection wherever the BPF LSM is active.
+        let mut guards = Vec::new();
+        if netguard.is_some() && plan.self_protection.raw_sockets {
+            guards.push("raw_socket");
+        }
         let selfguard = if fileguard::bpf_lsm_active().is_ok()
             && selfguard::Guards::of(&plan.self_protection, true, true).any()
             && selfguard::lsm_programs_load()
         {
+            let names = &mut guards;
             let guards = selfguard::Guards::of(
                 &plan.self_protection,
                 netguard.is_some(),
                 fileguard.is_some(),
             );
             match selfguard::SelfGuard::load(scope, &shared, guards) {
-                Ok(g) => Some(g),
+                Ok(g) => {
+                    names.extend(guards.names());
+                    Some(g)
+                }
                 // As where the BPF LSM is not active: said by the session.
                 Err(e) if e.lsm_refused() => None,
                 Err(e) => {
@@ -308,6 +326,10 @@ impl Monitor {
                 net: plan.net.clone(),
                 rules: plan.rules.clone(),
                 reported: None,
+                scope: scope.clone(),
+                guards,
+                net_identity: netguard::task_identity_allowed(),
+                context: true,
             },
             refused,
         ))
@@ -319,6 +341,20 @@ impl Monitor {
         sink: Box<dyn Sink>,
         kill: Option<KillPlan>,
     ) -> std::io::Result<()> {
+        self.start_events_with(sink, kill, None)
+    }
+
+    /// [`Monitor::start_events`], the `start` event (see
+    /// [`Monitor::start_event`]) first and a `stop` event last.
+    pub fn start_events_with(
+        &mut self,
+        sink: Box<dyn Sink>,
+        kill: Option<KillPlan>,
+        start: Option<StartEvent>,
+    ) -> std::io::Result<()> {
+        let context = self
+            .context
+            .then(|| Resolver::new(Some(&self.scope.path), std::path::Path::new("/proc")));
         self.pipeline = Some(Pipeline::start(
             &self.shared,
             Decoder::new(&self.net, &self.rules),
@@ -326,8 +362,67 @@ impl Monitor {
             sink,
             kill,
             0,
+            Extras { context, start },
         )?);
         Ok(())
+    }
+
+    /// Events without process context (benchmarks compare both); call
+    /// before the events start.
+    pub fn without_context(&mut self) {
+        self.context = false;
+    }
+
+    /// What this monitor enforces: every rule and whether the kernel
+    /// enforces it, the guards, and what it runs without (`degraded`: the
+    /// rules the kernel refused, as the session noticed them).
+    pub fn start_event(&self, mode: &'static str, degraded: &[Unenforceable]) -> StartEvent {
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| RuleState {
+                rule: r.id.clone(),
+                action: r.action,
+                enforced: match r.matcher {
+                    Matcher::NetConnect(_) => self.netguard.is_some(),
+                    Matcher::FileOpen(_) => self.fileguard.is_some(),
+                },
+            })
+            .collect();
+        let mut degraded: Vec<Degradation> = degraded
+            .iter()
+            .map(|u| Degradation {
+                what: format!("rule {}", u.rule_id),
+                reason: u.reason.clone(),
+            })
+            .collect();
+        if self.selfguard.is_none() {
+            degraded.push(Degradation {
+                what: "self_protection".into(),
+                reason: "the BPF LSM is not active here, the kernel refused its programs, or \
+                         the policy turned it off"
+                    .into(),
+            });
+        }
+        if self.netguard.is_some() && !self.net_identity {
+            degraded.push(Degradation {
+                what: "process identity of network events".into(),
+                reason: "the kernel does not let cgroup programs read the current task \
+                         (before Linux 5.11): no uid, gid, parent, exe or argv"
+                    .into(),
+            });
+        }
+        StartEvent {
+            time_ns: events::now_ns(),
+            mode,
+            scope: self.scope.path.display().to_string(),
+            scope_id: self.scope.cgroup_id,
+            kernel: kernel_release(),
+            version: env!("CARGO_PKG_VERSION"),
+            rules,
+            guards: self.guards.clone(),
+            degraded,
+        }
     }
 
     /// [`Monitor::load`] then [`Monitor::start_events`]; a rule the kernel
@@ -499,6 +594,13 @@ impl Monitor {
     }
 }
 
+/// `uname -r`.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
     #[error(transparent)]
@@ -537,13 +639,19 @@ pub fn drain_pinned(
         None => (NetPlan::default(), Vec::new()),
     };
     let decoder = Decoder::new(&net, &rules);
-    let pipeline =
-        Pipeline::start(&shared, decoder, &rules, sink, None, reported).map_err(|source| {
-            LoadError::Io {
-                path: dir.to_path_buf(),
-                source,
-            }
-        })?;
+    let pipeline = Pipeline::start(
+        &shared,
+        decoder,
+        &rules,
+        sink,
+        None,
+        reported,
+        Extras::default(),
+    )
+    .map_err(|source| LoadError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut summary = pipeline.stop()?;
     summary.dropped = summary.dropped.saturating_sub(reported);
     Ok(Some(summary))

@@ -125,6 +125,22 @@ impl IcmpSender {
     }
 }
 
+/// Whether the kernel lets cgroup programs call `bpf_get_current_task`
+/// (Linux 5.11 and later, for a loader with CAP_PERFMON), so that their
+/// events carry the sender's uid, gid, parent and start times.
+pub fn task_identity_allowed() -> bool {
+    use libbpf_rs::libbpf_sys as sys;
+    // SAFETY: a probe with no options; it loads and closes a tiny program.
+    let r = unsafe {
+        sys::libbpf_probe_bpf_helper(
+            sys::BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+            sys::BPF_FUNC_get_current_task,
+            std::ptr::null(),
+        )
+    };
+    r == 1
+}
+
 impl NetGuard {
     /// Open, configure, load, fill the maps and attach to `scope`.
     /// `sockets`: also refuse raw sockets in scope, and ping sockets unless a
@@ -180,6 +196,7 @@ impl NetGuard {
             ro.loopback_ignore_mask = plan.loopback_ignore_mask;
             ro.have_ports = u8::from(!plan.ports.is_empty());
             ro.rule_action = plan.actions();
+            ro.task_identity = u8::from(task_identity_allowed());
         }
         let sizes = [
             (&mut open.maps.port_rules, plan.ports.len()),

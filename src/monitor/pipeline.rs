@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
+use super::context::Resolver;
 use super::events::{
     Event, FileOp, KillDone, KillEvent, KillOrder, KillUnit, Killer, NetHook, RuleCount, Sink,
-    Summary, now_ns,
+    StartEvent, Summary, now_ns,
 };
 use super::ringbuf::{self, Batch, CHANNEL_BATCHES, Decoder, PollError, SharedMaps};
 use crate::policy::model::{Action, Rule};
@@ -47,6 +48,16 @@ pub struct KillPlan {
     pub killer: Killer,
     /// Wrapper mode: the leaf cgroup; None: the offender's tree.
     pub cgroup: Option<std::path::PathBuf>,
+}
+
+/// What a monitor's pipeline adds to the kernel's records: the process
+/// context of each event, and the `start` and `stop` events of the run.
+/// Default: neither (draining what pinned enforcement left).
+#[derive(Default)]
+pub struct Extras {
+    pub context: Option<Resolver>,
+    /// Emitted first; a `stop` event with the summary is emitted last.
+    pub start: Option<StartEvent>,
 }
 
 /// The running pipeline. [`Pipeline::stop`] drains everything still in the
@@ -85,6 +96,7 @@ impl Pipeline {
         sink: Box<dyn Sink>,
         kill: Option<KillPlan>,
         drops_reported: u64,
+        extras: Extras,
     ) -> io::Result<Pipeline> {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = bounded::<Batch>(CHANNEL_BATCHES);
@@ -97,6 +109,7 @@ impl Pipeline {
             sink,
             kill,
             empty_summary(rules, drops_reported),
+            extras,
         )?;
         let (events, st) = (shared.events.clone(), stop.clone());
         let poller = std::thread::Builder::new()
@@ -153,6 +166,8 @@ struct Consumer {
     orders: Option<(Sender<KillOrder>, Option<std::path::PathBuf>)>,
     /// Offenders already ordered killed.
     killed: HashSet<u32>,
+    context: Option<Resolver>,
+    lifecycle: bool,
 }
 
 impl Consumer {
@@ -164,6 +179,7 @@ impl Consumer {
         sink: Box<dyn Sink>,
         kill: Option<KillPlan>,
         summary: Summary,
+        extras: Extras,
     ) -> io::Result<JoinHandle<Summary>> {
         let (orders, done) = match kill {
             Some(k) => {
@@ -181,10 +197,19 @@ impl Consumer {
             summary,
             orders,
             killed: HashSet::new(),
+            context: extras.context,
+            lifecycle: extras.start.is_some(),
         };
+        let start = extras.start;
         std::thread::Builder::new()
             .name("assay-events".into())
-            .spawn(move || c.run(&batches, &done))
+            .spawn(move || {
+                let mut c = c;
+                if let Some(s) = start {
+                    c.emit(&Event::Start(Box::new(s)));
+                }
+                c.run(&batches, &done)
+            })
     }
 
     fn run(mut self, batches: &Receiver<Batch>, done: &Receiver<KillEvent>) -> Summary {
@@ -218,6 +243,9 @@ impl Consumer {
             }
         }
         self.check_drops();
+        if self.lifecycle {
+            self.emit(&Event::Stop(Box::new(self.summary.clone())));
+        }
         self.flush();
         self.summary
     }
@@ -225,7 +253,10 @@ impl Consumer {
     fn batch(&mut self, batch: &Batch) {
         for rec in batch.records() {
             self.summary.delivered += 1;
-            let ev = self.decoder.decode(rec);
+            let mut ev = self.decoder.decode(rec);
+            if let Some(r) = &mut self.context {
+                enrich(r, &mut ev);
+            }
             let order = self.count(&ev);
             self.emit(&ev);
             if let Some(o) = order {
@@ -248,7 +279,11 @@ impl Consumer {
                 return None;
             }
             // Tool calls reach the sink from the gate, not the ring buffer.
-            Event::Drops { .. } | Event::Kill(_) | Event::ToolCall(_) => return None,
+            Event::Drops { .. }
+            | Event::Kill(_)
+            | Event::ToolCall(_)
+            | Event::Start(_)
+            | Event::Stop(_) => return None,
         };
         if let Some(c) = self.summary.by_rule.get_mut(index) {
             c.events += 1;
@@ -344,6 +379,18 @@ impl Consumer {
     }
 }
 
+/// Adds the process context (from the cache, or /proc when new) to a
+/// decision or guard event.
+fn enrich(r: &mut Resolver, ev: &mut Event) {
+    let (tgid, ident, cgroup_id, ctx) = match ev {
+        Event::Net(n) => (n.tgid, &n.ident, n.cgroup_id, &mut n.ctx),
+        Event::File(f) => (f.tgid, &f.ident, f.cgroup_id, &mut f.ctx),
+        Event::Tamper(t) => (t.tgid, &t.ident, t.cgroup_id, &mut t.ctx),
+        _ => return,
+    };
+    *ctx = r.context(tgid, ident, cgroup_id);
+}
+
 /// What the offender did, for the incident record.
 fn offense(ev: &Event) -> String {
     match ev {
@@ -377,6 +424,8 @@ fn offense(ev: &Event) -> String {
         | Event::Kill(_)
         | Event::Unknown { .. }
         | Event::Tamper(_)
+        | Event::Start(_)
+        | Event::Stop(_)
         | Event::ToolCall(_) => String::new(),
     }
 }
@@ -468,6 +517,7 @@ mod tests {
             Box::new(Counting(seen.clone())),
             kill,
             empty_summary(rules, 0),
+            Extras::default(),
         )
         .unwrap();
         (tx, handle, seen)

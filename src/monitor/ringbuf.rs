@@ -17,6 +17,7 @@ use crossbeam_channel::Sender;
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenMapMut, RingBufferBuilder};
 
 use super::compile::{NetPlan, action_code};
+use super::context::Identity;
 use super::events::{
     Event, FileEvent, FileOp, Guard, MatchKind, NetEvent, NetHook, TamperEvent, now_ns,
 };
@@ -312,6 +313,7 @@ pub struct FileRecord {
     pub pid: u32,
     pub tgid: u32,
     pub comm: String,
+    pub ident: Identity,
     /// Kernel device number (`major << 20 | minor`) and inode of the file.
     pub dev: u32,
     pub ino: u64,
@@ -345,6 +347,24 @@ fn c_string(chars: &[i8]) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
+/// The sender's identity in an event header (each skeleton has its own
+/// copy of `struct event_hdr`).
+macro_rules! identity_of {
+    ($h:expr) => {
+        Identity {
+            uid: $h.uid,
+            gid: $h.gid,
+            ppid: $h.ppid,
+            start_ns: $h.start_ns,
+            parent_start_ns: $h.parent_start_ns,
+        }
+    };
+}
+
+fn identity(h: &types::event_hdr) -> Identity {
+    identity_of!(h)
+}
+
 /// Decodes one record written by the file programs (open, link, rename).
 pub fn decode_file(data: &[u8]) -> Result<FileRecord, DecodeError> {
     let mut ev = ft::file_event::default();
@@ -363,6 +383,7 @@ pub fn decode_file(data: &[u8]) -> Result<FileRecord, DecodeError> {
         pid: ev.hdr.pid,
         tgid: ev.hdr.tgid,
         comm: c_string(&ev.hdr.comm),
+        ident: identity_of!(ev.hdr),
         dev: ev.dev,
         ino: ev.ino,
         matched: match_kind_of(ev.r#match).ok_or(DecodeError::Match(ev.r#match))?,
@@ -414,6 +435,8 @@ fn tamper(hdr: &types::event_hdr, rec: &[u8], time_ns: i128) -> Option<Event> {
         tgid: hdr.tgid,
         comm: c_string(&hdr.comm),
         cgroup_id: hdr.cgroup_id,
+        ident: identity(hdr),
+        ctx: Default::default(),
         args: ev.args,
     }))
 }
@@ -509,6 +532,8 @@ impl Decoder {
             tgid: hdr.tgid,
             comm: c_string(&hdr.comm),
             cgroup_id: hdr.cgroup_id,
+            ident: identity(hdr),
+            ctx: Default::default(),
             addr,
             port: ev.port,
             protocol: ev.protocol,
@@ -528,6 +553,8 @@ impl Decoder {
             tgid: f.tgid,
             comm: f.comm,
             cgroup_id: f.cgroup_id,
+            ident: f.ident,
+            ctx: Default::default(),
             dev: f.dev,
             ino: f.ino,
             matched: f.matched,

@@ -101,6 +101,22 @@ impl Guards {
         self.mask() != 0
     }
 
+    /// The guards that are on, by the name their events carry.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.bpf, "bpf"),
+            (self.signals, "signal"),
+            (self.ptrace, "ptrace"),
+            (self.cgroup_writes, "cgroup_write"),
+            (self.mounts, "mount"),
+            (self.sockets, "packet_socket"),
+            (self.block_devices, "block_device"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect()
+    }
+
     /// The `guards` mask of the program (bit `1 << enum assay_guard`).
     pub fn mask(&self) -> u32 {
         [
@@ -202,6 +218,8 @@ impl SelfGuard {
             .expect("selfguard has read-only data");
         ro.target_cgid = scope.cgroup_id;
         ro.target_level = scope.level;
+        // LSM programs may always read the current task.
+        ro.task_identity = 1;
         ro.guards = guards.mask();
         let kernel_arg = bpf_hook_has_kernel_arg();
         open.progs.assay_bpf.set_autoload(!kernel_arg);

@@ -418,6 +418,8 @@ pub struct Session {
     kill: KillSwitch,
     sink: SinkFactory,
     notices: Box<dyn FnMut(Notice)>,
+    /// Rules not enforced in this run (with `allow_degraded`).
+    degraded: Vec<Unenforceable>,
 }
 
 impl Session {
@@ -432,6 +434,7 @@ impl Session {
             kill,
             sink,
             notices,
+            degraded: Vec::new(),
         }
     }
 
@@ -538,7 +541,12 @@ impl Session {
             }),
             KillSwitch::Unavailable(_) => None,
         };
-        mon.start_events(sink, kill)
+        let mode = match &scoped {
+            Scoped::Leaf { .. } => "wrap",
+            Scoped::Attached { .. } => "attach",
+        };
+        let start = mon.start_event(mode, &self.degraded);
+        mon.start_events_with(sink, kill, Some(start))
             .map_err(SessionError::EventThreads)?;
         (self.notices)(Notice::Enforcing {
             net_rules: mon.net_rules(),
@@ -573,6 +581,7 @@ impl Session {
         let mut plan = super::plan(rules, kill_unavailable)?;
         plan.self_protection = self.config.self_protection;
         let allow = self.config.allow_degraded;
+        self.degraded.extend(plan.unenforced.iter().cloned());
         if let Some(n) = admit(&plan.unenforced, allow, !plan.enforces_something())? {
             (self.notices)(n);
         }
@@ -585,6 +594,7 @@ impl Session {
                     source,
                 }
             })?;
+        self.degraded.extend(refused.iter().cloned());
         if let Some(n) = admit(&refused, allow, !mon.enforces_rules())? {
             (self.notices)(n);
         }

@@ -1,6 +1,7 @@
 //! `assay monitor` output: events as JSON lines (schema v1, see
 //! docs/monitor.md), the exit summary, and the enforcement report.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
@@ -8,7 +9,10 @@ use serde::Serialize;
 
 use super::Style;
 use crate::monitor::compile::Unenforceable;
-use crate::monitor::events::{Event, Guard, NetEvent, NetHook, Sink, Summary, TamperEvent};
+use crate::monitor::context::{CgroupInfo, Context, Identity, ProcessInfo, RunInfo};
+use crate::monitor::events::{
+    Degradation, Event, Guard, NetEvent, NetHook, RuleState, Sink, StartEvent, Summary, TamperEvent,
+};
 use crate::monitor::failclosed::Owner;
 use crate::monitor::session::Tidy;
 use crate::time::rfc3339;
@@ -46,6 +50,12 @@ struct FileObject<'a> {
     /// Which kernel form of the rule matched.
     #[serde(rename = "match")]
     matched: crate::monitor::events::MatchKind,
+}
+
+#[derive(Serialize)]
+struct ScopeObject<'a> {
+    path: &'a str,
+    cgroup_id: u64,
 }
 
 #[derive(Serialize)]
@@ -87,6 +97,24 @@ enum Dto<'a> {
         kind: &'static str,
         bpf_kind: u32,
         bytes: usize,
+    },
+    Start {
+        schema: &'static str,
+        time: String,
+        kind: &'static str,
+        mode: &'static str,
+        scope: ScopeObject<'a>,
+        kernel: &'a str,
+        version: &'static str,
+        rules: &'a [RuleState],
+        guards: &'a [&'static str],
+        degraded: &'a [Degradation],
+    },
+    Stop {
+        schema: &'static str,
+        time: String,
+        kind: &'static str,
+        summary: &'a Summary,
     },
     Tamper {
         schema: &'static str,
@@ -227,8 +255,33 @@ fn write_event(w: &mut NetWriter, out: &mut Vec<u8>, ev: &Event) {
             bpf_kind: *kind,
             bytes: *len,
         },
+        Event::Start(st) => start_dto(st),
+        Event::Stop(summary) => Dto::Stop {
+            schema,
+            time: rfc3339(crate::monitor::events::now_ns()),
+            kind: "stop",
+            summary,
+        },
     };
     serde_json::to_writer(&mut *out, &dto).expect("event DTOs serialize");
+}
+
+fn start_dto(st: &StartEvent) -> Dto<'_> {
+    Dto::Start {
+        schema: EVENT_SCHEMA,
+        time: rfc3339(st.time_ns),
+        kind: "start",
+        mode: st.mode,
+        scope: ScopeObject {
+            path: &st.scope,
+            cgroup_id: st.scope_id,
+        },
+        kernel: &st.kernel,
+        version: st.version,
+        rules: &st.rules,
+        guards: &st.guards,
+        degraded: &st.degraded,
+    }
 }
 
 /// Writes net events (the hot path) straight into bytes: no intermediate
@@ -357,28 +410,236 @@ pub fn event_json(ev: &Event) -> String {
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
+/// What every event of a run ends with besides its own fields: its
+/// sequence number, the host and the policy, and (decision and guard
+/// events) the process and cgroup context. Renders each process and cgroup
+/// once; later events copy the bytes.
+pub struct RunContext {
+    seq: u64,
+    /// `,"host":{..},"policy":{..}`, rendered once.
+    run: Vec<u8>,
+    /// By `ProcessInfo::key`: (`,"exe":..,"argv":[..]`, parent's `,"exe":..`).
+    processes: HashMap<u64, (Vec<u8>, Vec<u8>)>,
+    /// By cgroup id: the whole `"cgroup":{..}` member's value.
+    cgroups: HashMap<u64, Vec<u8>>,
+}
+
+const RENDER_CACHE_MAX: usize = 16_384;
+
+impl RunContext {
+    pub fn new(run: &RunInfo) -> RunContext {
+        let mut r = Vec::new();
+        r.extend_from_slice(b",\"host\":{");
+        let mut first = true;
+        let mut member = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                push_str(out, name);
+                out.push(b':');
+                push_str(out, v);
+            }
+        };
+        member(&mut r, "name", &run.host);
+        member(&mut r, "boot_id", &run.boot_id);
+        r.extend_from_slice(b"},\"policy\":{");
+        first = true;
+        let mut member = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                push_str(out, name);
+                out.push(b':');
+                push_str(out, v);
+            }
+        };
+        member(&mut r, "name", &run.policy_name);
+        member(&mut r, "sha256", &run.policy_sha256);
+        r.push(b'}');
+        RunContext {
+            seq: 0,
+            run: r,
+            processes: HashMap::new(),
+            cgroups: HashMap::new(),
+        }
+    }
+
+    /// Closes the object in `out` (which ends with its `}`) with the
+    /// context of `ev`.
+    fn close(&mut self, out: &mut Vec<u8>, ev: &Event) {
+        debug_assert_eq!(out.last(), Some(&b'}'));
+        out.pop();
+        out.extend_from_slice(b",\"seq\":");
+        push_u64(out, self.seq);
+        self.seq += 1;
+        out.extend_from_slice(&self.run);
+        let who = match ev {
+            Event::Net(n) => Some((n.tgid, &n.ident, n.cgroup_id, &n.ctx)),
+            Event::File(f) => Some((f.tgid, &f.ident, f.cgroup_id, &f.ctx)),
+            Event::Tamper(t) => Some((t.tgid, &t.ident, t.cgroup_id, &t.ctx)),
+            _ => None,
+        };
+        if let Some((tgid, ident, cgroup_id, ctx)) = who {
+            if tgid != 0 {
+                self.process(out, tgid, ident, ctx);
+            }
+            if cgroup_id != 0 {
+                out.extend_from_slice(b",\"cgroup\":");
+                match &ctx.cgroup {
+                    Some(c) => {
+                        if self.cgroups.len() >= RENDER_CACHE_MAX {
+                            self.cgroups.clear();
+                        }
+                        out.extend_from_slice(
+                            self.cgroups.entry(c.id).or_insert_with(|| cgroup_json(c)),
+                        );
+                    }
+                    None => {
+                        out.extend_from_slice(b"{\"id\":");
+                        push_u64(out, cgroup_id);
+                        out.push(b'}');
+                    }
+                }
+            }
+        }
+        out.push(b'}');
+    }
+
+    fn process(&mut self, out: &mut Vec<u8>, tgid: u32, id: &Identity, ctx: &Context) {
+        out.extend_from_slice(b",\"process\":{\"pid\":");
+        push_u64(out, u64::from(tgid));
+        if id.known() {
+            out.extend_from_slice(b",\"uid\":");
+            push_u64(out, u64::from(id.uid));
+            out.extend_from_slice(b",\"gid\":");
+            push_u64(out, u64::from(id.gid));
+            out.extend_from_slice(b",\"start_boottime_ns\":");
+            push_u64(out, id.start_ns);
+        }
+        let rendered = ctx.process.as_ref().map(|p| {
+            if self.processes.len() >= RENDER_CACHE_MAX {
+                self.processes.clear();
+            }
+            &*self
+                .processes
+                .entry(p.key)
+                .or_insert_with(|| process_json(p))
+        });
+        if let Some((main, _)) = rendered {
+            out.extend_from_slice(main);
+        }
+        if id.known() && id.ppid != 0 {
+            out.extend_from_slice(b",\"parent\":{\"pid\":");
+            push_u64(out, u64::from(id.ppid));
+            out.extend_from_slice(b",\"start_boottime_ns\":");
+            push_u64(out, id.parent_start_ns);
+            if let Some((_, parent)) = rendered {
+                out.extend_from_slice(parent);
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+}
+
+fn process_json(p: &ProcessInfo) -> (Vec<u8>, Vec<u8>) {
+    let mut main = Vec::new();
+    if let Some(exe) = &p.exe {
+        main.extend_from_slice(b",\"exe\":");
+        push_str(&mut main, exe);
+    }
+    if let Some(argv) = &p.argv {
+        main.extend_from_slice(b",\"argv\":[");
+        for (i, a) in argv.iter().enumerate() {
+            if i > 0 {
+                main.push(b',');
+            }
+            push_str(&mut main, a);
+        }
+        main.push(b']');
+    }
+    let mut parent = Vec::new();
+    if let Some(exe) = &p.parent_exe {
+        parent.extend_from_slice(b",\"exe\":");
+        push_str(&mut parent, exe);
+    }
+    (main, parent)
+}
+
+fn cgroup_json(c: &CgroupInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"id\":");
+    push_u64(&mut out, c.id);
+    out.extend_from_slice(b",\"path\":");
+    push_str(&mut out, &c.path);
+    if let Some((rt, id)) = &c.container {
+        out.extend_from_slice(b",\"container\":{\"id\":");
+        push_str(&mut out, id);
+        out.extend_from_slice(b",\"runtime\":");
+        push_str(&mut out, rt.as_str());
+        out.push(b'}');
+    }
+    if let Some(u) = &c.systemd_unit {
+        out.extend_from_slice(b",\"systemd_unit\":");
+        push_str(&mut out, u);
+    }
+    out.push(b'}');
+    out
+}
+
+/// One event as the sinks write it: its fields, then its sequence number,
+/// host, policy and process context.
+pub struct EventWriter {
+    net: NetWriter,
+    ctx: RunContext,
+}
+
+impl EventWriter {
+    pub fn new(run: &RunInfo) -> EventWriter {
+        EventWriter {
+            net: NetWriter::default(),
+            ctx: RunContext::new(run),
+        }
+    }
+
+    /// Appends the JSON object of `ev` (no newline) to `out`.
+    pub fn write(&mut self, out: &mut Vec<u8>, ev: &Event) {
+        write_event(&mut self.net, out, ev);
+        self.ctx.close(out, ev);
+    }
+}
+
 /// The event sink: JSON lines into a buffered writer, flushed when idle.
 pub struct JsonLines<W: Write + Send> {
     w: W,
     buf: Vec<u8>,
-    net: NetWriter,
+    ev: EventWriter,
 }
 
 const FLUSH_AT: usize = 1 << 16;
 
 impl<W: Write + Send> JsonLines<W> {
+    /// Events of an unnamed run (no host or policy known).
     pub fn new(w: W) -> Self {
+        Self::with_run(w, &RunInfo::default())
+    }
+
+    pub fn with_run(w: W, run: &RunInfo) -> Self {
         JsonLines {
             w,
             buf: Vec::with_capacity(FLUSH_AT + 1024),
-            net: NetWriter::default(),
+            ev: EventWriter::new(run),
         }
     }
 }
 
 impl<W: Write + Send> Sink for JsonLines<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        write_event(&mut self.net, &mut self.buf, ev);
+        self.ev.write(&mut self.buf, ev);
         self.buf.push(b'\n');
         if self.buf.len() >= FLUSH_AT {
             self.flush()?;
@@ -509,6 +770,7 @@ mod tests {
     use crate::monitor::events::KillEvent;
     use crate::policy::model::Action;
     use crate::severity::Severity;
+    use serde_json::json;
     use std::sync::Arc;
 
     #[test]
@@ -537,6 +799,8 @@ mod tests {
             tgid: 10,
             comm: "cu\"rl".into(),
             cgroup_id: 99,
+            ident: Identity::default(),
+            ctx: Context::default(),
             addr: "::ffff:127.0.0.1".parse().unwrap(),
             port: 22,
             protocol: 6,
@@ -611,6 +875,8 @@ mod tests {
             tgid: 0,
             comm: String::new(),
             cgroup_id: 9,
+            ident: Identity::default(),
+            ctx: Context::default(),
             args: [libc::AF_INET as u64, 32, 0],
         });
         let j: serde_json::Value = serde_json::from_str(&event_json(&t)).unwrap();
@@ -636,6 +902,8 @@ mod tests {
             tgid: 5,
             comm: "cat".into(),
             cgroup_id: 7,
+            ident: Identity::default(),
+            ctx: Context::default(),
             dev: 8 << 20 | 1,
             ino: 1234,
             matched: MatchKind::Inode,
@@ -701,6 +969,8 @@ mod tests {
             tgid: 7,
             comm: "python3".into(),
             cgroup_id: 9,
+            ident: Identity::default(),
+            ctx: Context::default(),
             args: [libc::AF_INET as u64, libc::SOCK_RAW as u64, 17],
         });
         let j: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
@@ -759,6 +1029,119 @@ mod tests {
         assert_eq!(j["by_rule"][0]["action"], "deny");
         assert_eq!(j["by_rule"][0]["events"], 10);
         assert!(j["sink_error"].is_null());
+    }
+
+    #[test]
+    fn events_carry_sequence_host_policy_and_process_context() {
+        use crate::monitor::context::{CgroupInfo, Runtime};
+        let run = RunInfo {
+            host: Some("h1".into()),
+            boot_id: Some("b-1".into()),
+            policy_name: Some("p".into()),
+            policy_sha256: Some("ab".into()),
+        };
+        let mut w = EventWriter::new(&run);
+        let mut n = net();
+        n.ident = Identity {
+            uid: 1000,
+            gid: 100,
+            ppid: 1,
+            start_ns: 5,
+            parent_start_ns: 2,
+        };
+        n.ctx = Context {
+            process: Some(Arc::new(ProcessInfo {
+                key: 1,
+                exe: Some("/usr/bin/node".into()),
+                argv: Some(vec!["node".into(), "<redacted>".into()]),
+                parent_exe: Some("/sbin/init".into()),
+            })),
+            cgroup: Some(Arc::new(CgroupInfo {
+                id: 99,
+                path: "/system.slice/docker-x.scope".into(),
+                container: Some((Runtime::Docker, "x".into())),
+                systemd_unit: Some("docker-x.scope".into()),
+            })),
+        };
+        let mut lines = Vec::new();
+        for ev in [Event::Net(n.clone()), Event::Net(n)] {
+            let mut out = Vec::new();
+            w.write(&mut out, &ev);
+            lines.push(serde_json::from_slice::<serde_json::Value>(&out).unwrap());
+        }
+        let j = &lines[0];
+        assert_eq!((&j["seq"], &lines[1]["seq"]), (&json!(0), &json!(1)));
+        assert_eq!(j["host"], json!({"name": "h1", "boot_id": "b-1"}));
+        assert_eq!(j["policy"], json!({"name": "p", "sha256": "ab"}));
+        assert_eq!(
+            j["process"],
+            json!({"pid": 10, "uid": 1000, "gid": 100, "start_boottime_ns": 5,
+                   "exe": "/usr/bin/node", "argv": ["node", "<redacted>"],
+                   "parent": {"pid": 1, "start_boottime_ns": 2, "exe": "/sbin/init"}})
+        );
+        assert_eq!(
+            j["cgroup"],
+            json!({"id": 99, "path": "/system.slice/docker-x.scope",
+                   "container": {"id": "x", "runtime": "docker"},
+                   "systemd_unit": "docker-x.scope"})
+        );
+        assert_eq!(lines[0], {
+            let mut l = lines[1].clone();
+            l["seq"] = json!(0);
+            l
+        });
+        // What is not known is absent, never guessed.
+        let mut bare = net();
+        bare.cgroup_id = 7;
+        let mut out = Vec::new();
+        EventWriter::new(&RunInfo::default()).write(&mut out, &Event::Net(bare));
+        let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(j["process"], json!({"pid": 10}));
+        assert_eq!(j["cgroup"], json!({"id": 7}));
+        assert_eq!((&j["host"], &j["policy"]), (&json!({}), &json!({})));
+    }
+
+    #[test]
+    fn start_and_stop_events() {
+        let st = StartEvent {
+            time_ns: 0,
+            mode: "attach",
+            scope: "/sys/fs/cgroup/mcp".into(),
+            scope_id: 5,
+            kernel: "6.1.0".into(),
+            version: "0.1.0",
+            rules: vec![RuleState {
+                rule: "r".into(),
+                action: Action::Deny,
+                enforced: false,
+            }],
+            guards: vec!["bpf"],
+            degraded: vec![Degradation {
+                what: "rule r".into(),
+                reason: "why".into(),
+            }],
+        };
+        let mut w = EventWriter::new(&RunInfo::default());
+        let mut out = Vec::new();
+        w.write(&mut out, &Event::Start(Box::new(st)));
+        let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(j["kind"], "start");
+        assert_eq!(
+            j["scope"],
+            json!({"path": "/sys/fs/cgroup/mcp", "cgroup_id": 5})
+        );
+        assert_eq!(
+            j["rules"],
+            json!([{"rule": "r", "action": "deny", "enforced": false}])
+        );
+        assert_eq!(j["degraded"][0]["what"], "rule r");
+        assert_eq!(j["seq"], 0);
+        let mut out = Vec::new();
+        w.write(&mut out, &Event::Stop(Box::new(summary())));
+        let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(j["kind"], "stop");
+        assert_eq!(j["summary"]["delivered"], 10);
+        assert_eq!(j["seq"], 1);
     }
 
     #[test]

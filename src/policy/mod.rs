@@ -92,6 +92,12 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     load_str(&text, path)
 }
 
+/// [`load`], and the text the policy was read from (what its digest names).
+pub fn load_with_text(path: &Path) -> Result<(Policy, String), PolicyError> {
+    let text = read(path)?;
+    Ok((load_str(&text, path)?, text))
+}
+
 /// Validate policy text; `source` names it in diagnostics.
 pub fn load_str(text: &str, source: &Path) -> Result<Policy, PolicyError> {
     if text.len() as u64 > MAX_POLICY_BYTES {
