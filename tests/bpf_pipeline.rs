@@ -101,6 +101,88 @@ fn connect4_denies_blocked_port_inside_cgroup_only() {
     assert_eq!(comm, b"bash");
 }
 
+/// Start time of a process in clock ticks (field 22 of /proc/PID/stat).
+fn start_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+fn boottime_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// With `task_identity` (set where the kernel lets cgroup programs read the
+/// current task), the event names the sender as the kernel knew it: its
+/// uid and gid, its parent (this test) and both start times, on the boot
+/// clock /proc/PID/stat shows in ticks.
+#[test]
+fn connect_event_carries_the_kernels_identity_of_the_sender() {
+    if !common::require_root("connect_event_carries_the_kernels_identity_of_the_sender") {
+        return;
+    }
+    assert!(
+        assay::monitor::netguard::task_identity_allowed(),
+        "this host's kernel lets cgroup programs call bpf_get_current_task"
+    );
+    let cg = TestCgroup::new("assay-test-identity");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut storage = MaybeUninit::uninit();
+    let mut open = NetguardSkelBuilder::default()
+        .open(&mut storage)
+        .expect("open");
+    let ro = open.maps.rodata_data.as_deref_mut().unwrap();
+    ro.tcp_mask = 1 << 2;
+    ro.rule_action[2] = 2;
+    ro.have_ports = 1;
+    ro.task_identity = 1;
+    let skel = open.load().expect("load with task identity");
+    skel.maps
+        .port_rules
+        .update(
+            &port.to_ne_bytes(),
+            &(1u64 << 2).to_ne_bytes(),
+            MapFlags::ANY,
+        )
+        .unwrap();
+    let cg_fd = std::fs::File::open(cg.path()).unwrap();
+    let _link = skel
+        .progs
+        .assay_connect4
+        .attach_cgroup(std::os::fd::AsRawFd::as_raw_fd(&cg_fd.as_fd()))
+        .expect("attach to cgroup");
+    let (events, rb) = collect_net_events(&skel.maps.events);
+    let before = boottime_ns();
+    let (code, _) = connect_from(Some(&cg), port);
+    assert_eq!(code, Some(1));
+    rb.poll(Duration::from_millis(500)).unwrap();
+    let evs = events.borrow();
+    assert_eq!(evs.len(), 1);
+    let h = &evs[0].hdr;
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    assert_eq!((h.uid, h.gid), (uid, gid));
+    assert_eq!(h.ppid, std::process::id(), "the parent is this test");
+    assert_eq!(
+        h.parent_start_ns / 10_000_000,
+        start_ticks(std::process::id()),
+        "the parent's start time is what /proc shows for it"
+    );
+    assert!(
+        h.start_ns >= before - 10_000_000 && h.start_ns <= boottime_ns(),
+        "bash started during the test: {} not in [{before}, now]",
+        h.start_ns
+    );
+    assert_ne!(h.tgid, std::process::id());
+}
+
 /// The ICMP egress program kernels before 6.0 get (no current-task helpers),
 /// loaded on this host as they would load it: in the cgroup, a ping to an
 /// address outside the allowlist never leaves and its event names no

@@ -834,6 +834,8 @@ fn events_keep_flowing_during_a_graceful_kill() {
         "the grace period was honoured"
     );
     let evs = json_lines(&std::fs::read_to_string(&events).unwrap());
+    let (stop, evs) = evs.split_last().expect("events");
+    assert_eq!(stop["kind"], "stop", "the run's stop event ends it: {stop}");
     let last = evs.last().expect("events");
     assert_eq!(last["kind"], "kill", "the kill's event comes last: {last}");
     assert_eq!(last["all_gone"], true, "{last}");

@@ -235,6 +235,33 @@ fn monitor_events_and_summary_validate() {
     }
     assert!(kinds.iter().any(|k| k == "net_connect"), "{kinds:?}");
     assert!(kinds.iter().any(|k| k == "kill"), "{kinds:?}");
+    // A run starts and stops in the stream, every line numbered in order.
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("start"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("stop"), "{kinds:?}");
+    let seqs: Vec<u64> = evs.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..evs.len() as u64).collect::<Vec<_>>());
+    // The decision names bash, its argv and its cgroup, and the policy's digest.
+    let net = evs.iter().find(|e| e["kind"] == "net_connect").unwrap();
+    assert!(
+        net["process"]["exe"].as_str().unwrap().ends_with("/bash"),
+        "{net}"
+    );
+    assert_eq!(net["process"]["argv"][0], "bash", "{net}");
+    assert!(
+        net["cgroup"]["path"]
+            .as_str()
+            .unwrap()
+            .contains("assay-monitor-"),
+        "{net}"
+    );
+    assert_eq!(
+        net["policy"]["sha256"].as_str().unwrap(),
+        assay::sha256::hex(&fs::read(&pol).unwrap())
+    );
     let summary = err
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
