@@ -42,6 +42,10 @@ pkgs+=(python3 python3-venv)
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 # nss_wrapper: a user database beyond /etc/passwd (LDAP, SSSD) for tests.
 pkgs+=(libnss-wrapper)
+# The monitor's metrics and event outputs are tested against the real
+# daemons, each started by its test on loopback or a temp socket: Prometheus
+# (and promtool), rsyslogd.
+pkgs+=(prometheus rsyslog)
 if [[ "${1:-}" == vm ]]; then
 	pkgs+=(qemu-system-x86 busybox-static cpio zstd xz-utils jq debian-archive-keyring)
 fi

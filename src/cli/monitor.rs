@@ -18,7 +18,8 @@ assay monitor --gate-only --policy P -- uvx mcp-server-fetch\n\n\
 Exit codes: wrapper mode exits with the command's status (128+N if signal N\n\
 killed it); 0 attach mode, --unpin, --cleanup ended normally; 1 runtime error;\n\
 2 invalid policy or command line (also: --cgroup not a cgroup v2 directory,\n\
---daemon with a pid file naming a live monitor); 40 an enforcement could not\n\
+--daemon with a pid file naming a live monitor, a --metrics address that\n\
+cannot be listened on); 40 an enforcement could not\n\
 be loaded or attached; 126 the command could not be executed; 127 the\n\
 command was not found."
 )]
@@ -99,12 +100,25 @@ pub struct Args {
     /// calls are still refused).
     #[arg(long, conflicts_with = "cgroup")]
     pub show_denied_tools: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics while enforcing:
+    /// PORT (on 127.0.0.1), ADDRESS:PORT or [IPV6]:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr, conflicts_with_all = ["unpin", "cleanup", "gate_only"])]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Ring buffer size in bytes (a power of two, at least 4096).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub ringbuf_bytes: u32,
     /// Wrapper mode: the command to run inside a fresh monitored cgroup.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+fn metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    s.parse::<SocketAddr>()
+        .map_err(|_| "give PORT (on 127.0.0.1), ADDRESS:PORT or [IPV6]:PORT".to_string())
 }
 
 #[cfg(all(target_os = "linux", feature = "monitor"))]
@@ -436,7 +450,22 @@ mod linux {
         let attach = args.cgroup.is_some();
         let notices = Box::new(move |n: Notice| notice(&n, style, allow_degraded, attach));
         let events = EventsTo::of(&args, run).factory();
-        let session = Session::new(config, kill_switch(&policy), events, notices);
+        let mut session = Session::new(config, kill_switch(&policy), events, notices);
+        if let Some(addr) = args.metrics {
+            let l = std::net::TcpListener::bind(addr).map_err(|e| {
+                coded(
+                    Status::ConfigInvalid,
+                    anyhow!("--metrics {addr}: cannot listen there: {e}"),
+                )
+            })?;
+            if !addr.ip().is_loopback() {
+                eprintln!(
+                    "assay: warning: --metrics {addr} is reachable from other hosts: anyone who \
+                     can connect reads the policy's rule names and counts"
+                );
+            }
+            session = session.with_metrics(l);
+        }
         let ended = session.run().map_err(|e| {
             if let SessionError::Unenforceable { rules, .. } = &e {
                 eprint!("{}", render::unenforced_text(rules, style, false));

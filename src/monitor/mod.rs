@@ -19,6 +19,7 @@ pub mod context;
 pub mod daemon;
 pub mod events;
 pub mod failclosed;
+pub mod metrics;
 pub mod netguard;
 pub mod pipeline;
 pub mod preflight;
@@ -352,6 +353,17 @@ impl Monitor {
         kill: Option<KillPlan>,
         start: Option<StartEvent>,
     ) -> std::io::Result<()> {
+        self.start_events_full(sink, kill, start, None)
+    }
+
+    /// [`Monitor::start_events_with`], counting into `metrics`.
+    pub fn start_events_full(
+        &mut self,
+        sink: Box<dyn Sink>,
+        kill: Option<KillPlan>,
+        start: Option<StartEvent>,
+        metrics: Option<std::sync::Arc<metrics::Metrics>>,
+    ) -> std::io::Result<()> {
         let context = self
             .context
             .then(|| Resolver::new(Some(&self.scope.path), std::path::Path::new("/proc")));
@@ -362,9 +374,25 @@ impl Monitor {
             sink,
             kill,
             0,
-            Extras { context, start },
+            Extras {
+                context,
+                start,
+                metrics,
+            },
         )?);
         Ok(())
+    }
+
+    /// Counters for `--metrics`, reading this monitor's ring buffer fill
+    /// and processes in scope when scraped.
+    /// The ring buffer gauges are left out when its pages cannot be mapped
+    /// (the error says why).
+    pub fn metrics(&self, ringbuf_bytes: u32) -> (metrics::Metrics, std::io::Result<()>) {
+        let m = metrics::Metrics::new(&self.rules, Some(&self.scope.path));
+        match metrics::RingFill::map(self.shared.events.as_ref(), u64::from(ringbuf_bytes)) {
+            Ok(r) => (m.with_ring(r), Ok(())),
+            Err(e) => (m, Err(e)),
+        }
     }
 
     /// Events without process context (benchmarks compare both); call

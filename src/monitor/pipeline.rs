@@ -12,7 +12,7 @@
 //! events it could not reserve. Nothing grows without bound, nothing is lost
 //! silently, and a slow kill never stops decoding.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +26,7 @@ use super::events::{
     Event, FileOp, KillDone, KillEvent, KillOrder, KillUnit, Killer, NetHook, RuleCount, Sink,
     StartEvent, Summary, now_ns,
 };
+use super::metrics::Metrics;
 use super::ringbuf::{self, Batch, CHANNEL_BATCHES, Decoder, PollError, SharedMaps};
 use crate::policy::model::{Action, Rule};
 
@@ -58,6 +59,8 @@ pub struct Extras {
     pub context: Option<Resolver>,
     /// Emitted first; a `stop` event with the summary is emitted last.
     pub start: Option<StartEvent>,
+    /// Counted as events are (for `--metrics`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// The running pipeline. [`Pipeline::stop`] drains everything still in the
@@ -168,6 +171,9 @@ struct Consumer {
     killed: HashSet<u32>,
     context: Option<Resolver>,
     lifecycle: bool,
+    metrics: Option<Arc<Metrics>>,
+    /// Time of the event that ordered each pending kill, by offender.
+    ordered_at: HashMap<u32, i128>,
 }
 
 impl Consumer {
@@ -199,6 +205,8 @@ impl Consumer {
             killed: HashSet::new(),
             context: extras.context,
             lifecycle: extras.start.is_some(),
+            metrics: extras.metrics,
+            ordered_at: HashMap::new(),
         };
         let start = extras.start;
         std::thread::Builder::new()
@@ -260,8 +268,13 @@ impl Consumer {
             let order = self.count(&ev);
             self.emit(&ev);
             if let Some(o) = order {
+                self.ordered_at.insert(o.1, event_time(&ev));
                 self.order_kill(o);
             }
+        }
+        if let Some(m) = &self.metrics {
+            m.delivered
+                .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -272,10 +285,16 @@ impl Consumer {
             Event::File(f) => (f.rule_index, f.action, &f.rule, f.tgid),
             Event::Unknown { .. } => {
                 self.summary.unknown += 1;
+                if let Some(m) = &self.metrics {
+                    m.unknown.fetch_add(1, Ordering::Relaxed);
+                }
                 return None;
             }
             Event::Tamper(_) => {
                 self.summary.tamper += 1;
+                if let Some(m) = &self.metrics {
+                    m.tamper.fetch_add(1, Ordering::Relaxed);
+                }
                 return None;
             }
             // Tool calls reach the sink from the gate, not the ring buffer.
@@ -287,6 +306,9 @@ impl Consumer {
         };
         if let Some(c) = self.summary.by_rule.get_mut(index) {
             c.events += 1;
+        }
+        if let Some(m) = &self.metrics {
+            m.decision(index);
         }
         (action == Action::TriggerKill).then(|| (rule.clone(), tgid, offense(ev)))
     }
@@ -341,8 +363,16 @@ impl Consumer {
 
     fn killed_one(&mut self, k: KillEvent) {
         self.summary.kills += 1;
-        if !k.all_gone || k.error.is_some() {
+        let failed = !k.all_gone || k.error.is_some();
+        if failed {
             self.summary.kill_failures += 1;
+        }
+        if let Some(m) = &self.metrics {
+            let latency = self
+                .ordered_at
+                .remove(&k.pid)
+                .and_then(|t| u64::try_from(k.time_ns - t).ok());
+            m.kill(!failed, latency);
         }
         self.emit(&Event::Kill(k));
     }
@@ -373,9 +403,21 @@ impl Consumer {
                     total,
                 };
                 self.summary.dropped = total;
+                if let Some(m) = &self.metrics {
+                    m.dropped.store(total, Ordering::Relaxed);
+                }
                 self.emit(&ev);
             }
         }
+    }
+}
+
+/// When the kernel saw the event.
+fn event_time(ev: &Event) -> i128 {
+    match ev {
+        Event::Net(n) => n.time_ns,
+        Event::File(f) => f.time_ns,
+        _ => now_ns(),
     }
 }
 

@@ -420,6 +420,8 @@ pub struct Session {
     notices: Box<dyn FnMut(Notice)>,
     /// Rules not enforced in this run (with `allow_degraded`).
     degraded: Vec<Unenforceable>,
+    /// Where `--metrics` are served (bound by the caller).
+    metrics: Option<std::net::TcpListener>,
 }
 
 impl Session {
@@ -435,7 +437,14 @@ impl Session {
             sink,
             notices,
             degraded: Vec::new(),
+            metrics: None,
         }
+    }
+
+    /// Serve Prometheus metrics on `listener` while enforcing.
+    pub fn with_metrics(mut self, listener: std::net::TcpListener) -> Session {
+        self.metrics = Some(listener);
+        self
     }
 
     pub fn run(mut self) -> Result<Ended, SessionError> {
@@ -546,7 +555,24 @@ impl Session {
             Scoped::Attached { .. } => "attach",
         };
         let start = mon.start_event(mode, &self.degraded);
-        mon.start_events_with(sink, kill, Some(start))
+        // Served from here until the session returns (the server's Drop
+        // stops its thread).
+        let (counters, _metrics_server) = match self.metrics.take() {
+            Some(listener) => {
+                let (m, ring) = mon.metrics(self.config.ringbuf_bytes);
+                if let Err(e) = ring {
+                    (self.notices)(Notice::Warning(format!(
+                        "metrics: the ring buffer's fill cannot be read: {e}"
+                    )));
+                }
+                let m = Arc::new(m);
+                let server = super::metrics::Server::start(listener, m.clone())
+                    .map_err(SessionError::EventThreads)?;
+                (Some(m), Some(server))
+            }
+            None => (None, None),
+        };
+        mon.start_events_full(sink, kill, Some(start), counters)
             .map_err(SessionError::EventThreads)?;
         (self.notices)(Notice::Enforcing {
             net_rules: mon.net_rules(),
