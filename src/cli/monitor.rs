@@ -31,10 +31,19 @@ pub struct Args {
     /// Attach mode: enforce on this existing cgroup v2 directory (and below).
     #[arg(long, value_name = "PATH", conflicts_with = "command")]
     pub cgroup: Option<PathBuf>,
-    /// Write events (JSON lines) here. Default: stderr in wrapper mode,
-    /// stdout in attach mode, the log file with --daemon.
-    #[arg(long, value_name = "FILE")]
+    /// Write events (JSON lines) to FILE. Default: stderr in wrapper mode,
+    /// stdout in attach mode, the log file with --daemon. SIGHUP reopens
+    /// FILE (after logrotate moved it). `syslog` sends them to the local
+    /// syslog socket (/dev/log; `syslog:SOCKET` another) as RFC 5424
+    /// messages, `journald` to the systemd journal (its native socket;
+    /// `journald:SOCKET` another) with structured fields. A file of either
+    /// name: `./syslog`.
+    #[arg(long, value_name = "FILE|syslog|journald")]
     pub events: Option<PathBuf>,
+    /// Rotate the events FILE before a write would take it past BYTES:
+    /// FILE becomes FILE.1 (replacing the previous one).
+    #[arg(long, value_name = "BYTES", requires = "events", value_parser = clap::value_parser!(u64).range(4096..))]
+    pub events_max_bytes: Option<u64>,
     /// Run even if some rules cannot be enforced on this host; each one is
     /// named on stderr. Without it such a policy exits 40 and starts nothing.
     #[arg(long)]
@@ -112,6 +121,29 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
+/// Where `--events` goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    File(PathBuf),
+    /// The syslog socket.
+    Syslog(PathBuf),
+    /// The journal's native socket.
+    Journald(PathBuf),
+}
+
+impl Dest {
+    pub fn of(p: &std::path::Path) -> Dest {
+        let s = p.to_string_lossy();
+        match s.split_once(':') {
+            _ if s == "syslog" => Dest::Syslog("/dev/log".into()),
+            _ if s == "journald" => Dest::Journald("/run/systemd/journal/socket".into()),
+            Some(("syslog", sock)) if !sock.is_empty() => Dest::Syslog(sock.into()),
+            Some(("journald", sock)) if !sock.is_empty() => Dest::Journald(sock.into()),
+            _ => Dest::File(p.to_path_buf()),
+        }
+    }
+}
+
 fn metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     if let Ok(port) = s.parse::<u16>() {
@@ -156,7 +188,7 @@ mod gate {
 
     use anyhow::anyhow;
 
-    use super::Args;
+    use super::{Args, Dest};
     use crate::exit::{Coded, Outcome, Status};
     use crate::gate::{self, run::Options};
     use crate::output::gate::tool_call_json;
@@ -217,6 +249,14 @@ mod gate {
         let judge = gate::judge_for(&policy, args.show_denied_tools)
             .map_err(|e| coded(Status::ConfigInvalid, e))?;
         let kill_after = gate::kill_after(&policy);
+        if let Some(Dest::Syslog(_) | Dest::Journald(_)) = args.events.as_deref().map(Dest::of) {
+            return Err(coded(
+                Status::ConfigInvalid,
+                anyhow!(
+                    "--gate-only writes its events to stderr or a file, not syslog or journald"
+                ),
+            ));
+        }
         // Events go to stderr unless --events: stdout is the MCP transport.
         let sink: Box<dyn Write + Send> = match &args.events {
             Some(p) => Box::new(
@@ -298,7 +338,6 @@ mod gate {
 mod linux {
     //! Arguments in, a [`Session`] run, its notices and summary rendered.
 
-    use std::fs::File;
     use std::io::{self, Write};
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, Mutex};
@@ -318,6 +357,7 @@ mod linux {
         self, Config, DaemonFiles, GateWrap, KillSwitch, Notice, Session, SessionError,
         SinkFactory, Target,
     };
+    use crate::output::events_file::EventsFile;
     use crate::output::monitor as render;
     use crate::output::{Format, Style};
     use crate::policy::model::Policy;
@@ -449,8 +489,10 @@ mod linux {
         let allow_degraded = args.allow_degraded;
         let attach = args.cgroup.is_some();
         let notices = Box::new(move |n: Notice| notice(&n, style, allow_degraded, attach));
-        let events = EventsTo::of(&args, run).factory();
-        let mut session = Session::new(config, kill_switch(&policy), events, notices);
+        let reopen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let events = EventsTo::of(&args, run, reopen.clone()).factory();
+        let mut session =
+            Session::new(config, kill_switch(&policy), events, notices).with_reopen(reopen);
         if let Some(addr) = args.metrics {
             let l = std::net::TcpListener::bind(addr).map_err(|e| {
                 coded(
@@ -510,6 +552,17 @@ mod linux {
     /// `--cgroup` that is not a cgroup v2 directory, a `--daemon` whose pid
     /// file names a live monitor.
     fn preflight(args: &Args) -> anyhow::Result<()> {
+        if let (Some(ev), Some(_)) = (&args.events, args.events_max_bytes) {
+            if !matches!(super::Dest::of(ev), super::Dest::File(_)) {
+                return Err(coded(
+                    Status::ConfigInvalid,
+                    anyhow!(
+                        "--events-max-bytes rotates an events file, not {}",
+                        ev.display()
+                    ),
+                ));
+            }
+        }
         if let Some(cg) = &args.cgroup {
             if !cg.join("cgroup.procs").is_file() {
                 let why = if cg.is_dir() {
@@ -690,14 +743,19 @@ mod linux {
     /// with --daemon (the log file), else stdout.
     struct EventsTo {
         file: Option<PathBuf>,
+        max_bytes: Option<u64>,
         stderr: bool,
         run: RunInfo,
+        /// Set on SIGHUP: the events file is reopened.
+        reopen: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl EventsTo {
-        fn of(args: &Args, run: RunInfo) -> EventsTo {
+        fn of(args: &Args, run: RunInfo, reopen: Arc<std::sync::atomic::AtomicBool>) -> EventsTo {
             EventsTo {
                 run,
+                reopen,
+                max_bytes: args.events_max_bytes,
                 file: args.events.clone(),
                 stderr: args.unpin.is_none()
                     && !args.cleanup
@@ -706,24 +764,22 @@ mod linux {
         }
 
         fn open(&self) -> io::Result<Box<dyn Sink>> {
+            use crate::output::event_sinks::{Journald, Syslog};
             let run = &self.run;
-            Ok(match (&self.file, self.stderr) {
-                (Some(p), _) => Box::new(render::JsonLines::with_run(
-                    File::options()
-                        .create(true)
-                        .append(true)
-                        .open(p)
-                        .map_err(|e| {
-                            io::Error::new(
-                                e.kind(),
-                                format!("opening the events file {}: {e}", p.display()),
-                            )
-                        })?,
-                    run,
-                )),
-                (None, true) => Box::new(render::JsonLines::with_run(io::stderr(), run)),
-                (None, false) => Box::new(render::JsonLines::with_run(io::stdout(), run)),
-            })
+            Ok(
+                match (self.file.as_deref().map(super::Dest::of), self.stderr) {
+                    (Some(super::Dest::File(p)), _) => Box::new(render::JsonLines::with_run(
+                        EventsFile::open(&p, self.max_bytes, self.reopen.clone())?,
+                        run,
+                    )),
+                    (Some(super::Dest::Syslog(sock)), _) => Box::new(Syslog::connect(&sock, run)?),
+                    (Some(super::Dest::Journald(sock)), _) => {
+                        Box::new(Journald::connect(&sock, run)?)
+                    }
+                    (None, true) => Box::new(render::JsonLines::with_run(io::stderr(), run)),
+                    (None, false) => Box::new(render::JsonLines::with_run(io::stdout(), run)),
+                },
+            )
         }
 
         fn factory(self) -> SinkFactory {
@@ -788,7 +844,7 @@ mod linux {
             ),
             None => None,
         };
-        let to = EventsTo::of(args, RunInfo::of_host(None, None));
+        let to = EventsTo::of(args, RunInfo::of_host(None, None), Arc::default());
         let tidied = session::cleanup(rules.as_deref(), &mut || to.open())
             .map_err(|e| coded(Status::MonitorFailed, e))?;
         if tidied.is_empty() {
@@ -808,7 +864,7 @@ mod linux {
             ),
             None => None,
         };
-        let sink = EventsTo::of(args, RunInfo::of_host(None, None)).open()?;
+        let sink = EventsTo::of(args, RunInfo::of_host(None, None), Arc::default()).open()?;
         let done = session::unpin(dir, rules.as_deref(), sink).map_err(|e| match e {
             session::UnpinError::NothingPinned(_) => anyhow::Error::new(e),
             _ => coded(Status::MonitorFailed, e),

@@ -99,7 +99,8 @@ fn delivered_to_group(info: &libc::siginfo_t, pid: libc::pid_t) -> bool {
     info.si_code == libc::SI_KERNEL && unsafe { libc::getpgid(pid) == libc::getpgrp() }
 }
 
-/// Signals that ask assay to stop.
+/// Signals that ask assay to stop (SIGHUP only before the monitor runs:
+/// then it reopens the events file instead).
 pub const STOP: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 impl Signals {

@@ -353,6 +353,8 @@ pub enum Step {
     Continue,
     /// Re-resolve the file rule paths.
     Refresh,
+    /// Reopen the events file (SIGHUP: logrotate moved it away).
+    Reopen,
     /// Shut down; the session's status.
     Stop(u8),
 }
@@ -363,6 +365,8 @@ pub fn step(wrapped: bool, input: Input) -> Step {
     match input {
         Input::FilesChanged => Step::Refresh,
         Input::Exited(status) => Step::Stop(status),
+        // In wrapper mode also forwarded to the command (its own meaning).
+        Input::Signal(libc::SIGHUP) => Step::Reopen,
         Input::Signal(_) if wrapped => Step::Continue,
         Input::Signal(s) if STOP.contains(&s) => Step::Stop(0),
         Input::Signal(_) => Step::Continue,
@@ -422,6 +426,8 @@ pub struct Session {
     degraded: Vec<Unenforceable>,
     /// Where `--metrics` are served (bound by the caller).
     metrics: Option<std::net::TcpListener>,
+    /// Set on SIGHUP; the events file sink reopens its file when it sees it.
+    reopen: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Session {
@@ -438,7 +444,15 @@ impl Session {
             notices,
             degraded: Vec::new(),
             metrics: None,
+            reopen: Arc::default(),
         }
+    }
+
+    /// The flag SIGHUP sets (the sink that writes the events file reopens
+    /// it when set).
+    pub fn with_reopen(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Session {
+        self.reopen = flag;
+        self
     }
 
     /// Serve Prometheus metrics on `listener` while enforcing.
@@ -587,6 +601,7 @@ impl Session {
             changes,
             notices: self.notices,
             gate,
+            reopen: self.reopen.clone(),
         };
         match scoped {
             Scoped::Leaf {
@@ -686,6 +701,7 @@ struct Running {
     /// Wrapper mode with tool rules: the gate, and the sink it shares with
     /// the pipeline.
     gate: Option<(GateWrap, Shared)>,
+    reopen: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Running {
@@ -832,6 +848,9 @@ impl Running {
                         )));
                     }
                 }
+                Step::Reopen => self
+                    .reopen
+                    .store(true, std::sync::atomic::Ordering::Relaxed),
                 Step::Stop(status) => return Ok(status),
             }
         }
@@ -994,9 +1013,12 @@ mod tests {
 
     #[test]
     fn attach_mode_ends_on_a_stop_signal_only() {
-        for s in STOP {
+        for s in STOP.into_iter().filter(|s| *s != libc::SIGHUP) {
             assert_eq!(step(false, Input::Signal(s)), Step::Stop(0));
         }
+        // SIGHUP reopens the events file (as after logrotate), in both modes.
+        assert_eq!(step(false, Input::Signal(libc::SIGHUP)), Step::Reopen);
+        assert_eq!(step(true, Input::Signal(libc::SIGHUP)), Step::Reopen);
         for s in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH] {
             assert_eq!(step(false, Input::Signal(s)), Step::Continue);
         }

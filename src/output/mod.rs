@@ -11,6 +11,9 @@ use std::io::{self, IsTerminal, Write};
 use clap::ValueEnum;
 
 pub mod discovery;
+#[cfg(unix)]
+pub mod event_sinks;
+pub mod events_file;
 pub mod gate;
 pub mod kill;
 #[cfg(all(target_os = "linux", feature = "monitor"))]
