@@ -44,8 +44,9 @@ command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 pkgs+=(libnss-wrapper)
 # The monitor's metrics and event outputs are tested against the real
 # daemons, each started by its test on loopback or a temp socket: Prometheus
-# (and promtool), rsyslogd.
-pkgs+=(prometheus rsyslog)
+# (and promtool), rsyslogd, systemd-journald (run standalone in a private
+# mount namespace, and journalctl; PID 1 need not be systemd).
+pkgs+=(prometheus rsyslog systemd util-linux)
 if [[ "${1:-}" == vm ]]; then
 	pkgs+=(qemu-system-x86 busybox-static cpio zstd xz-utils jq debian-archive-keyring)
 fi

@@ -1,8 +1,8 @@
 //! The events file: appended to, reopened when SIGHUP says logrotate moved
 //! it away, and rotated by assay itself at `--events-max-bytes`
-//! (`FILE` becomes `FILE.1`, replacing an older one), always between two
-//! whole lines, so a shipper tailing it (Vector, Fluent Bit) never reads
-//! half an event.
+//! (`FILE` becomes `FILE.1`, replacing an older one) between two whole
+//! lines, so a shipper tailing it (Vector, Fluent Bit) never reads half an
+//! event and no file passes the limit (unless one line alone does).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -72,20 +72,55 @@ impl EventsFile {
     }
 }
 
+impl EventsFile {
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        self.file.write_all(b)?;
+        self.size += b.len() as u64;
+        Ok(())
+    }
+}
+
 impl Write for EventsFile {
-    /// Takes whole lines (the sink writes its buffer at once): the file is
-    /// reopened or rotated before them, never inside.
+    /// Takes whole lines: the file is reopened before them, and rotated
+    /// between two of them, so that it never passes the limit (unless one
+    /// line alone is longer).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.reopen.swap(false, Ordering::Relaxed) {
             self.reopen()?;
         }
-        if let Some(max) = self.max_bytes {
-            if self.size > 0 && self.size + buf.len() as u64 > max {
-                self.rotate()?;
+        let Some(max) = self.max_bytes else {
+            self.put(buf)?;
+            return Ok(buf.len());
+        };
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let room = max.saturating_sub(self.size) as usize;
+            if rest.len() <= room {
+                self.put(rest)?;
+                break;
+            }
+            // The whole lines that fit.
+            match rest[..room].iter().rposition(|b| *b == b'\n') {
+                Some(i) => {
+                    self.put(&rest[..=i])?;
+                    rest = &rest[i + 1..];
+                    self.rotate()?;
+                }
+                None if self.size == 0 => {
+                    // One line longer than the limit: whole, alone.
+                    let end = rest
+                        .iter()
+                        .position(|b| *b == b'\n')
+                        .map_or(rest.len(), |i| i + 1);
+                    self.put(&rest[..end])?;
+                    rest = &rest[end..];
+                    if !rest.is_empty() {
+                        self.rotate()?;
+                    }
+                }
+                None => self.rotate()?,
             }
         }
-        self.file.write_all(buf)?;
-        self.size += buf.len() as u64;
         Ok(buf.len())
     }
 
@@ -121,5 +156,19 @@ mod tests {
         f.write_all(b"0123456789\n").unwrap();
         assert_eq!(std::fs::read(rotated(&path)).unwrap(), b"0123456789\n");
         assert_eq!(std::fs::read(&path).unwrap(), b"0123456789\n");
+        // Several lines at once are split between files at a line's end.
+        f.write_all(b"abcd\nefghijklmn\nopq\n").unwrap();
+        assert_eq!(
+            std::fs::read(rotated(&path)).unwrap(),
+            b"0123456789\nabcd\n"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"efghijklmn\nopq\n");
+        // A line longer than the limit goes alone into a file.
+        f.write_all(b"0123456789012345678901234\nz\n").unwrap();
+        assert_eq!(
+            std::fs::read(rotated(&path)).unwrap(),
+            b"0123456789012345678901234\n"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"z\n");
     }
 }
