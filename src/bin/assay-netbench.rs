@@ -553,15 +553,43 @@ mod bench {
         Ok((m, t.elapsed().as_secs_f64() * 1e3))
     }
 
-    fn synthetic_drain(n: u64) -> anyhow::Result<f64> {
+    /// Start time of a process on the boot clock, ns (as the kernel
+    /// records it in events), from /proc/PID/stat's ticks.
+    fn start_ns_of(pid: u32) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ticks: u64 = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(19))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        ticks * 10_000_000
+    }
+
+    /// Decode + JSON line to /dev/null of `n` records, on one core. With
+    /// `context`: as the monitor runs by default, each event enriched with
+    /// its process and cgroup context (this process and its cgroup, the
+    /// kernel's identity of it: cache hits after the first) and the sink
+    /// adding seq, host and policy.
+    fn synthetic_drain(n: u64, context: bool) -> anyhow::Result<f64> {
+        use assay::monitor::context::{Resolver, RunInfo};
         let p = plan(&rules(1), None)?;
         let decoder = Decoder::new(&p.net, &p.rules);
+        let me = std::process::id();
+        let cgroup = assay::monitor::cgroup::cgroup2_mount()?;
+        let cgroup_id = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&cgroup)?.ino()
+        };
         let mut ev = types::net_event::default();
         ev.hdr.kind = 1;
         ev.hdr.rule_idx = 0;
         ev.hdr.action = 2;
-        ev.hdr.pid = 4242;
-        ev.hdr.tgid = 4242;
+        ev.hdr.pid = me;
+        ev.hdr.tgid = me;
+        ev.hdr.cgroup_id = cgroup_id;
+        ev.hdr.start_ns = start_ns_of(me);
+        ev.hdr.ppid = std::os::unix::process::parent_id();
+        ev.hdr.parent_start_ns = start_ns_of(ev.hdr.ppid);
         for (d, s) in ev.hdr.comm.iter_mut().zip(b"mcp-server") {
             *d = *s as i8;
         }
@@ -572,16 +600,78 @@ mod bench {
         ev.addr[..4].copy_from_slice(&[93, 184, 216, 34]);
         // SAFETY: generated plain C struct.
         let rec = unsafe { plain::as_bytes(&ev) }.to_vec();
-        let mut sink = devnull();
+        let mut resolver =
+            context.then(|| Resolver::new(Some(&cgroup), std::path::Path::new("/proc")));
+        let run = if context {
+            RunInfo::of_host(Some("bench".into()), Some(b"bench policy"))
+        } else {
+            RunInfo::default()
+        };
+        let mut sink: Box<dyn Sink> = Box::new(JsonLines::with_run(
+            std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+            &run,
+        ));
         let t = Instant::now();
         for i in 0..n {
             let mut r = rec.clone();
             r[..8].copy_from_slice(&i.to_ne_bytes());
-            let e = decoder.decode(&r);
+            let mut e = decoder.decode(&r);
+            if let Some(res) = &mut resolver {
+                res.enrich(&mut e);
+            }
             sink.event(&e)?;
         }
         sink.flush()?;
-        Ok(n as f64 / t.elapsed().as_secs_f64())
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        if let Some(r) = &resolver {
+            anyhow::ensure!(
+                r.lookups <= 3,
+                "context lookups must be cached: {} for {n} events",
+                r.lookups
+            );
+        }
+        Ok(rate)
+    }
+
+    /// 1,000,000 denied connects through the ring buffer (64 MiB), drained
+    /// to /dev/null, with or without the process context.
+    fn flood(context: bool) -> anyhow::Result<serde_json::Value> {
+        let flood = LeafCgroup::create_tagged("bench-flood")?;
+        let p = plan(&rules(1), None)?;
+        let scope = Scope::of(flood.path())?;
+        let (mut m, refused) = Monitor::load(&p, &scope, 64 << 20)?;
+        anyhow::ensure!(refused.is_empty(), "rules refused: {refused:?}");
+        if !context {
+            m.without_context();
+        }
+        m.start_events(devnull(), None)?;
+        let t = Instant::now();
+        let n = "1000000";
+        let child = process::spawn_in_cgroup(
+            flood.path(),
+            self_cmd(&["probe", "--addr", "127.0.0.1:1", "--count", n])?,
+        )?;
+        let v = json_out(child)?;
+        let s = m.stop().map_err(anyhow::Error::msg)?;
+        let secs = t.elapsed().as_secs_f64();
+        let generated = v["eperm"].as_u64().unwrap_or(0);
+        println!(
+            "end to end ({} context): {generated} denied connects, {} delivered + {} dropped in \
+             {secs:.2} s = {:.0} events/s",
+            if context { "with" } else { "without" },
+            s.delivered,
+            s.dropped,
+            s.delivered as f64 / secs
+        );
+        anyhow::ensure!(
+            s.delivered + s.dropped == generated,
+            "delivered {} + dropped {} != generated {generated}",
+            s.delivered,
+            s.dropped
+        );
+        Ok(serde_json::json!({"generated": generated, "delivered": s.delivered,
+                              "dropped": s.dropped, "seconds": secs,
+                              "events_per_s": s.delivered as f64 / secs}))
     }
 
     pub fn run(count: u64, rounds: u32) -> anyhow::Result<()> {
@@ -628,35 +718,21 @@ mod bench {
         );
         report.insert("startup_ms_10k".into(), startup.into());
 
-        let synth = synthetic_drain(1_000_000)?;
-        println!("consumer drain (decode + JSON line to /dev/null, one core): {synth:.0} events/s");
-        report.insert("drain_events_per_s_consumer".into(), synth.into());
+        let plain_rate = synthetic_drain(1_000_000, false)?;
+        let ctx_rate = synthetic_drain(1_000_000, true)?;
+        println!(
+            "consumer drain (decode + JSON line to /dev/null, one core): {plain_rate:.0} events/s \
+             without context, {ctx_rate:.0} events/s with context"
+        );
+        report.insert("drain_events_per_s_consumer".into(), plain_rate.into());
+        report.insert("drain_events_per_s_consumer_context".into(), ctx_rate.into());
 
         // End to end: a flood of denied connects, drained to /dev/null.
-        let flood = LeafCgroup::create_tagged("bench-flood")?;
-        let (m, _) = start(&rules(1), &flood, 64 << 20, devnull())?;
-        let t = Instant::now();
-        let n = "1000000";
-        let child = process::spawn_in_cgroup(
-            flood.path(),
-            self_cmd(&["probe", "--addr", "127.0.0.1:1", "--count", n])?,
-        )?;
-        let v = json_out(child)?;
-        let s = m.stop().map_err(anyhow::Error::msg)?;
-        let secs = t.elapsed().as_secs_f64();
-        let generated = v["eperm"].as_u64().unwrap_or(0);
-        println!(
-            "end to end: {generated} denied connects, {} delivered + {} dropped in {secs:.2} s = {:.0} events/s",
-            s.delivered,
-            s.dropped,
-            s.delivered as f64 / secs
-        );
-        report.insert(
-            "end_to_end".into(),
-            serde_json::json!({"generated": generated, "delivered": s.delivered,
-                               "dropped": s.dropped, "seconds": secs,
-                               "events_per_s": s.delivered as f64 / secs}),
-        );
+        for context in [false, true] {
+            let e2e = flood(context)?;
+            let key = if context { "end_to_end_context" } else { "end_to_end" };
+            report.insert(key.into(), e2e);
+        }
         println!("{}", serde_json::Value::Object(report));
         Ok(())
     }

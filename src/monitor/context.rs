@@ -223,6 +223,19 @@ impl Resolver {
         }
     }
 
+    /// Adds the process context (from the cache, or /proc when new) to a
+    /// decision or guard event; other events are left as they are.
+    pub fn enrich(&mut self, ev: &mut super::events::Event) {
+        use super::events::Event;
+        let (tgid, ident, cgroup_id, ctx) = match ev {
+            Event::Net(n) => (n.tgid, &n.ident, n.cgroup_id, &mut n.ctx),
+            Event::File(f) => (f.tgid, &f.ident, f.cgroup_id, &mut f.ctx),
+            Event::Tamper(t) => (t.tgid, &t.ident, t.cgroup_id, &mut t.ctx),
+            _ => return,
+        };
+        *ctx = self.context(tgid, ident, cgroup_id);
+    }
+
     fn process(&mut self, tgid: u32, id: &Identity) -> Arc<ProcessInfo> {
         let key = (tgid, id.start_ns, id.ppid, id.parent_start_ns);
         if let Some(p) = self.processes.get(&key) {

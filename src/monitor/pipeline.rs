@@ -263,7 +263,7 @@ impl Consumer {
             self.summary.delivered += 1;
             let mut ev = self.decoder.decode(rec);
             if let Some(r) = &mut self.context {
-                enrich(r, &mut ev);
+                r.enrich(&mut ev);
             }
             let order = self.count(&ev);
             self.emit(&ev);
@@ -419,18 +419,6 @@ fn event_time(ev: &Event) -> i128 {
         Event::File(f) => f.time_ns,
         _ => now_ns(),
     }
-}
-
-/// Adds the process context (from the cache, or /proc when new) to a
-/// decision or guard event.
-fn enrich(r: &mut Resolver, ev: &mut Event) {
-    let (tgid, ident, cgroup_id, ctx) = match ev {
-        Event::Net(n) => (n.tgid, &n.ident, n.cgroup_id, &mut n.ctx),
-        Event::File(f) => (f.tgid, &f.ident, f.cgroup_id, &mut f.ctx),
-        Event::Tamper(t) => (t.tgid, &t.ident, t.cgroup_id, &mut t.ctx),
-        _ => return,
-    };
-    *ctx = r.context(tgid, ident, cgroup_id);
 }
 
 /// What the offender did, for the incident record.
