@@ -614,6 +614,15 @@ fn daemon_mode_detaches_with_pid_file_and_log() {
         .arg(&log));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("in the background"));
+    // One line on the terminal says what is enforced where.
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "assay: enforcing 1 network rule(s) on cgroup {}",
+            cg.path().display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
     wait_for("the pid file", || pid_file.exists());
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()

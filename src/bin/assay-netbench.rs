@@ -669,9 +669,11 @@ mod bench {
             s.delivered,
             s.dropped
         );
-        Ok(serde_json::json!({"generated": generated, "delivered": s.delivered,
+        Ok(
+            serde_json::json!({"generated": generated, "delivered": s.delivered,
                               "dropped": s.dropped, "seconds": secs,
-                              "events_per_s": s.delivered as f64 / secs}))
+                              "events_per_s": s.delivered as f64 / secs}),
+        )
     }
 
     pub fn run(count: u64, rounds: u32) -> anyhow::Result<()> {
@@ -725,12 +727,19 @@ mod bench {
              without context, {ctx_rate:.0} events/s with context"
         );
         report.insert("drain_events_per_s_consumer".into(), plain_rate.into());
-        report.insert("drain_events_per_s_consumer_context".into(), ctx_rate.into());
+        report.insert(
+            "drain_events_per_s_consumer_context".into(),
+            ctx_rate.into(),
+        );
 
         // End to end: a flood of denied connects, drained to /dev/null.
         for context in [false, true] {
             let e2e = flood(context)?;
-            let key = if context { "end_to_end_context" } else { "end_to_end" };
+            let key = if context {
+                "end_to_end_context"
+            } else {
+                "end_to_end"
+            };
             report.insert(key.into(), e2e);
         }
         println!("{}", serde_json::Value::Object(report));

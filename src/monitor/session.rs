@@ -500,10 +500,19 @@ impl Session {
                     mon.pin(dir, false).map_err(SessionError::Pin)?;
                 }
                 match daemon {
-                    Some(d) => Some(
-                        daemon::daemonize(&d.pid_file, &d.log_file)
-                            .map_err(SessionError::Daemon)?,
-                    ),
+                    Some(d) => {
+                        // Said on the terminal before it is left (and again
+                        // in the log once the events run).
+                        (self.notices)(Notice::Enforcing {
+                            net_rules: mon.net_rules(),
+                            file_rules: mon.enforces_files(),
+                            scope: scoped.path().to_path_buf(),
+                        });
+                        Some(
+                            daemon::daemonize(&d.pid_file, &d.log_file)
+                                .map_err(SessionError::Daemon)?,
+                        )
+                    }
                     None => None,
                 }
             }
