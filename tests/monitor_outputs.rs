@@ -222,8 +222,7 @@ fn syslog_events_reach_a_real_rsyslogd() {
     });
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "start, 3 denials, stop:\n{text}");
-    let mut seq = 0;
-    for l in &lines {
+    for (seq, l) in lines.iter().enumerate() {
         // facility, severity, app, procid, msgid, then the JSON.
         let f: Vec<&str> = l.splitn(6, ' ').collect();
         let j: serde_json::Value =
@@ -231,7 +230,6 @@ fn syslog_events_reach_a_real_rsyslogd() {
         assert_eq!((f[0], f[2]), ("daemon", "assay"), "{l}");
         assert_eq!(f[4], j["kind"].as_str().unwrap(), "MSGID is the kind: {l}");
         assert_eq!(j["seq"], seq, "{l}");
-        seq += 1;
         if j["kind"] == "net_connect" {
             assert_eq!(f[1], "3", "severity high is syslog err: {l}");
             // From the kernel at the event (exe and argv may be absent:

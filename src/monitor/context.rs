@@ -164,11 +164,14 @@ pub struct Resolver {
     /// By (tgid, start, ppid, parent start).
     processes: HashMap<(u32, u64, u32, u64), Arc<ProcessInfo>>,
     /// By (pid, start): executable and argv, for parents and children.
-    seen: HashMap<(u32, u64), (Option<String>, Option<Vec<String>>)>,
+    seen: HashMap<(u32, u64), ExeArgv>,
     cgroups: HashMap<u64, Option<Arc<CgroupInfo>>>,
     /// /proc reads made (cache misses), for tests and the bench.
     pub lookups: u64,
 }
+
+/// Executable and command line of a process, as far as /proc could tell.
+type ExeArgv = (Option<String>, Option<Vec<String>>);
 
 /// Entries kept per cache; a full cache starts over (a flood of distinct
 /// short-lived processes cannot grow it without bound).
@@ -262,7 +265,7 @@ impl Resolver {
 
     /// Executable and command line of (pid, start), when /proc shows that
     /// same process before and after reading them.
-    fn exe_argv(&mut self, pid: u32, start_ns: u64) -> (Option<String>, Option<Vec<String>>) {
+    fn exe_argv(&mut self, pid: u32, start_ns: u64) -> ExeArgv {
         if let Some(v) = self.seen.get(&(pid, start_ns)) {
             return v.clone();
         }

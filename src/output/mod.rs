@@ -11,7 +11,7 @@ use std::io::{self, IsTerminal, Write};
 use clap::ValueEnum;
 
 pub mod discovery;
-#[cfg(unix)]
+#[cfg(all(target_os = "linux", feature = "monitor"))]
 pub mod event_sinks;
 pub mod events_file;
 pub mod gate;
