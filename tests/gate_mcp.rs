@@ -337,5 +337,10 @@ fn python_sdk_through_the_full_monitor() {
     assert_eq!(call(&r, 0)["text"], "42");
     refused_by(&r, 1, "tools.allow");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "add\n");
-    assert_eq!(events(&ev).len(), 2);
+    // The run's start and stop around the gate's two decisions, one stream.
+    let kinds: Vec<String> = events(&ev)
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["start", "tool_call", "tool_call", "stop"]);
 }
