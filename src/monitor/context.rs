@@ -7,9 +7,13 @@
 //! 22 of /proc/PID/stat, in clock ticks of the boot clock) must equal the
 //! kernel's, read before and after. A pid that exited, or that was reused
 //! by another process, gives no executable rather than the wrong one.
+//! An exec keeps the pid and the start time, so the sending thread's name
+//! in /proc must also be the kernel's `comm` at the event: a process that
+//! has since exec'd another program gives no executable and command line
+//! (the parent's executable is believed by pid and start time alone).
 //!
-//! Everything is cached by identity: a process (pid, start time) or a
-//! cgroup (id, never reused) already seen costs one hash lookup, no
+//! Everything is cached by identity: a process (pid, start time, name) or
+//! a cgroup (id, never reused) already seen costs one hash lookup, no
 //! syscall.
 
 use std::collections::HashMap;
@@ -161,10 +165,11 @@ pub struct Resolver {
     /// Where a missed cgroup id is searched for (the scope).
     scope: Option<PathBuf>,
     hz: u64,
-    /// By (tgid, start, ppid, parent start).
-    processes: HashMap<(u32, u64, u32, u64), Arc<ProcessInfo>>,
-    /// By (pid, start): executable and argv, for parents and children.
-    seen: HashMap<(u32, u64), ExeArgv>,
+    /// By (tgid, start, ppid, parent start, thread, comm).
+    processes: HashMap<ProcessKey, Arc<ProcessInfo>>,
+    /// By (pid, start, and for an event's sender its thread and comm):
+    /// executable and argv.
+    seen: HashMap<(u32, u64, Option<Sender>), ExeArgv>,
     cgroups: HashMap<u64, Option<Arc<CgroupInfo>>>,
     /// /proc reads made (cache misses), for tests and the bench.
     pub lookups: u64,
@@ -172,6 +177,35 @@ pub struct Resolver {
 
 /// Executable and command line of a process, as far as /proc could tell.
 type ExeArgv = (Option<String>, Option<Vec<String>>);
+
+/// The thread that sent an event and its name (`comm`) at the event.
+type Sender = (u32, CommKey);
+
+/// A `comm` as a fixed key: no allocation per event on the cached path.
+type CommKey = [u8; 16];
+
+fn comm_key(name: &str) -> CommKey {
+    let mut k = [0u8; 16];
+    let b = name.as_bytes();
+    let n = b.len().min(k.len());
+    k[..n].copy_from_slice(&b[..n]);
+    k
+}
+
+type ProcessKey = (u32, u64, u32, u64, Sender);
+
+/// A thread's name as /proc shows it now.
+fn thread_comm(proc: &Path, tgid: u32, pid: u32) -> Option<CommKey> {
+    let raw = std::fs::read(
+        proc.join(tgid.to_string())
+            .join("task")
+            .join(pid.to_string())
+            .join("comm"),
+    )
+    .ok()?;
+    let name = raw.strip_suffix(b"\n").unwrap_or(&raw);
+    Some(comm_key(&String::from_utf8_lossy(name)))
+}
 
 /// Entries kept per cache; a full cache starts over (a flood of distinct
 /// short-lived processes cannot grow it without bound).
@@ -217,11 +251,19 @@ impl Resolver {
         }
     }
 
-    /// The context of an event of process `tgid` with the kernel's
-    /// `identity`, in cgroup `cgroup_id`.
-    pub fn context(&mut self, tgid: u32, id: &Identity, cgroup_id: u64) -> Context {
+    /// The context of an event sent by thread `pid` named `comm` of process
+    /// `tgid`, with the kernel's `identity`, in cgroup `cgroup_id`.
+    pub fn context(
+        &mut self,
+        tgid: u32,
+        pid: u32,
+        comm: &str,
+        id: &Identity,
+        cgroup_id: u64,
+    ) -> Context {
         Context {
-            process: (tgid != 0 && id.known()).then(|| self.process(tgid, id)),
+            process: (tgid != 0 && id.known())
+                .then(|| self.process(tgid, (pid, comm_key(comm)), id)),
             cgroup: self.cgroup(cgroup_id),
         }
     }
@@ -230,23 +272,23 @@ impl Resolver {
     /// decision or guard event; other events are left as they are.
     pub fn enrich(&mut self, ev: &mut super::events::Event) {
         use super::events::Event;
-        let (tgid, ident, cgroup_id, ctx) = match ev {
-            Event::Net(n) => (n.tgid, &n.ident, n.cgroup_id, &mut n.ctx),
-            Event::File(f) => (f.tgid, &f.ident, f.cgroup_id, &mut f.ctx),
-            Event::Tamper(t) => (t.tgid, &t.ident, t.cgroup_id, &mut t.ctx),
+        let (tgid, pid, comm, ident, cgroup_id, ctx) = match ev {
+            Event::Net(n) => (n.tgid, n.pid, &n.comm, &n.ident, n.cgroup_id, &mut n.ctx),
+            Event::File(f) => (f.tgid, f.pid, &f.comm, &f.ident, f.cgroup_id, &mut f.ctx),
+            Event::Tamper(t) => (t.tgid, t.pid, &t.comm, &t.ident, t.cgroup_id, &mut t.ctx),
             _ => return,
         };
-        *ctx = self.context(tgid, ident, cgroup_id);
+        *ctx = self.context(tgid, pid, comm, ident, cgroup_id);
     }
 
-    fn process(&mut self, tgid: u32, id: &Identity) -> Arc<ProcessInfo> {
-        let key = (tgid, id.start_ns, id.ppid, id.parent_start_ns);
+    fn process(&mut self, tgid: u32, sender: Sender, id: &Identity) -> Arc<ProcessInfo> {
+        let key = (tgid, id.start_ns, id.ppid, id.parent_start_ns, sender);
         if let Some(p) = self.processes.get(&key) {
             return p.clone();
         }
-        let (exe, argv) = self.exe_argv(tgid, id.start_ns);
+        let (exe, argv) = self.exe_argv(tgid, id.start_ns, Some(key.4));
         let parent_exe = if id.ppid != 0 && id.parent_start_ns != 0 {
-            self.exe_argv(id.ppid, id.parent_start_ns).0
+            self.exe_argv(id.ppid, id.parent_start_ns, None).0
         } else {
             None
         };
@@ -264,18 +306,25 @@ impl Resolver {
     }
 
     /// Executable and command line of (pid, start), when /proc shows that
-    /// same process before and after reading them.
-    fn exe_argv(&mut self, pid: u32, start_ns: u64) -> ExeArgv {
-        if let Some(v) = self.seen.get(&(pid, start_ns)) {
+    /// same process before and after reading them, and, for an event's
+    /// sender, that thread still under the name it had (no exec since).
+    fn exe_argv(&mut self, pid: u32, start_ns: u64, sender: Option<Sender>) -> ExeArgv {
+        let key = (pid, start_ns, sender);
+        if let Some(v) = self.seen.get(&key) {
             return v.clone();
         }
         self.lookups += 1;
         let want = to_ticks(start_ns, self.hz);
         let same = |r: &Resolver| start_ticks(&r.proc, pid) == Some(want);
-        let v = if same(self) {
+        let named = |r: &Resolver| {
+            key.2.as_ref().is_none_or(|(thread, comm)| {
+                thread_comm(&r.proc, pid, *thread).as_ref() == Some(comm)
+            })
+        };
+        let v = if same(self) && named(self) {
             let dir = self.proc.join(pid.to_string());
             let (exe, argv) = (read_exe(&dir), read_argv(&dir));
-            if same(self) {
+            if same(self) && named(self) {
                 (exe, argv)
             } else {
                 (None, None)
@@ -286,7 +335,7 @@ impl Resolver {
         if self.seen.len() >= CACHE_MAX {
             self.seen.clear();
         }
-        self.seen.insert((pid, start_ns), v.clone());
+        self.seen.insert(key, v.clone());
         v
     }
 
@@ -440,6 +489,9 @@ mod tests {
         let _ = std::fs::remove_file(d.join("exe"));
         std::os::unix::fs::symlink(exe, d.join("exe")).unwrap();
         std::fs::write(d.join("cmdline"), cmdline).unwrap();
+        let t = d.join("task").join(pid.to_string());
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("comm"), format!("{comm}\n")).unwrap();
     }
 
     #[test]
@@ -464,7 +516,7 @@ mod tests {
             start_ns: 500 * tick_ns + 7,
             parent_start_ns: tick_ns,
         };
-        let c = r.context(40, &id, 0);
+        let c = r.context(40, 40, "a) b", &id, 0);
         let p = c.process.unwrap();
         assert_eq!(p.exe.as_deref(), Some("/usr/bin/node"));
         assert_eq!(
@@ -474,7 +526,7 @@ mod tests {
         assert_eq!(p.parent_exe.as_deref(), Some("/sbin/init"));
         assert_eq!(r.lookups, 2);
         // Seen: no further /proc read.
-        let again = r.context(40, &id, 0).process.unwrap();
+        let again = r.context(40, 40, "a) b", &id, 0).process.unwrap();
         assert_eq!((r.lookups, again.key), (2, p.key));
 
         // Pid 40 reused by another process: the kernel's start time differs.
@@ -482,16 +534,26 @@ mod tests {
             start_ns: 900 * tick_ns,
             ..id
         };
-        let q = r.context(40, &other, 0).process.unwrap();
+        let q = r.context(40, 40, "a) b", &other, 0).process.unwrap();
         assert_eq!((q.exe.as_ref(), q.argv.as_ref()), (None, None), "{q:?}");
         assert_eq!(q.parent_exe.as_deref(), Some("/sbin/init"));
         // A process already gone.
-        let gone = r.context(41, &id, 0).process.unwrap();
+        let gone = r.context(41, 41, "x", &id, 0).process.unwrap();
         assert_eq!(gone.exe, None);
         // No identity from the kernel: nothing is looked up.
         let before = r.lookups;
-        assert!(r.context(40, &Identity::default(), 0).process.is_none());
+        assert!(
+            r.context(40, 40, "a) b", &Identity::default(), 0)
+                .process
+                .is_none()
+        );
         assert_eq!(r.lookups, before);
+        // It exec'd another program since the event (same pid and start
+        // time, another name): no executable or command line, not the new
+        // program's; the parent is still named.
+        let e = r.context(40, 40, "bash", &id, 0).process.unwrap();
+        assert_eq!((e.exe.as_ref(), e.argv.as_ref()), (None, None), "{e:?}");
+        assert_eq!(e.parent_exe.as_deref(), Some("/sbin/init"));
     }
 
     #[test]
