@@ -271,9 +271,24 @@ fn wrapper_mode_with_kernel_rules_gates_and_kills_through_the_monitor() {
     let kinds: Vec<&str> = ev.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["tool_call", "tool_call", "tool_call", "kill"],
+        [
+            "start",
+            "tool_call",
+            "tool_call",
+            "tool_call",
+            "kill",
+            "stop"
+        ],
         "{ev:?}"
     );
-    assert_eq!(ev[3]["rule"], "on_tool_denials");
-    assert_eq!(ev[3]["all_gone"], true);
+    assert_eq!(ev[4]["rule"], "on_tool_denials");
+    assert_eq!(ev[4]["all_gone"], true);
+    assert_eq!(
+        ev[5]["summary"]["gate"],
+        serde_json::json!({"calls": 3, "denied": 2, "killed": true})
+    );
+    assert!(
+        err.contains("gate: 3 tool call(s), 2 refused; the server was killed"),
+        "{err}"
+    );
 }

@@ -190,7 +190,10 @@ schemas:
             ("ask_client", "allow")
         ]
     );
-    assert!(ev.iter().all(|e| e["kind"] == "tool_call" && e["v"] == 1));
+    assert!(
+        ev.iter()
+            .all(|e| e["kind"] == "tool_call" && e["schema"] == "assay.monitor.event/v1")
+    );
     assert_eq!(ev[2]["arguments"]["api_token"], "<redacted>");
     assert_eq!(ev[3]["instance_path"], "/text");
 

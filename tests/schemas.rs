@@ -223,7 +223,11 @@ fn monitor_events_and_summary_validate() {
             .arg("--events")
             .arg(&events)
             .args(["--format", "json", "--", "bash", "-c"])
-            .arg(format!("echo x > /dev/tcp/127.0.0.1/{port}; sleep 300")),
+            // `; exit`: bash must not exec sleep, so the connecting
+            // process is still bash when its context is read.
+            .arg(format!(
+                "echo x > /dev/tcp/127.0.0.1/{port}; sleep 300; exit"
+            )),
     );
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(137), "{err}");
@@ -272,4 +276,83 @@ fn monitor_events_and_summary_validate() {
     let kill = evs.iter().find(|e| e["kind"] == "kill").unwrap();
     let dir = PathBuf::from(kill["incident"].as_str().expect("incident"));
     assert_valid(&json(&fs::read(dir.join("incident.json")).unwrap()));
+}
+
+/// The gate's `tool_call` events: `--gate-only` (no privileges) writes them
+/// alone; wrapper mode through the monitor's stream (root) adds `seq`,
+/// `host` and `policy`, and the `stop` event carries the gate's counts.
+#[test]
+fn tool_call_events_validate() {
+    let s = Scratch::new("schemas-gate");
+    let pol = s.file(
+        "p.yaml",
+        "version: \"2.0\"\ntools:\n  allow: [echo]\n  deny: [exec]\nschemas:\n  echo:\n    type: object\n    properties:\n      n: {type: integer}\n",
+    );
+    let calls = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":1}}}"#,
+        r#"{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"echo","arguments":{"n":"x"}}}"#,
+        r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"exec"}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"other"}}"#,
+    ];
+    // Wrapper mode needs a kernel rule, or the gate runs alone.
+    let full = s.file(
+        "full.yaml",
+        &format!(
+            "{}runtime_monitor:\n  enabled: true\n  rules:\n    - id: no-ssh\n      type: net_connect\n      \
+             match: {{ports: [22]}}\n      severity: high\n      action: deny\n",
+            fs::read_to_string(&pol).unwrap()
+        ),
+    );
+    let mut modes: Vec<(&[&str], &Path)> = vec![(&["--gate-only"], &pol)];
+    if common::require_root("tool_call_events_validate (wrapper mode)") {
+        modes.push((&[], &full));
+    }
+    for (flags, pol) in modes {
+        let events = s.0.join(format!("events-{}.jsonl", flags.len()));
+        let mut child = assay()
+            .arg("monitor")
+            .args(flags)
+            .arg("--policy")
+            .arg(pol)
+            .arg("--events")
+            .arg(&events)
+            .args(["--", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for c in calls {
+            writeln!(stdin, "{c}").unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {err}");
+        let evs = json_lines(&fs::read_to_string(&events).unwrap());
+        let calls: Vec<&Value> = evs.iter().filter(|e| e["kind"] == "tool_call").collect();
+        assert_eq!(calls.len(), 4, "{flags:?}: {evs:?}");
+        for e in &evs {
+            assert_eq!(assert_valid(e), "assay.monitor.event/v1");
+        }
+        let rules: Vec<&Value> = calls.iter().map(|e| &e["rule"]).collect();
+        assert_eq!(
+            rules,
+            [
+                &Value::Null,
+                &"schemas.echo".into(),
+                &"tools.deny".into(),
+                &"tools.allow".into()
+            ]
+        );
+        if flags.is_empty() {
+            let stop = evs.last().unwrap();
+            assert_eq!(stop["kind"], "stop", "{evs:?}");
+            assert_eq!(
+                stop["summary"]["gate"],
+                serde_json::json!({"calls": 4, "denied": 3, "killed": false})
+            );
+        }
+    }
 }

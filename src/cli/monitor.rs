@@ -288,14 +288,12 @@ mod gate {
         )
         .map_err(|e| anyhow!("running the command behind the gate: {e}"))?;
         eprintln!(
-            "assay: gate: {} tool call(s), {} refused{}",
-            ran.calls,
-            ran.denied,
-            if ran.killed {
-                "; the server was killed for repeated refusals"
-            } else {
-                ""
-            }
+            "assay: gate: {}",
+            crate::output::gate::counts_text(&gate::run::Counts {
+                calls: ran.calls,
+                denied: ran.denied,
+                killed: ran.killed,
+            })
         );
         Ok(Outcome::Monitor { status: ran.status })
     }
@@ -720,16 +718,6 @@ mod linux {
                  and read block devices{} (docs/security.md)",
                 if *capabilities {
                     ", and with its capabilities use bpf() and packet sockets"
-                } else {
-                    ""
-                }
-            ),
-            Notice::Gate(c) => eprintln!(
-                "assay: gate: {} tool call(s), {} refused{}",
-                c.calls,
-                c.denied,
-                if c.killed {
-                    "; the server was killed for repeated refusals"
                 } else {
                     ""
                 }

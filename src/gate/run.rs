@@ -129,7 +129,7 @@ pub fn run(
 }
 
 /// What the relay counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     pub calls: u64,
     pub denied: u64,

@@ -307,6 +307,8 @@ pub struct Summary {
     pub kill_failures: u64,
     /// The first error writing events, if any (later events were only counted).
     pub sink_error: Option<String>,
+    /// Wrapper mode with the tool-call gate: what it judged.
+    pub gate: Option<crate::gate::run::Counts>,
 }
 
 pub fn now_ns() -> i128 {

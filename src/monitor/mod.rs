@@ -242,6 +242,8 @@ pub struct Monitor {
     net_identity: bool,
     /// Events get their process context (the default).
     context: bool,
+    /// What the tool-call gate counted (wrapper mode), for the summary.
+    gate: pipeline::GateTally,
 }
 
 impl Monitor {
@@ -331,9 +333,16 @@ impl Monitor {
                 guards,
                 net_identity: netguard::task_identity_allowed(),
                 context: true,
+                gate: Default::default(),
             },
             refused,
         ))
+    }
+
+    /// What the tool-call gate counted, for the summary and the `stop`
+    /// event; called before [`Monitor::stop`].
+    pub fn record_gate(&self, counts: crate::gate::run::Counts) {
+        *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = Some(counts);
     }
 
     /// Start the polling, consumer and kill threads.
@@ -378,6 +387,7 @@ impl Monitor {
                 context,
                 start,
                 metrics,
+                gate: self.gate.clone(),
             },
         )?);
         Ok(())

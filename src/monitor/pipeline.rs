@@ -61,7 +61,13 @@ pub struct Extras {
     pub start: Option<StartEvent>,
     /// Counted as events are (for `--metrics`).
     pub metrics: Option<Arc<Metrics>>,
+    /// What the tool-call gate counted, put here before the pipeline stops
+    /// (the gate's events reach the sink directly), for the summary.
+    pub gate: GateTally,
 }
+
+/// The gate's counts, handed to the consumer for the `stop` event.
+pub type GateTally = Arc<std::sync::Mutex<Option<crate::gate::run::Counts>>>;
 
 /// The running pipeline. [`Pipeline::stop`] drains everything still in the
 /// ring buffer, waits for pending kills, reads the final drop count and
@@ -172,6 +178,7 @@ struct Consumer {
     context: Option<Resolver>,
     lifecycle: bool,
     metrics: Option<Arc<Metrics>>,
+    gate: GateTally,
     /// Time of the event that ordered each pending kill, by offender.
     ordered_at: HashMap<u32, i128>,
 }
@@ -206,6 +213,7 @@ impl Consumer {
             context: extras.context,
             lifecycle: extras.start.is_some(),
             metrics: extras.metrics,
+            gate: extras.gate,
             ordered_at: HashMap::new(),
         };
         let start = extras.start;
@@ -251,6 +259,7 @@ impl Consumer {
             }
         }
         self.check_drops();
+        self.summary.gate = *self.gate.lock().unwrap_or_else(|e| e.into_inner());
         if self.lifecycle {
             self.emit(&Event::Stop(Box::new(self.summary.clone())));
         }

@@ -149,8 +149,6 @@ pub enum Notice {
     /// A dead attach-mode monitor's enforcement, still pinned on another
     /// cgroup (`assay monitor --cleanup` removes it).
     OrphanLeft(Owner),
-    /// What the tool-call gate decided, at the end.
-    Gate(crate::gate::run::Counts),
     Warning(String),
 }
 
@@ -771,8 +769,8 @@ impl Running {
         if let Err(e) = leaf.kill_all() {
             (self.notices)(Notice::Warning(e.to_string()));
         }
-        if let Some(r) = relaying {
-            (self.notices)(Notice::Gate(r.finish()));
+        if let (Some(r), Some(m)) = (relaying, self.mon.as_ref()) {
+            m.record_gate(r.finish());
         }
         let summary = self.stop()?;
         drop(leaf);

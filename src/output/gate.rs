@@ -8,12 +8,13 @@ use serde_json::Value;
 use crate::gate::ToolCallEvent;
 use crate::time::rfc3339;
 
-/// The events schema version the monitor's kinds share.
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+/// The `schema` of every event line, the monitor's kinds and this one
+/// (schemas/assay.monitor.event.v1.json).
+pub const EVENT_SCHEMA: &str = "assay.monitor.event/v1";
 
 #[derive(Serialize)]
 struct Dto<'a> {
-    v: u32,
+    schema: &'static str,
     time: String,
     kind: &'static str,
     /// "allow" or "deny".
@@ -36,7 +37,7 @@ struct Dto<'a> {
 pub fn tool_call_json(ev: &ToolCallEvent) -> String {
     let c = &ev.call;
     let dto = Dto {
-        v: EVENT_SCHEMA_VERSION,
+        schema: EVENT_SCHEMA,
         time: rfc3339(ev.time_ns),
         kind: "tool_call",
         decision: if c.allowed { "allow" } else { "deny" },
@@ -76,7 +77,7 @@ mod tests {
             },
         };
         let j: Value = serde_json::from_str(&tool_call_json(&ev)).unwrap();
-        assert_eq!(j["v"], 1);
+        assert_eq!(j["schema"], "assay.monitor.event/v1");
         assert_eq!(j["kind"], "tool_call");
         assert_eq!(j["decision"], "deny");
         assert_eq!(j["id"], "req-1");
@@ -86,4 +87,19 @@ mod tests {
         assert_eq!(j["arguments"]["path"], "/etc/shadow");
         assert!(j["time"].as_str().unwrap().starts_with("2023-11-14T"));
     }
+}
+
+/// What the gate judged, for people: `12 tool call(s), 2 refused`.
+#[cfg(unix)]
+pub fn counts_text(c: &crate::gate::run::Counts) -> String {
+    format!(
+        "{} tool call(s), {} refused{}",
+        c.calls,
+        c.denied,
+        if c.killed {
+            "; the server was killed for repeated refusals"
+        } else {
+            ""
+        }
+    )
 }

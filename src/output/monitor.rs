@@ -17,7 +17,7 @@ use crate::monitor::failclosed::Owner;
 use crate::monitor::session::Tidy;
 use crate::time::rfc3339;
 
-pub const EVENT_SCHEMA: &str = "assay.monitor.event/v1";
+pub use super::gate::EVENT_SCHEMA;
 /// The `schema` of the exit summary (`--format json`).
 pub const SUMMARY_SCHEMA: &str = "assay.monitor.summary/v1";
 
@@ -704,6 +704,9 @@ pub fn summary_text(s: &Summary, style: Style) -> String {
         out.push_str(&style.red(&format!("  writing events failed: {e}")));
         out.push('\n');
     }
+    if let Some(g) = &s.gate {
+        out.push_str(&format!("  gate: {}\n", super::gate::counts_text(g)));
+    }
     out
 }
 
@@ -999,6 +1002,11 @@ mod tests {
             kills: 1,
             kill_failures: 0,
             sink_error: None,
+            gate: Some(crate::gate::run::Counts {
+                calls: 12,
+                denied: 2,
+                killed: false,
+            }),
         }
     }
 
@@ -1016,6 +1024,7 @@ mod tests {
         assert!(t.contains("events dropped:   2"), "{t}");
         assert!(t.contains("kills: 1 (0 failed)"), "{t}");
         assert!(t.contains("tamper attempts refused: 3"), "{t}");
+        assert!(t.contains("gate: 12 tool call(s), 2 refused\n"), "{t}");
     }
 
     #[test]
@@ -1029,6 +1038,7 @@ mod tests {
         assert_eq!(j["by_rule"][0]["action"], "deny");
         assert_eq!(j["by_rule"][0]["events"], 10);
         assert!(j["sink_error"].is_null());
+        assert_eq!(j["gate"]["denied"], 2);
     }
 
     #[test]
