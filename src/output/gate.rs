@@ -55,6 +55,21 @@ pub fn tool_call_json(ev: &ToolCallEvent) -> String {
     serde_json::to_string(&dto).expect("the DTO serialises")
 }
 
+/// What the gate judged, for people: `12 tool call(s), 2 refused`.
+#[cfg(unix)]
+pub fn counts_text(c: &crate::gate::run::Counts) -> String {
+    format!(
+        "{} tool call(s), {} refused{}",
+        c.calls,
+        c.denied,
+        if c.killed {
+            "; the server was killed for repeated refusals"
+        } else {
+            ""
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,19 +102,4 @@ mod tests {
         assert_eq!(j["arguments"]["path"], "/etc/shadow");
         assert!(j["time"].as_str().unwrap().starts_with("2023-11-14T"));
     }
-}
-
-/// What the gate judged, for people: `12 tool call(s), 2 refused`.
-#[cfg(unix)]
-pub fn counts_text(c: &crate::gate::run::Counts) -> String {
-    format!(
-        "{} tool call(s), {} refused{}",
-        c.calls,
-        c.denied,
-        if c.killed {
-            "; the server was killed for repeated refusals"
-        } else {
-            ""
-        }
-    )
 }
