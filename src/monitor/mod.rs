@@ -174,12 +174,25 @@ pub enum PlanError {
 /// Compile the rules and check the host. `kill_unavailable`: why the kill
 /// switch cannot run for `trigger_kill` (None: it can).
 pub fn plan(rules: &[Rule], kill_unavailable: Option<&str>) -> Result<Plan, PlanError> {
+    let file_rules = rules
+        .iter()
+        .any(|r| matches!(r.matcher, Matcher::FileOpen(_)));
+    plan_on(&preflight::Host::probe(file_rules), rules, kill_unavailable)
+}
+
+/// [`plan`] on a host already probed (`assay doctor` probes without
+/// mounting anything; tests describe hosts).
+pub fn plan_on(
+    host: &preflight::Host,
+    rules: &[Rule],
+    kill_unavailable: Option<&str>,
+) -> Result<Plan, PlanError> {
     let net = compile::net_plan(rules)?;
     let file_rules: Vec<&Rule> = rules
         .iter()
         .filter(|r| matches!(r.matcher, Matcher::FileOpen(_)))
         .collect();
-    let missing = preflight::check(!file_rules.is_empty());
+    let missing = preflight::missing(host, !file_rules.is_empty());
     let mut unenforced = Vec::new();
     for m in &missing {
         let affected: Vec<&Rule> = match m.affects {

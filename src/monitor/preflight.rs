@@ -2,7 +2,7 @@
 //! Every problem says exactly what is missing and how to fix it.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const BTF: &str = "/sys/kernel/btf/vmlinux";
 const SECURITYFS: &str = "/sys/kernel/security";
@@ -29,11 +29,57 @@ pub struct Missing {
     pub affects: Affects,
 }
 
+/// What the host provides, read once: the facts [`missing`] judges (and
+/// `assay doctor` reports). Plain data, so tests can describe any host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// `/sys/kernel/btf/vmlinux` exists.
+    pub btf: bool,
+    /// Where cgroup v2 is mounted.
+    pub cgroup2: Option<PathBuf>,
+    /// This process's effective capabilities (None: unreadable).
+    pub effective: Option<u64>,
+    /// The active LSM list, or why it could not be read.
+    pub lsm: Result<String, String>,
+}
+
+impl Host {
+    /// Reads the facts. `mount_securityfs`: mount securityfs first when the
+    /// LSM list is not there (the monitor does; `assay doctor`, which
+    /// changes nothing, does not).
+    pub fn probe(mount_securityfs: bool) -> Host {
+        if mount_securityfs && !Path::new(LSM_LIST).exists() {
+            mount_securityfs_now();
+        }
+        Host {
+            btf: Path::new(BTF).exists(),
+            cgroup2: super::cgroup::cgroup2_mount().ok(),
+            effective: effective_caps(),
+            lsm: fs::read_to_string(LSM_LIST)
+                .map(|l| l.trim().to_string())
+                .map_err(|e| format!("{LSM_LIST}: {e}")),
+        }
+    }
+
+    /// Whether `bpf` is in the active LSM list (None: the list is unreadable).
+    pub fn bpf_lsm_active(&self) -> Option<bool> {
+        self.lsm
+            .as_ref()
+            .ok()
+            .map(|l| l.split(',').any(|x| x == "bpf"))
+    }
+}
+
 /// Check the host. `file_rules`: the policy has `file_open` rules, so the BPF
 /// LSM must be active (securityfs is mounted if it is not).
 pub fn check(file_rules: bool) -> Vec<Missing> {
+    missing(&Host::probe(file_rules), file_rules)
+}
+
+/// What `host` lacks for a policy (with `file_rules` or not), each with its fix.
+pub fn missing(host: &Host, file_rules: bool) -> Vec<Missing> {
     let mut out = Vec::new();
-    if !Path::new(BTF).exists() {
+    if !host.btf {
         out.push(Missing {
             what: format!("kernel BTF ({BTF} does not exist)"),
             fix: "run a kernel built with CONFIG_DEBUG_INFO_BTF=y (every major distribution \
@@ -42,7 +88,7 @@ pub fn check(file_rules: bool) -> Vec<Missing> {
             affects: Affects::Everything,
         });
     }
-    if super::cgroup::cgroup2_mount().is_err() {
+    if host.cgroup2.is_none() {
         out.push(Missing {
             what: "a cgroup v2 file system (no cgroup2 entry in /proc/self/mountinfo)".into(),
             fix: "mount it: `mount -t cgroup2 none /sys/fs/cgroup/unified`, or boot with \
@@ -51,7 +97,7 @@ pub fn check(file_rules: bool) -> Vec<Missing> {
             affects: Affects::Everything,
         });
     }
-    match effective_caps() {
+    match host.effective {
         Some(caps) => {
             let has = |c: u32| caps & (1u64 << c) != 0;
             let net_ok = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_NET_ADMIN));
@@ -82,9 +128,18 @@ pub fn check(file_rules: bool) -> Vec<Missing> {
         }),
     }
     if file_rules {
-        if let Some(m) = bpf_lsm() {
-            out.push(m);
-        }
+        let problem = match &host.lsm {
+            Ok(list) => lsm_problem(list),
+            Err(e) => Some(Missing {
+                what: format!("the active LSM list ({e})"),
+                fix: format!(
+                    "mount securityfs (`mount -t securityfs securityfs {SECURITYFS}`) on a \
+                     kernel built with CONFIG_SECURITY=y and CONFIG_BPF_LSM=y"
+                ),
+                affects: Affects::FileRules,
+            }),
+        };
+        out.extend(problem);
     }
     out
 }
@@ -95,25 +150,14 @@ fn effective_caps() -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// Is `bpf` in the active LSM list? Mounts securityfs when it is not mounted.
-fn bpf_lsm() -> Option<Missing> {
-    if !Path::new(LSM_LIST).exists() {
-        mount_securityfs();
+/// The kernel command line parameter that adds `bpf` to the active LSM
+/// list `list` (the order is kept: `bpf` goes last).
+pub fn lsm_boot_parameter(list: &str) -> String {
+    if list.is_empty() {
+        "lsm=bpf".to_string()
+    } else {
+        format!("lsm={list},bpf")
     }
-    let list = match fs::read_to_string(LSM_LIST) {
-        Ok(l) => l,
-        Err(e) => {
-            return Some(Missing {
-                what: format!("the active LSM list ({LSM_LIST}: {e})"),
-                fix: format!(
-                    "mount securityfs (`mount -t securityfs securityfs {SECURITYFS}`) on a \
-                     kernel built with CONFIG_SECURITY=y and CONFIG_BPF_LSM=y"
-                ),
-                affects: Affects::FileRules,
-            });
-        }
-    };
-    lsm_problem(list.trim())
 }
 
 /// The problem, if any, with an active LSM list such as `lockdown,capability,bpf`.
@@ -124,15 +168,16 @@ pub fn lsm_problem(list: &str) -> Option<Missing> {
     Some(Missing {
         what: format!("the BPF LSM is not active (active LSMs: {list})"),
         fix: format!(
-            "add bpf to the kernel command line and reboot: lsm={list},bpf (e.g. in \
+            "add bpf to the kernel command line and reboot: {} (e.g. in \
              GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub); the kernel needs \
-             CONFIG_BPF_LSM=y"
+             CONFIG_BPF_LSM=y",
+            lsm_boot_parameter(list)
         ),
         affects: Affects::FileRules,
     })
 }
 
-fn mount_securityfs() {
+fn mount_securityfs_now() {
     let src = c"securityfs";
     let target = c"/sys/kernel/security";
     // SAFETY: valid NUL-terminated strings; a failure only leaves the list
