@@ -1,11 +1,52 @@
-//! Compiles every `src/bpf/*.bpf.c` into a libbpf-rs skeleton in `OUT_DIR`.
-//!
-//! Only with the `monitor` feature (the default): without it the crate is plain
-//! Rust and builds on machines that have no clang.
+//! Compiles every `src/bpf/*.bpf.c` into a libbpf-rs skeleton in `OUT_DIR`
+//! (only with the `monitor` feature, the default: without it the crate is
+//! plain Rust and builds on machines that have no clang), and tells the
+//! binary its git revision for `assay --version`.
+
+use std::process::Command;
 
 fn main() {
+    git_revision();
     #[cfg(feature = "monitor")]
     bpf::build();
+}
+
+/// `ASSAY_GIT_REVISION`: the commit this build is from (`-dirty` when the
+/// tree had changes), or `unknown` outside a git checkout (a source
+/// tarball). `ASSAY_GIT_REVISION` in the environment wins, for packagers
+/// building from an exported tree.
+fn git_revision() {
+    println!("cargo:rerun-if-env-changed=ASSAY_GIT_REVISION");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let rev = match std::env::var("ASSAY_GIT_REVISION") {
+        Ok(r) if !r.is_empty() => r,
+        _ => match git(&["rev-parse", "--short=12", "HEAD"]) {
+            Some(rev) => {
+                // Rebuild when HEAD moves or the index changes (a commit, a
+                // checkout, `git add`).
+                for f in ["HEAD", "index"] {
+                    if let Some(p) = git(&["rev-parse", "--git-path", f]) {
+                        println!("cargo:rerun-if-changed={p}");
+                    }
+                }
+                if let Some(p) = git(&["rev-parse", "--git-common-dir"]) {
+                    println!("cargo:rerun-if-changed={p}/refs/heads");
+                }
+                let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                    .is_some_and(|s| !s.is_empty());
+                if dirty { format!("{rev}-dirty") } else { rev }
+            }
+            None => "unknown".to_string(),
+        },
+    };
+    println!("cargo:rustc-env=ASSAY_GIT_REVISION={rev}");
 }
 
 #[cfg(feature = "monitor")]

@@ -3,6 +3,7 @@
 //! `policy`, `discovery` and `kill_switch` are plain Rust and never depend on
 //! `monitor`, which is Linux-only and needs the BPF skeletons.
 
+pub mod build_info;
 #[cfg(target_os = "linux")]
 pub mod caps;
 pub mod child;

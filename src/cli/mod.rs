@@ -21,6 +21,7 @@ pub mod policy;
 #[command(
     name = "assay",
     version,
+    long_version = crate::build_info::long_version(),
     about = "Find, stop and confine the MCP tool servers that AI agents run",
     after_help = exit_help(),
     propagate_version = true
