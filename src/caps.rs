@@ -271,6 +271,137 @@ impl Drop for Raised {
     }
 }
 
+/// The names of the capabilities in `mask`, lowest bit first (`cap_<n>`
+/// for bits this table does not know).
+pub fn names(mask: u64) -> Vec<String> {
+    const NAMES: [&str; 41] = [
+        "cap_chown",
+        "cap_dac_override",
+        "cap_dac_read_search",
+        "cap_fowner",
+        "cap_fsetid",
+        "cap_kill",
+        "cap_setgid",
+        "cap_setuid",
+        "cap_setpcap",
+        "cap_linux_immutable",
+        "cap_net_bind_service",
+        "cap_net_broadcast",
+        "cap_net_admin",
+        "cap_net_raw",
+        "cap_ipc_lock",
+        "cap_ipc_owner",
+        "cap_sys_module",
+        "cap_sys_rawio",
+        "cap_sys_chroot",
+        "cap_sys_ptrace",
+        "cap_sys_pacct",
+        "cap_sys_admin",
+        "cap_sys_boot",
+        "cap_sys_nice",
+        "cap_sys_resource",
+        "cap_sys_time",
+        "cap_sys_tty_config",
+        "cap_mknod",
+        "cap_lease",
+        "cap_audit_write",
+        "cap_audit_control",
+        "cap_setfcap",
+        "cap_mac_override",
+        "cap_mac_admin",
+        "cap_syslog",
+        "cap_wake_alarm",
+        "cap_block_suspend",
+        "cap_audit_read",
+        "cap_perfmon",
+        "cap_bpf",
+        "cap_checkpoint_restore",
+    ];
+    (0..64)
+        .filter(|b| mask & (1u64 << b) != 0)
+        .map(|b| {
+            NAMES
+                .get(b)
+                .map_or_else(|| format!("cap_{b}"), |n| (*n).to_string())
+        })
+        .collect()
+}
+
+/// `CAP_KILL`: signal processes of other users.
+pub const CAP_KILL_BIT: u64 = 1 << 5;
+
+/// This thread's effective and permitted sets.
+pub fn current() -> io::Result<(u64, u64)> {
+    get().map(|s| (s.effective, s.permitted))
+}
+
+/// File capabilities of an executable (its `security.capability` xattr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileCaps {
+    pub permitted: u64,
+    pub inheritable: u64,
+    /// The effective bit (`=ep`): assay expects it off.
+    pub effective: bool,
+}
+
+impl FileCaps {
+    /// Decodes a `vfs_cap_data` (revision 2 or 3) attribute value.
+    pub fn decode(b: &[u8]) -> Option<FileCaps> {
+        let word = |i: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(
+                b.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+            ))
+        };
+        let magic = word(0)?;
+        let words = match magic & 0xff00_0000 {
+            0x0200_0000 => 5,
+            0x0300_0000 => 6,
+            _ => return None,
+        };
+        if b.len() < words * 4 {
+            return None;
+        }
+        let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+        Some(FileCaps {
+            permitted: join(word(1)?, word(3)?),
+            inheritable: join(word(2)?, word(4)?),
+            effective: magic & 1 != 0,
+        })
+    }
+
+    /// Whether they are what `setcap_spec` installs at least: every
+    /// [`NEEDED`] capability permitted, effective off.
+    pub fn complete(&self) -> bool {
+        self.permitted & mask(&NEEDED) == mask(&NEEDED) && !self.effective
+    }
+}
+
+/// The file capabilities of `path`; None when it has none.
+pub fn file_caps(path: &std::path::Path) -> io::Result<Option<FileCaps>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let mut buf = [0u8; 64];
+    // SAFETY: valid C strings and a buffer of the stated length.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    FileCaps::decode(&buf[..n as usize])
+        .map(Some)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown vfs_cap_data revision"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +445,41 @@ mod tests {
             }
         }
         assert_eq!(get().unwrap(), before);
+    }
+
+    #[test]
+    fn file_capabilities_decode_as_setcap_writes_them() {
+        // `setcap cap_bpf,...=p` (revision 2): permitted words only.
+        let p = mask(&NEEDED) | MEMLOCK.bit();
+        let mut v2 = Vec::new();
+        for w in [0x0200_0000u32, p as u32, 0, (p >> 32) as u32, 0] {
+            v2.extend_from_slice(&w.to_le_bytes());
+        }
+        let fc = FileCaps::decode(&v2).unwrap();
+        assert_eq!(fc.permitted, p);
+        assert!(!fc.effective);
+        assert!(fc.complete());
+        // `=ep` sets the effective bit: not what assay installs.
+        v2[0] = 1;
+        assert!(!FileCaps::decode(&v2).unwrap().complete());
+        // Revision 3 carries a root uid after the sets.
+        let mut v3 = Vec::new();
+        for w in [0x0300_0000u32, 0, 0, (Cap::Bpf.bit() >> 32) as u32, 0, 0] {
+            v3.extend_from_slice(&w.to_le_bytes());
+        }
+        let fc = FileCaps::decode(&v3).unwrap();
+        assert!(!fc.complete());
+        assert_eq!(names(fc.permitted), ["cap_bpf"]);
+        assert!(FileCaps::decode(&v3[..8]).is_none());
+        assert!(FileCaps::decode(&[0, 0, 0, 9]).is_none());
+    }
+
+    #[test]
+    fn names_follow_linux_numbers() {
+        assert_eq!(names(CAP_KILL_BIT), ["cap_kill"]);
+        for c in NEEDED {
+            assert_eq!(names(c.bit()), [c.name()]);
+        }
+        assert_eq!(names(1 << 63), ["cap_63"]);
     }
 }
