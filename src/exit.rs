@@ -29,7 +29,8 @@ pub enum Status {
     NoAuth = 11,
     /// A process could not be killed.
     KillFailed = 30,
-    /// The monitor could not load or attach an enforcement.
+    /// The monitor could not load or attach an enforcement (`doctor`: could
+    /// not here).
     MonitorFailed = 40,
     /// `monitor`: the command to wrap exists but could not be executed (as `env`).
     CannotExecute = 126,
@@ -72,7 +73,9 @@ impl Status {
             Status::Unmanaged => "discovery found unmanaged MCP servers",
             Status::NoAuth => "discovery found remote MCP servers without authentication",
             Status::KillFailed => "a target process survived or could not be signalled",
-            Status::MonitorFailed => "an enforcement could not be loaded or attached",
+            Status::MonitorFailed => {
+                "an enforcement could not be loaded or attached (doctor: cannot be, here)"
+            }
             Status::CannotExecute => "monitor: the command was found but could not be executed",
             Status::CommandNotFound => "monitor: the command was not found",
         }
@@ -121,6 +124,11 @@ pub enum Outcome {
     Monitor {
         status: u8,
     },
+    /// `doctor`: whether everything the `--policy` given needs is available
+    /// (true without one).
+    Doctor {
+        ready: bool,
+    },
 }
 
 /// The single mapping from outcome to exit code.
@@ -146,6 +154,8 @@ pub fn exit_status(outcome: &Outcome) -> u8 {
         Outcome::Kill { all_gone: true } => Status::Ok.code(),
         Outcome::Kill { all_gone: false } => Status::KillFailed.code(),
         Outcome::Monitor { status } => *status,
+        Outcome::Doctor { ready: true } => Status::Ok.code(),
+        Outcome::Doctor { ready: false } => Status::MonitorFailed.code(),
     }
 }
 
@@ -286,6 +296,8 @@ mod tests {
         assert_eq!(exit_status(&Outcome::Kill { all_gone: true }), 0);
         assert_eq!(exit_status(&Outcome::Kill { all_gone: false }), 30);
         assert_eq!(exit_status(&Outcome::Monitor { status: 7 }), 7);
+        assert_eq!(exit_status(&Outcome::Doctor { ready: true }), 0);
+        assert_eq!(exit_status(&Outcome::Doctor { ready: false }), 40);
     }
 
     #[test]

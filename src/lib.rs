@@ -9,6 +9,8 @@ pub mod caps;
 pub mod child;
 pub mod cli;
 pub mod discovery;
+#[cfg(target_os = "linux")]
+pub mod doctor;
 pub mod exit;
 pub mod gate;
 pub mod kill_switch;

@@ -78,7 +78,41 @@ fn every_published_schema_compiles_and_is_named_by_its_file() {
         );
         n += 1;
     }
-    assert_eq!(n, 7);
+    assert_eq!(n, 8);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn doctor_json_validates_with_and_without_a_policy() {
+    let s = Scratch::new("schemas-doctor");
+    let pol = s.file(
+        "p.yaml",
+        "version: \"2.0\"\nruntime_monitor:\n  enabled: true\n  rules:\n    - id: no-ssh\n      type: net_connect\n      match: {ports: [22]}\n      severity: high\n      action: deny\n",
+    );
+    let out = run_assay(&["doctor", "--format", "json"]);
+    assert_exit(&out, 0);
+    let doc = json(&out.stdout);
+    assert_eq!(assert_valid(&doc), "assay.doctor/v1");
+    let out = run_assay(&[
+        "doctor",
+        "--format",
+        "json",
+        "--policy",
+        pol.to_str().unwrap(),
+    ]);
+    let with = json(&out.stdout);
+    assert_eq!(assert_valid(&with), "assay.doctor/v1");
+    // The check can fail: an ability of another kind, a bad boot parameter.
+    let v = validator_for(&doc);
+    let mut bad = doc.clone();
+    bad["can_enforce"][0]["kind"] = "wish".into();
+    assert!(!v.is_valid(&bad));
+    let mut bad = doc.clone();
+    bad["kernel"]["bpf_lsm"]["boot_parameter"] = "bpf".into();
+    assert!(!v.is_valid(&bad));
+    let mut bad = with.clone();
+    bad["policy"].as_object_mut().unwrap().remove("ready");
+    assert!(!v.is_valid(&bad));
 }
 
 #[test]

@@ -13,6 +13,8 @@ use crate::output::{self, ColorChoice, DiscoverFormat, Format, Style};
 use crate::policy::Policy;
 
 pub mod discover;
+#[cfg(target_os = "linux")]
+pub mod doctor;
 pub mod kill;
 pub mod monitor;
 pub mod policy;
@@ -148,6 +150,35 @@ pub enum Command {
     },
     /// Validate policies and check tool calls against them.
     Policy(policy::Args),
+    /// Say what this host can enforce (kernel, BTF, BPF LSM, cgroup v2,
+    /// capabilities) and where assay's files are; with --policy, whether
+    /// everything that policy needs is available.
+    #[cfg(target_os = "linux")]
+    Doctor {
+        /// Output format: table (for people) or json (`assay.doctor/v1`)
+        /// [default: table].
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<Format>,
+        #[command(flatten)]
+        args: doctor::Args,
+    },
+    /// Print the shell completion script for bash, zsh, fish, elvish or
+    /// powershell.
+    ///
+    /// bash: `assay completions bash > /etc/bash_completion.d/assay` (the
+    /// package installs it); zsh: into a directory of $fpath as `_assay`;
+    /// fish: `~/.config/fish/completions/assay.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (assay.1 and one per subcommand) into DIR (used
+    /// by `make install` and the package).
+    #[command(hide = true)]
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
 }
 
 /// A command line checked to the end: each command with its arguments and
@@ -159,6 +190,10 @@ enum Run {
     Monitor(monitor::Args, Global),
     Validate(policy::ValidateArgs, Global),
     Check(policy::CheckArgs, Global),
+    #[cfg(target_os = "linux")]
+    Doctor(doctor::Args, Global),
+    Completions(clap_complete::Shell),
+    Manpages(std::path::PathBuf),
 }
 
 impl Run {
@@ -168,6 +203,9 @@ impl Run {
             Run::Kill(_, g) | Run::Monitor(_, g) | Run::Validate(_, g) | Run::Check(_, g) => {
                 g.verbose
             }
+            #[cfg(target_os = "linux")]
+            Run::Doctor(_, g) => g.verbose,
+            Run::Completions(_) | Run::Manpages(_) => 0,
         }
     }
 }
@@ -195,6 +233,12 @@ impl Cli {
                     Run::Check(args, flags.with(resolve_format(format, before, cmd)?))
                 }
             },
+            #[cfg(target_os = "linux")]
+            Command::Doctor { format, args } => {
+                Run::Doctor(args, flags.with(resolve_format(format, before, cmd)?))
+            }
+            Command::Completions { shell } => Run::Completions(shell),
+            Command::Manpages { dir } => Run::Manpages(dir),
         })
     }
 }
@@ -292,7 +336,26 @@ fn execute(run: Run) -> anyhow::Result<Outcome> {
         Run::Monitor(args, g) => monitor::run(args, &g),
         Run::Validate(args, g) => policy::validate(args, &g),
         Run::Check(args, g) => policy::check(args, &g),
+        #[cfg(target_os = "linux")]
+        Run::Doctor(args, g) => doctor::run(args, &g),
+        Run::Completions(shell) => {
+            output::emit(&completions(shell))?;
+            Ok(Outcome::Success)
+        }
+        Run::Manpages(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .map_err(|e| anyhow::anyhow!("writing man pages into {}: {e}", dir.display()))?;
+            Ok(Outcome::Success)
+        }
     }
+}
+
+/// The completion script for `shell`, from the command line's definition.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "assay", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::io::{self, IsTerminal, Write};
 use clap::ValueEnum;
 
 pub mod discovery;
+#[cfg(target_os = "linux")]
+pub mod doctor;
 #[cfg(all(target_os = "linux", feature = "monitor"))]
 pub mod event_sinks;
 pub mod events_file;
