@@ -8,7 +8,7 @@ STATIC_BIN := target/$(TARGET_TRIPLE)/release/assay
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build release run test test-unit test-root check-nomonitor verify \
-	static install lint fmt clean vmlinux bench fuzz
+	static install deb release-bin test-deb lint fmt clean vmlinux bench fuzz
 
 all: build
 
@@ -28,7 +28,13 @@ run: build
 # must), the no-clang build, and the kernel tier in QEMU.
 test: deps lint check-nomonitor
 	$(CARGO) test --all-targets
+	$(MAKE) test-deb
 	$(MAKE) verify
+
+# Build the Debian package, lint it, install it, check every installed file
+# works, purge it (scripts/test-deb.sh; root only, and required in CI).
+test-deb: deb
+	scripts/test-deb.sh target/debian/assay_$(VERSION)_$(DEB_ARCH).deb
 
 check-nomonitor:
 	$(CARGO) check --no-default-features --all-targets
@@ -52,18 +58,31 @@ static: deps
 # docs/security.md, "Running without root"). src/caps.rs checks it matches.
 CAPS := cap_bpf,cap_perfmon,cap_net_admin,cap_dac_override,cap_chown,cap_setpcap,cap_sys_resource=p
 
-install: build
-	install -D -m 0755 target/release/assay $(DESTDIR)$(PREFIX)/bin/assay
-	install -D -m 0644 policies/production-hardened.yaml \
-		$(DESTDIR)$(PREFIX)/share/assay/policies/production-hardened.yaml
-	install -d $(DESTDIR)$(PREFIX)/share/assay/schemas
-	install -m 0644 schemas/*.json $(DESTDIR)$(PREFIX)/share/assay/schemas/
+# Every file assay installs (packaging/install.sh: the binary, man pages,
+# completions, schemas, example policies, /etc/assay/policy.yaml unless one
+# exists, the systemd units, copyright and changelog). As root, the binary
+# also gets the file capabilities that let ordinary users run assay monitor.
+# BINDIR, MANDIR, DATADIR, UNITDIR, BASHCOMPDIR, ZSHCOMPDIR, FISHCOMPDIR and
+# SYSCONFDIR may be set too.
+install: release-bin
+	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) packaging/install.sh
 	@if [ "$$(id -u)" = 0 ]; then \
 		setcap $(CAPS) $(DESTDIR)$(PREFIX)/bin/assay && \
 		echo "assay: file capabilities set: ordinary users can run assay monitor"; \
 	else \
 		echo "assay: not root: for users to run assay monitor, as root: setcap $(CAPS) $(PREFIX)/bin/assay"; \
 	fi
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+
+# target/debian/assay_<version>_<arch>.deb (packaging/deb.sh).
+deb: release-bin
+	packaging/deb.sh
+
+# The one binary install and deb ship (the benchmark binaries are not).
+release-bin: deps
+	$(CARGO) build --release --bin assay
 
 lint: deps
 	$(CARGO) fmt --check
@@ -77,7 +96,7 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf .cache/vm/work
+	rm -rf .cache/vm/work target/debian
 
 # Regenerate the vendored kernel types from this host's BTF.
 vmlinux: deps

@@ -47,6 +47,10 @@ pkgs+=(libnss-wrapper)
 # (and promtool), rsyslogd, systemd-journald (run standalone in a private
 # mount namespace, and journalctl; PID 1 need not be systemd).
 pkgs+=(prometheus rsyslog systemd util-linux)
+# `make deb` and its test (scripts/test-deb.sh): dpkg-deb, dpkg-shlibdeps
+# and strip build the package; lintian checks it; systemd-analyze verifies
+# and scores the units; man-db finds the man pages.
+pkgs+=(dpkg-dev binutils lintian systemd man-db)
 if [[ "${1:-}" == vm ]]; then
 	pkgs+=(qemu-system-x86 busybox-static cpio zstd xz-utils jq debian-archive-keyring)
 fi
