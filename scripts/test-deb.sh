@@ -236,8 +236,8 @@ else
 	# A "server" of user nobody in the monitored cgroup reaches for a
 	# reverse-shell port: denied and killed.
 	set +e
-	timeout 20 bash -c "echo \$\$ >'$cgroup/cgroup.procs'; exec setpriv --reuid=65534 --regid=65534 --clear-groups \
-		bash -c 'echo x >/dev/tcp/127.0.0.1/4444; sleep 15'" 2>/dev/null
+	{ timeout 20 bash -c "echo \$\$ >'$cgroup/cgroup.procs'; exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+		bash -c 'echo x >/dev/tcp/127.0.0.1/4444; sleep 15'"; } 2>/dev/null
 	victim=$?
 	set -e
 	check "trigger_kill killed another user's process (status $victim = SIGKILL)" test "$victim" = 137
