@@ -205,10 +205,60 @@ u=json.load(open(sys.argv[3]))
 assert u["privileges"]["mode"] == "file_capabilities", u["privileges"]' \
 	"$work/doctor.json" "$version" "$work/doctor-user.json"
 
-# The unit's capabilities are enough: the installed binary, as root with
-# exactly the unit's CapabilityBoundingSet and in a network namespace of its
-# own (PrivateNetwork=yes), enforces the default policy on a cgroup and
-# kills a server of another user (trigger_kill) with its evidence.
+# The unit's capabilities are exactly what it needs: the installed binary,
+# as root with exactly the unit's CapabilityBoundingSet and in a network
+# namespace of its own (PrivateNetwork=yes), enforces the default policy
+# (its kill made graceful, so that a SIGTERM must reach the server) on a
+# cgroup in which a "server" of user nobody reaches for a reverse-shell
+# port: it is denied, stopped by SIGTERM, and the incident holds its
+# evidence. Without CAP_KILL the SIGTERM is refused; without CAP_SYS_PTRACE
+# and CAP_DAC_READ_SEARCH the evidence is.
+unit_caps=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/assay-monitor.service)
+setpriv_caps() { # setpriv_caps "CAP_A CAP_B": -all,+a,+b
+	local out=-all c
+	for c in $1; do out+=",+$(tr 'A-Z' 'a-z' <<<"${c#CAP_}")"; done
+	echo "$out"
+}
+# monitor_kills CAPS NAME: runs the scenario, leaves the victim's exit
+# status in $work/NAME.status and the incident under $work/NAME/.
+monitor_kills() {
+	local caps=$1 name=$2 mount
+	mount=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernel"]["cgroup2"])' "$work/doctor.json")
+	cgroup=$mount/assay-test-deb.$$
+	mkdir "$cgroup"
+	sed -e "s|/var/lib/assay/incidents|$work/$name|" -e 's/mode: immediate/mode: graceful/' \
+		/etc/assay/policy.yaml >"$work/$name.yaml"
+	unshare -n setpriv --bounding-set="$(setpriv_caps "$caps")" -- "$assay" monitor \
+		--policy "$work/$name.yaml" --cgroup "$cgroup" --events "$work/$name.jsonl" 2>"$work/$name.err" &
+	monitor_pid=$!
+	for _ in $(seq 100); do
+		grep -q "enforcing" "$work/$name.err" 2>/dev/null && break
+		kill -0 "$monitor_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	set +e
+	{ timeout 20 bash -c "echo \$\$ >'$cgroup/cgroup.procs'; exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+		bash -c 'echo x >/dev/tcp/127.0.0.1/4444; sleep 15'"; } 2>/dev/null
+	echo $? >"$work/$name.status"
+	set -e
+	for _ in $(seq 50); do
+		ls "$work/$name"/*/incident.json >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	kill -TERM "$monitor_pid"
+	wait "$monitor_pid" && echo 0 >"$work/$name.monitor" || echo $? >"$work/$name.monitor"
+	monitor_pid=
+	rmdir "$cgroup"
+	cgroup=
+}
+# incident NAME PYTHON-ASSERTION: the assertion holds of the incident's
+# first process `p` (and the document `d`).
+incident() {
+	"$py" -c 'import glob, json, sys
+d = json.load(open(glob.glob(sys.argv[1] + "/*/incident.json")[0]))
+p = d["processes"][0]
+assert eval(sys.argv[2]), (sys.argv[2], p)' "$work/$1" "$2"
+}
 net_ok=$("$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print([a for a in d["can_enforce"] if a["name"]=="net_connect"][0]["available"])' "$work/doctor.json")
 if [[ $net_ok != True ]]; then
 	if [[ ${CI:-} == true ]]; then
@@ -217,44 +267,20 @@ if [[ $net_ok != True ]]; then
 		echo "skip the unit's capabilities: doctor says this host cannot enforce network rules"
 	fi
 else
-	bounding=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/assay-monitor.service |
-		tr 'A-Z' 'a-z' | sed 's/cap_//g; s/ /,+/g; s/^/-all,+/')
-	mount=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernel"]["cgroup2"])' "$work/doctor.json")
-	cgroup=$mount/assay-test-deb.$$
-	mkdir "$cgroup"
-	sed "s|/var/lib/assay/incidents|$work/incidents|" /etc/assay/policy.yaml >"$work/policy.yaml"
-	unshare -n setpriv --bounding-set="$bounding" -- "$assay" monitor --policy "$work/policy.yaml" \
-		--cgroup "$cgroup" --events "$work/events.jsonl" 2>"$work/monitor.err" &
-	monitor_pid=$!
-	for _ in $(seq 100); do
-		grep -q "enforcing" "$work/monitor.err" 2>/dev/null && break
-		kill -0 "$monitor_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	check "the monitor starts with only $(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/assay-monitor.service)" \
-		grep -q "enforcing 2 network rule" "$work/monitor.err"
-	# A "server" of user nobody in the monitored cgroup reaches for a
-	# reverse-shell port: denied and killed.
-	set +e
-	{ timeout 20 bash -c "echo \$\$ >'$cgroup/cgroup.procs'; exec setpriv --reuid=65534 --regid=65534 --clear-groups \
-		bash -c 'echo x >/dev/tcp/127.0.0.1/4444; sleep 15'"; } 2>/dev/null
-	victim=$?
-	set -e
-	check "trigger_kill killed another user's process (status $victim = SIGKILL)" test "$victim" = 137
-	for _ in $(seq 50); do
-		ls "$work"/incidents/*/incident.json >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	check "the incident holds the server's evidence (CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH)" \
-		"$py" -c 'import glob, json, sys
-d = json.load(open(glob.glob(sys.argv[1] + "/incidents/*/incident.json")[0]))
-p = d["processes"][0]
-assert d["all_gone"] and p.get("capture_error") is None, p' "$work"
-	kill -TERM "$monitor_pid"
-	wait "$monitor_pid" && ok "the monitor stops cleanly on SIGTERM" || bad "the monitor's exit on SIGTERM"
-	monitor_pid=
-	rmdir "$cgroup"
-	cgroup=
+	monitor_kills "$unit_caps" unit
+	check "the monitor enforces with only $unit_caps" grep -q "enforcing 2 network rule" "$work/unit.err"
+	check "trigger_kill stopped another user's server with SIGTERM (status $(cat "$work/unit.status") = 143)" \
+		test "$(cat "$work/unit.status")" = 143
+	check "the incident: SIGTERM delivered, evidence captured" \
+		incident unit 'd["all_gone"] and p["signals"][0]["signal"] == "SIGTERM" and p["signals"][0]["result"] == "delivered" and p.get("capture_error") is None'
+	check "the monitor stops cleanly on SIGTERM" test "$(cat "$work/unit.monitor")" = 0
+
+	monitor_kills "${unit_caps/CAP_KILL/}" nokill
+	check "without CAP_KILL the SIGTERM is refused" \
+		incident nokill 'p["signals"][0]["signal"] == "SIGTERM" and p["signals"][0]["result"] == "not_permitted"'
+	monitor_kills "$(sed 's/CAP_SYS_PTRACE//; s/CAP_DAC_READ_SEARCH//' <<<"$unit_caps")" noevidence
+	check "without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH the evidence is refused" \
+		incident noevidence 'p.get("capture_error") and "environ" in p["capture_error"]'
 fi
 
 # --- purge: nothing of the package is left.
