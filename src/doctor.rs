@@ -150,8 +150,8 @@ pub struct Unit {
 pub struct Paths {
     pub config: PathBuf,
     pub config_exists: bool,
-    /// Where incidents go: the policy's `kill_switch.output_dir` (with
-    /// `--policy`), else the service's.
+    /// Where incidents go: the `kill_switch.output_dir` of `--policy`, else
+    /// of the configuration, else the service's default.
     pub incidents: PathBuf,
     /// Where the service writes events.
     pub events: PathBuf,
@@ -191,8 +191,16 @@ pub fn examine(policy: Option<(&Path, &Policy)>) -> Report {
         .and_then(Path::parent)
         .map(Path::to_path_buf);
     let shared = prefix.as_ref().map(|p| p.join("share/assay"));
+    // The policy's output_dir: --policy, else the service's configuration
+    // (when it loads), else where the shipped one puts them.
+    let config = match policy {
+        Some(_) => None,
+        None => crate::policy::load(Path::new(CONFIG)).ok(),
+    };
     let incidents = policy
-        .and_then(|(_, p)| p.kill_switch.as_ref())
+        .map(|(_, p)| p)
+        .or(config.as_ref())
+        .and_then(|p| p.kill_switch.as_ref())
         .map(|k| absolute(&k.output_dir))
         .unwrap_or_else(|| PathBuf::from(INCIDENTS));
     Report {
