@@ -8,15 +8,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{Scratch, TestCgroup, assay};
-
-fn netbench() -> &'static str {
-    env!("CARGO_BIN_EXE_assay-netbench")
-}
+use common::{Daemon, Scratch, TestCgroup, assay, probe_in, wait_for};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -35,50 +30,6 @@ fn http_get(port: u16, path: &str) -> Option<(String, String)> {
     c.read_to_string(&mut out).ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;
     Some((head.lines().next()?.to_string(), body.to_string()))
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A child process stopped and reaped on drop: SIGTERM (a monitor then
-/// detaches and removes its pins), SIGKILL after 5 s.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            // SAFETY: plain syscall on our own child, not yet reaped.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `n` connects to 127.0.0.1:`port` from inside `cg`: the probe's report.
-fn probe_in(cg: &Path, port: u16, n: u64) -> serde_json::Value {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port} --count {n}",
-            cg.display(),
-            netbench()
-        ))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// One instant query's single value, when Prometheus has exactly one series.

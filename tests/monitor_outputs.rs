@@ -11,57 +11,9 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use common::{Scratch, TestCgroup, assay};
-
-fn netbench() -> &'static str {
-    env!("CARGO_BIN_EXE_assay-netbench")
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A child process stopped and reaped on drop: SIGTERM (a monitor then
-/// detaches and removes its pins), SIGKILL after 5 s.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            // SAFETY: plain syscall on our own child, not yet reaped.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn probe_in(cg: &Path, port: u16, n: u64) -> serde_json::Value {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port} --count {n}",
-            cg.display(),
-            netbench()
-        ))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{Daemon, Scratch, TestCgroup, assay, probe_in, wait_for};
 
 /// A policy denying connects to `port`, with severity high.
 fn deny_policy(s: &Scratch, port: u16) -> PathBuf {

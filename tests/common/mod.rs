@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tests that need root call this first. Unprivileged on a laptop they skip
 /// with a printed reason; in CI (`CI` set) a missing privilege is a failure,
@@ -274,4 +274,54 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
+}
+
+/// The netbench helper binary (connect probes, floods).
+pub fn netbench() -> &'static str {
+    env!("CARGO_BIN_EXE_assay-netbench")
+}
+
+/// Polls `f` every 100 ms until it gives a value; fails after `secs`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process stopped and reaped on drop: SIGTERM (a monitor then
+/// detaches and removes its pins), SIGKILL after 5 s.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: plain syscall on our own child, not yet reaped.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `n` connects to 127.0.0.1:`port` from inside `cg`: the probe's report.
+pub fn probe_in(cg: &Path, port: u16, n: u64) -> serde_json::Value {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} probe --addr 127.0.0.1:{port} --count {n}",
+            cg.display(),
+            netbench()
+        ))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
 }
