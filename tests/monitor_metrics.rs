@@ -199,3 +199,50 @@ fn a_bad_metrics_address_is_a_usage_error() {
     assert!(err.contains("--metrics"), "{err}");
     assert!(err.contains("PORT"), "{err}");
 }
+
+/// Wrapper mode with the tool-call gate: its decisions are counted by
+/// decision, read from /metrics while the server runs.
+#[test]
+fn the_gates_decisions_are_counted() {
+    if !common::require_root("the_gates_decisions_are_counted") {
+        return;
+    }
+    let s = Scratch::new("metrics-gate");
+    let pol = s.file(
+        "p.yaml",
+        "version: \"2.0\"\ntools:\n  allow: [echo]\nruntime_monitor:\n  enabled: true\n  rules:\n    \
+         - id: no-ssh\n      type: net_connect\n      match: {ports: [22]}\n      severity: high\n      action: deny\n",
+    );
+    let port = free_port();
+    let mut child = assay()
+        .arg("monitor")
+        .arg("--policy")
+        .arg(&pol)
+        .arg("--events")
+        .arg(s.path("ev.jsonl"))
+        .arg("--metrics")
+        .arg(port.to_string())
+        .args(["--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for (id, tool) in [(1, "echo"), (2, "exec"), (3, "rm"), (4, "echo"), (5, "x")] {
+        writeln!(
+            stdin,
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"{tool}\"}}}}"
+        )
+        .unwrap();
+    }
+    let want = "assay_tool_calls_total{decision=\"allow\"} 2\nassay_tool_calls_total{decision=\"deny\"} 3\n";
+    let body = wait_for("the gate's counts on /metrics", 20, || {
+        let (_, body) = http_get(port, "/metrics")?;
+        body.contains(want).then_some(body)
+    });
+    drop(stdin);
+    let daemon = Daemon(child);
+    drop(daemon);
+    assert!(body.contains("# TYPE assay_tool_calls_total counter"), "{body}");
+}

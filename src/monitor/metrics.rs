@@ -32,6 +32,8 @@ pub struct Metrics {
     pub tamper: AtomicU64,
     pub kills: AtomicU64,
     pub kill_failures: AtomicU64,
+    /// The tool-call gate's decisions (wrapper mode): allowed, refused.
+    tool_calls: [AtomicU64; 2],
     kill_buckets: [AtomicU64; KILL_BUCKETS.len()],
     kill_sum_ns: AtomicU64,
     kill_count: AtomicU64,
@@ -53,6 +55,7 @@ impl Metrics {
             tamper: AtomicU64::new(0),
             kills: AtomicU64::new(0),
             kill_failures: AtomicU64::new(0),
+            tool_calls: Default::default(),
             kill_buckets: Default::default(),
             kill_sum_ns: AtomicU64::new(0),
             kill_count: AtomicU64::new(0),
@@ -71,6 +74,11 @@ impl Metrics {
         if let Some((_, _, n)) = self.decisions.get(rule_index) {
             n.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// One `tools/call` the gate judged.
+    pub fn tool_call(&self, allowed: bool) {
+        self.tool_calls[usize::from(!allowed)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// One kill done, `latency_ns` after the event that triggered it.
@@ -156,6 +164,17 @@ impl Metrics {
             head(&mut o, name, "counter", help);
             o.push_str(&format!("{name} {}\n", get(v)));
         }
+        head(
+            &mut o,
+            "assay_tool_calls_total",
+            "counter",
+            "tools/call requests the tool-call gate judged, by decision.",
+        );
+        o.push_str(&format!(
+            "assay_tool_calls_total{{decision=\"allow\"}} {}\nassay_tool_calls_total{{decision=\"deny\"}} {}\n",
+            get(&self.tool_calls[0]),
+            get(&self.tool_calls[1])
+        ));
         head(
             &mut o,
             "assay_kills_total",
@@ -436,7 +455,14 @@ mod tests {
         m.decision(7);
         m.kill(true, Some(30_000_000));
         m.kill(false, None);
+        m.tool_call(true);
+        m.tool_call(false);
+        m.tool_call(false);
         let t = m.render();
+        assert!(
+            t.contains("assay_tool_calls_total{decision=\"allow\"} 1\nassay_tool_calls_total{decision=\"deny\"} 2\n"),
+            "{t}"
+        );
         assert!(
             t.contains("assay_decisions_total{rule=\"a\\\"b\",action=\"deny\"} 2\n"),
             "{t}"

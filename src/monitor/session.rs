@@ -593,7 +593,7 @@ impl Session {
             }
             None => (None, None),
         };
-        mon.start_events_full(sink, kill, Some(start), counters)
+        mon.start_events_full(sink, kill, Some(start), counters.clone())
             .map_err(SessionError::EventThreads)?;
         (self.notices)(Notice::Enforcing {
             net_rules: mon.net_rules(),
@@ -608,6 +608,7 @@ impl Session {
             changes,
             notices: self.notices,
             gate,
+            counters,
             reopen: self.reopen.clone(),
         };
         match scoped {
@@ -708,6 +709,8 @@ struct Running {
     /// Wrapper mode with tool rules: the gate, and the sink it shares with
     /// the pipeline.
     gate: Option<(GateWrap, Shared)>,
+    /// `--metrics`: the gate's decisions are counted there too.
+    counters: Option<Arc<super::metrics::Metrics>>,
     reopen: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -744,14 +747,16 @@ impl Running {
             .forward_to
             .store(child.id() as i32, Ordering::SeqCst);
         let relaying = match self.gate.take() {
-            Some((g, sink)) => match start_gate(g, sink, &mut child, leaf.path()) {
-                Ok(r) => Some(r),
-                Err(source) => {
-                    let _ = leaf.kill_all();
-                    let _ = self.stop();
-                    return Err(SessionError::Gate(source));
+            Some((g, sink)) => {
+                match start_gate(g, sink, self.counters.clone(), &mut child, leaf.path()) {
+                    Ok(r) => Some(r),
+                    Err(source) => {
+                        let _ = leaf.kill_all();
+                        let _ = self.stop();
+                        return Err(SessionError::Gate(source));
+                    }
                 }
-            },
+            }
             None => None,
         };
         let (exit_tx, exits) = crossbeam_channel::bounded(1);
@@ -869,6 +874,7 @@ impl Running {
 fn start_gate(
     g: GateWrap,
     sink: Shared,
+    metrics: Option<Arc<super::metrics::Metrics>>,
     child: &mut std::process::Child,
     leaf: &Path,
 ) -> io::Result<crate::gate::run::Relaying> {
@@ -882,7 +888,12 @@ fn start_gate(
     };
     let on_event = {
         let emit = emit.clone();
-        Box::new(move |ev: &crate::gate::ToolCallEvent| emit(Event::ToolCall(ev.clone())))
+        Box::new(move |ev: &crate::gate::ToolCallEvent| {
+            if let Some(m) = &metrics {
+                m.tool_call(ev.call.allowed);
+            }
+            emit(Event::ToolCall(ev.clone()))
+        })
     };
     let pid = child.id();
     let order = KillOrder {
