@@ -244,5 +244,8 @@ fn the_gates_decisions_are_counted() {
     drop(stdin);
     let daemon = Daemon(child);
     drop(daemon);
-    assert!(body.contains("# TYPE assay_tool_calls_total counter"), "{body}");
+    assert!(
+        body.contains("# TYPE assay_tool_calls_total counter"),
+        "{body}"
+    );
 }
