@@ -426,40 +426,35 @@ pub struct RunContext {
 
 const RENDER_CACHE_MAX: usize = 16_384;
 
+/// A JSON object of the string members that are present (absent ones are
+/// left out, not null).
+fn present_members(out: &mut Vec<u8>, members: &[(&str, &Option<String>)]) {
+    out.push(b'{');
+    let mut first = true;
+    for (name, v) in members {
+        if let Some(v) = v {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            push_str(out, name);
+            out.push(b':');
+            push_str(out, v);
+        }
+    }
+    out.push(b'}');
+}
+
 impl RunContext {
     pub fn new(run: &RunInfo) -> RunContext {
         let mut r = Vec::new();
-        r.extend_from_slice(b",\"host\":{");
-        let mut first = true;
-        let mut member = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                push_str(out, name);
-                out.push(b':');
-                push_str(out, v);
-            }
-        };
-        member(&mut r, "name", &run.host);
-        member(&mut r, "boot_id", &run.boot_id);
-        r.extend_from_slice(b"},\"policy\":{");
-        first = true;
-        let mut member = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                push_str(out, name);
-                out.push(b':');
-                push_str(out, v);
-            }
-        };
-        member(&mut r, "name", &run.policy_name);
-        member(&mut r, "sha256", &run.policy_sha256);
-        r.push(b'}');
+        r.extend_from_slice(b",\"host\":");
+        present_members(&mut r, &[("name", &run.host), ("boot_id", &run.boot_id)]);
+        r.extend_from_slice(b",\"policy\":");
+        present_members(
+            &mut r,
+            &[("name", &run.policy_name), ("sha256", &run.policy_sha256)],
+        );
         RunContext {
             seq: 0,
             run: r,
